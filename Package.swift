@@ -1,0 +1,131 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "pierone",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "pierone", targets: ["PierOne"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Pure vocabulary shared by every service: OCI value types, DTOs, service protocols, errors.
+        .target(
+            name: "Contracts",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Shared/Contracts",
+            swiftSettings: swiftSettings
+        ),
+        // Configuration, logging and HTTP server plumbing shared by the services.
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "Contracts",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Shared/Runtime",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "Contracts", "Runtime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Services/Gateway",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Metadata",
+            dependencies: [
+                "Contracts", "Runtime",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/Metadata",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Blob",
+            dependencies: [
+                "Contracts", "Runtime",
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/Blob",
+            swiftSettings: swiftSettings
+        ),
+        // The composition root: picks the stores and drivers from configuration and wires the
+        // services together. Used by the executable and by the tests.
+        .target(
+            name: "PierOneApp",
+            dependencies: [
+                "Contracts", "Runtime", "Gateway", "Metadata", "Blob",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/PierOne/App",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "PierOne",
+            dependencies: [
+                "PierOneApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/PierOne/CLI",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ContractsTests",
+            dependencies: ["Contracts"],
+            path: "Tests/ContractsTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "Contracts"],
+            path: "Tests/GatewayTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MetadataTests",
+            dependencies: ["Metadata", "Contracts"],
+            path: "Tests/MetadataTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BlobTests",
+            dependencies: ["Blob", "Contracts", "Runtime"],
+            path: "Tests/BlobTests",
+            swiftSettings: swiftSettings
+        ),
+        // The registry as users meet it: a live server on a free port, real clients (skopeo, oras).
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "PierOneApp", "Contracts", "Runtime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/EndToEndTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,131 @@
+import Contracts
+import Runtime
+import Logging
+import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The blob service: upload sessions with streaming digests over a storage driver.
+package struct BlobService: BlobAPI {
+    private let driver: any StorageDriver
+    private let hashes = UploadHashes()
+    private let logger: Logger
+
+    init(driver: any StorageDriver, logger: Logger) {
+        self.driver = driver
+        self.logger = logger
+    }
+
+    /// A blob service on the filesystem under `directory`, creating its layout.
+    package static func filesystem(directory: String, logger: Logger) async throws -> BlobService {
+        let driver = FilesystemDriver(root: .init(directory))
+        try await driver.prepare()
+        return BlobService(driver: driver, logger: logger)
+    }
+
+    package func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
+        let id = UploadID(UUID().uuidString.lowercased())!
+        let info = UploadInfo(repository: repository, algorithm: algorithm, startedAt: Date().timeIntervalSince1970)
+        try await self.driver.createUpload(id, info: info)
+        await self.hashes.release(id, hasher: StreamingHasher(algorithm), offset: 0)
+        return UploadStatus(id: id, repository: repository, offset: 0)
+    }
+
+    package func uploadStatus(_ id: UploadID, for repository: RepositoryName) async throws -> UploadStatus {
+        let upload = try await self.existingUpload(id, for: repository)
+        return UploadStatus(id: id, repository: repository, offset: upload.size)
+    }
+
+    package func appendUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, for repository: RepositoryName, at offset: Int64?, body: Body
+    ) async throws -> UploadStatus where Body.Element == ByteBuffer {
+        let upload = try await self.existingUpload(id, for: repository)
+        if let offset, offset != upload.size {
+            throw RegistryError.rangeNotSatisfiable(
+                "chunk starts at \(offset) but the upload has \(upload.size) bytes", offset: upload.size
+            )
+        }
+        var hasher = try await self.hashes.claim(id, size: upload.size)
+        do {
+            let size = try await self.driver.appendUpload(id, at: upload.size, body: body) { chunk in
+                hasher?.update(chunk)
+            }
+            await self.hashes.release(id, hasher: hasher, offset: size)
+            return UploadStatus(id: id, repository: repository, offset: size)
+        } catch {
+            await self.hashes.release(id, hasher: nil, offset: 0)
+            throw error
+        }
+    }
+
+    package func commitUpload(_ id: UploadID, for repository: RepositoryName, digest: Digest) async throws -> BlobRecord {
+        let upload = try await self.existingUpload(id, for: repository)
+        let claimed = try await self.hashes.claim(id, size: upload.size)
+        do {
+            var hasher: StreamingHasher
+            if let claimed, claimed.algorithm == digest.algorithm {
+                hasher = claimed
+            } else {
+                // The running state was lost (restart, failed write) or the digest uses another algorithm.
+                hasher = StreamingHasher(digest.algorithm)
+                try await self.driver.readUpload(id) { chunk in hasher.update(chunk) }
+            }
+            let actual = hasher.finalize()
+            guard actual == digest else {
+                try await self.driver.abortUpload(id)
+                throw RegistryError(
+                    .digestInvalid, "upload digest \(actual) does not match \(digest)",
+                    detail: ["expected": digest.description, "actual": actual.description]
+                )
+            }
+            let location = try await self.driver.commitUpload(id, as: digest)
+            await self.hashes.end(id)
+            return BlobRecord(digest: digest, size: upload.size, location: location)
+        } catch {
+            await self.hashes.end(id)
+            throw error
+        }
+    }
+
+    package func cancelUpload(_ id: UploadID, for repository: RepositoryName) async throws {
+        _ = try await self.existingUpload(id, for: repository)
+        _ = try await self.hashes.claim(id, size: -1)
+        await self.hashes.end(id)
+        try await self.driver.abortUpload(id)
+    }
+
+    package func read(
+        _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
+    ) async throws {
+        try await self.driver.read(location: blob.location, range: range, into: sink)
+    }
+
+    /// Removes sessions opened longer than `maximumAge` seconds ago, with their bytes.
+    package func expireUploads(olderThan maximumAge: Double) async throws -> Int {
+        let cutoff = Date().timeIntervalSince1970 - maximumAge
+        var removed = 0
+        for upload in try await self.driver.listUploads() where upload.startedAt < cutoff {
+            guard await self.hashes.claimIfIdle(upload.id) else { continue }
+            try await self.driver.abortUpload(upload.id)
+            await self.hashes.end(upload.id)
+            removed += 1
+        }
+        if removed > 0 {
+            self.logger.info("expired abandoned uploads", metadata: ["count": "\(removed)"])
+        }
+        return removed
+    }
+
+    private func existingUpload(
+        _ id: UploadID, for repository: RepositoryName
+    ) async throws -> (info: UploadInfo, size: Int64) {
+        guard let upload = try await self.driver.upload(id), upload.info.repository == repository else {
+            throw RegistryError(.blobUploadUnknown, "upload \(id) does not exist in \(repository)")
+        }
+        return upload
+    }
+}

@@ -1,0 +1,158 @@
+import Contracts
+import NIOCore
+import _NIOFileSystem
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Blobs and uploads as files under one root directory.
+///
+/// Layout:
+/// ```
+/// <root>/uploads/<uuid>/data        bytes received so far
+/// <root>/uploads/<uuid>/info.json   UploadInfo
+/// <root>/blobs/<algorithm>/<first two hex>/<hex>   committed blobs (location = path under root)
+/// ```
+/// Uploads and blobs share one filesystem so that a commit is a `rename(2)`, never a copy; the
+/// data is `fsync`ed before the rename and the directory after it.
+struct FilesystemDriver: StorageDriver {
+    let root: FilePath
+    private let fileSystem = FileSystem.shared
+
+    /// Bytes buffered before each write system call.
+    static let writeBufferSize = ByteCount.mebibytes(1)
+    /// Size of the chunks a read yields.
+    static let readChunkSize = ByteCount.kibibytes(256)
+
+    init(root: FilePath) {
+        self.root = root
+    }
+
+    /// Creates the directory layout; fails with the path when it cannot be written.
+    func prepare() async throws {
+        for directory in ["uploads", "blobs"] {
+            try await self.fileSystem.createDirectory(
+                at: self.root.appending(directory), withIntermediateDirectories: true, permissions: nil
+            )
+        }
+    }
+
+    private func uploadDirectory(_ id: UploadID) -> FilePath { self.root.appending("uploads").appending(id.value) }
+    private func dataPath(_ id: UploadID) -> FilePath { self.uploadDirectory(id).appending("data") }
+
+    func createUpload(_ id: UploadID, info: UploadInfo) async throws {
+        let directory = self.uploadDirectory(id)
+        try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: false, permissions: nil)
+        let json = try JSONEncoder().encode(info)
+        try await self.fileSystem.withFileHandle(
+            forWritingAt: directory.appending("info.json"), options: .newFile(replaceExisting: false)
+        ) { handle in
+            _ = try await handle.write(contentsOf: Array(json), toAbsoluteOffset: 0)
+        }
+        try await self.fileSystem.withFileHandle(
+            forWritingAt: self.dataPath(id), options: .newFile(replaceExisting: false)
+        ) { _ in }
+    }
+
+    func upload(_ id: UploadID) async throws -> (info: UploadInfo, size: Int64)? {
+        let directory = self.uploadDirectory(id)
+        guard let dataInfo = try await self.fileSystem.info(forFileAt: self.dataPath(id), infoAboutSymbolicLink: false)
+        else { return nil }
+        let json = try await self.fileSystem.withFileHandle(forReadingAt: directory.appending("info.json")) { handle in
+            try await handle.readToEnd(maximumSizeAllowed: .kibibytes(64))
+        }
+        let info = try JSONDecoder().decode(UploadInfo.self, from: Data(json.readableBytesView))
+        return (info, dataInfo.size)
+    }
+
+    func appendUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+    ) async throws -> Int64 where Body.Element == ByteBuffer {
+        let handle = try await self.fileSystem.openFile(
+            forWritingAt: self.dataPath(id), options: .modifyFile(createIfNecessary: false)
+        )
+        do {
+            var writer = handle.bufferedWriter(startingAtAbsoluteOffset: offset, capacity: Self.writeBufferSize)
+            var size = offset
+            for try await chunk in body {
+                observe(chunk)
+                size += try await writer.write(contentsOf: chunk)
+            }
+            try await writer.flush()
+            try await handle.close()
+            return size
+        } catch {
+            try? await handle.close()
+            throw error
+        }
+    }
+
+    func readUpload(_ id: UploadID, into sink: (ByteBuffer) async throws -> Void) async throws {
+        try await self.fileSystem.withFileHandle(forReadingAt: self.dataPath(id)) { handle in
+            for try await chunk in handle.readChunks(chunkLength: Self.readChunkSize) {
+                try await sink(chunk)
+            }
+        }
+    }
+
+    func commitUpload(_ id: UploadID, as digest: Digest) async throws -> String {
+        let data = self.dataPath(id)
+        try await self.fileSystem.withFileHandle(
+            forWritingAt: data, options: .modifyFile(createIfNecessary: false)
+        ) { handle in
+            try await handle.synchronize()
+        }
+        let location = Self.location(of: digest)
+        let destination = self.root.pushing(location)
+        let directory = destination.removingLastComponent()
+        try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
+        if try await self.fileSystem.info(forFileAt: destination, infoAboutSymbolicLink: false) == nil {
+            // rename(2) replaces atomically, so a concurrent commit of the same digest is harmless.
+            try await self.fileSystem.moveItem(at: data, to: destination)
+            try await self.fileSystem.withDirectoryHandle(atPath: directory) { handle in
+                try await handle.synchronize()
+            }
+        }
+        try await self.abortUpload(id)
+        return location.string
+    }
+
+    func abortUpload(_ id: UploadID) async throws {
+        try await self.fileSystem.removeItem(at: self.uploadDirectory(id), strategy: .platformDefault, recursively: true)
+    }
+
+    func listUploads() async throws -> [(id: UploadID, startedAt: Double)] {
+        var result: [(id: UploadID, startedAt: Double)] = []
+        try await self.fileSystem.withDirectoryHandle(atPath: self.root.appending("uploads")) { directory in
+            for try await entry in directory.listContents() {
+                guard let id = UploadID(entry.name.string), let upload = try await self.upload(id) else { continue }
+                result.append((id, upload.info.startedAt))
+            }
+        }
+        return result
+    }
+
+    func read(
+        location: String, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
+    ) async throws {
+        try await self.fileSystem.withFileHandle(forReadingAt: self.root.appending(location)) { handle in
+            let chunks = if let range {
+                handle.readChunks(in: range, chunkLength: Self.readChunkSize)
+            } else {
+                handle.readChunks(chunkLength: Self.readChunkSize)
+            }
+            for try await chunk in chunks {
+                try await sink(chunk)
+            }
+        }
+    }
+
+    /// `blobs/<algorithm>/<first two hex>/<hex>`: two hex characters fan out into 256 directories.
+    static func location(of digest: Digest) -> FilePath {
+        FilePath("blobs").appending(digest.algorithm.rawValue).appending(String(digest.hex.prefix(2)))
+            .appending(digest.hex)
+    }
+}

@@ -1,0 +1,45 @@
+import Contracts
+import NIOCore
+
+/// What the blob service keeps about an upload session besides its bytes.
+struct UploadInfo: Sendable, Equatable, Codable {
+    var repository: RepositoryName
+    var algorithm: Digest.Algorithm
+    /// Seconds since 1970 when the session was opened; used to expire abandoned sessions.
+    var startedAt: Double
+}
+
+/// The contract every blob storage backend fulfils (filesystem now, S3 later).
+///
+/// Upload bytes are written where they will finally live as far as the backend allows, so that
+/// committing never copies them: `commitUpload` returns the location the digest maps to.
+protocol StorageDriver: Sendable {
+    /// Creates an empty upload.
+    func createUpload(_ id: UploadID, info: UploadInfo) async throws
+
+    /// The upload's bookkeeping and its current size, or nil when there is no such upload.
+    func upload(_ id: UploadID) async throws -> (info: UploadInfo, size: Int64)?
+
+    /// Appends `body` at `offset` (the current size), calling `observe` with each chunk before it
+    /// is written. Returns the new size.
+    func appendUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+    ) async throws -> Int64 where Body.Element == ByteBuffer
+
+    /// Streams the upload's bytes received so far (used to re-hash after a restart).
+    func readUpload(_ id: UploadID, into sink: (ByteBuffer) async throws -> Void) async throws
+
+    /// Makes the upload durable and places it as the blob `digest`; returns its location.
+    func commitUpload(_ id: UploadID, as digest: Digest) async throws -> String
+
+    /// Removes an upload and its bytes; no error when it is already gone.
+    func abortUpload(_ id: UploadID) async throws
+
+    /// Every upload with its start time, to find abandoned ones.
+    func listUploads() async throws -> [(id: UploadID, startedAt: Double)]
+
+    /// Streams the inclusive `range` (or all) of the blob at `location` to `sink`.
+    func read(
+        location: String, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
+    ) async throws
+}

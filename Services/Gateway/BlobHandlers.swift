@@ -1,0 +1,49 @@
+import Contracts
+import Hummingbird
+
+/// `GET|HEAD /v2/<name>/blobs/<digest>`, with single byte ranges.
+struct BlobHandlers: Sendable {
+    let metadata: any MetadataAPI
+    let blobs: any BlobAPI
+
+    func get(_ request: Request, name: RepositoryName, digest: String, head: Bool) async throws -> Response {
+        let digest = try RequestParsing.digest(digest)
+        guard let blob = try await self.metadata.blob(digest, in: name) else {
+            throw RegistryError(.blobUnknown, "blob \(digest) is not in \(name)", detail: ["digest": digest.description])
+        }
+        var headers: HTTPFields = [
+            .contentType: "application/octet-stream",
+            .dockerContentDigest: digest.description,
+            .eTag: "\"\(digest)\"",
+            .acceptRanges: "bytes",
+        ]
+        let status: HTTPResponse.Status
+        let range: ClosedRange<Int64>?
+        switch ByteRanges.select(head ? nil : request.headers[.range], size: blob.size) {
+        case .whole:
+            status = .ok
+            range = nil
+        case .partial(let selected):
+            status = .partialContent
+            range = selected
+            headers[.contentRange] = "bytes \(selected.lowerBound)-\(selected.upperBound)/\(blob.size)"
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(blob.size)"
+            headers[.contentLength] = "0"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        }
+        let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? blob.size
+        headers[.contentLength] = String(length)
+        if head {
+            return Response(status: status, headers: headers)
+        }
+        let blobs = self.blobs
+        let body = ResponseBody(contentLength: Int(length)) { writer in
+            try await blobs.read(blob, range: range) { chunk in
+                try await writer.write(chunk)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+}

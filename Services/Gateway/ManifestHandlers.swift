@@ -1,0 +1,86 @@
+import Contracts
+import Hummingbird
+import Runtime
+
+/// `GET|HEAD|PUT /v2/<name>/manifests/<reference>`.
+struct ManifestHandlers: Sendable {
+    let metadata: any MetadataAPI
+
+    func get(_ request: Request, name: RepositoryName, reference: String, head: Bool) async throws -> Response {
+        let reference = try RequestParsing.reference(reference)
+        guard let manifest = try await self.metadata.manifest(reference, in: name) else {
+            throw RegistryError(.manifestUnknown, "manifest \(reference) is not in \(name)")
+        }
+        let etag = "\"\(manifest.digest)\""
+        var headers: HTTPFields = [
+            .contentType: manifest.mediaType,
+            .dockerContentDigest: manifest.digest.description,
+            .eTag: etag,
+            .contentLength: String(manifest.bytes.readableBytes),
+        ]
+        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: {
+            let value = $0.trimmingPrefix(" ")
+            return value == etag || value == manifest.digest.description || value == "*"
+        }) {
+            headers[.contentLength] = nil
+            return Response(status: .notModified, headers: headers)
+        }
+        return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: manifest.bytes))
+    }
+
+    func put(_ request: Request, context: GatewayRequestContext, name: RepositoryName, reference: String) async throws
+        -> Response
+    {
+        let reference = try RequestParsing.reference(reference)
+        let limit = ManifestDocument.maximumSize
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw Self.tooLarge
+        }
+        let body = request.body
+        let bytes: ByteBuffer
+        do {
+            bytes = try await body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw Self.tooLarge
+        }
+        let digest: Digest
+        var tags: [Tag]
+        switch reference {
+        case .digest(let expected):
+            digest = StreamingHasher.digest(of: bytes, algorithm: expected.algorithm)
+            guard digest == expected else {
+                throw RegistryError(
+                    .digestInvalid, "manifest digest is \(digest), not \(expected)",
+                    detail: ["expected": expected.description, "actual": digest.description]
+                )
+            }
+            tags = try request.uri.queryParameters[values: "tag"].map { value throws(RegistryError) in
+                try RequestParsing.tag(value)
+            }
+        case .tag(let tag):
+            digest = StreamingHasher.digest(of: bytes)
+            tags = [tag]
+        }
+        let document = try ManifestDocument.parse(bytes.readableBytesView, contentType: request.headers[.contentType])
+        try await self.metadata.putManifest(
+            ManifestPut(repository: name, digest: digest, bytes: bytes, document: document, tags: tags, pushedBy: nil)
+        )
+        var headers: HTTPFields = [
+            .location: "/v2/\(name)/manifests/\(digest)",
+            .dockerContentDigest: digest.description,
+            .contentLength: "0",
+        ]
+        if let subject = document.subject {
+            headers[.ociSubject] = subject.description
+        }
+        for tag in tags {
+            headers.append(.init(name: .ociTag, value: tag.value))
+        }
+        return Response(status: .created, headers: headers)
+    }
+
+    private static let tooLarge = RegistryError(
+        .sizeInvalid, "manifest is larger than the \(ManifestDocument.maximumSize / 1024 / 1024) MiB limit",
+        detail: ["limit": String(ManifestDocument.maximumSize)], status: 413
+    )
+}

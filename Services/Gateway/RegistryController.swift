@@ -1,0 +1,62 @@
+import Contracts
+import Hummingbird
+
+/// Dispatches every `/v2/…` request to its handler. The routes of the registry API live here,
+/// in one place; the handlers are small and know only `MetadataAPI` and `BlobAPI`.
+struct RegistryController: Sendable {
+    let manifests: ManifestHandlers
+    let blobs: BlobHandlers
+    let uploads: UploadHandlers
+    let listings: ListingHandlers
+
+    init(metadata: any MetadataAPI, blobs: any BlobAPI) {
+        self.manifests = ManifestHandlers(metadata: metadata)
+        self.blobs = BlobHandlers(metadata: metadata, blobs: blobs)
+        self.uploads = UploadHandlers(metadata: metadata, blobs: blobs)
+        self.listings = ListingHandlers(metadata: metadata)
+    }
+
+    static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete]
+
+    func register(on router: Router<GatewayRequestContext>) {
+        for method in Self.methods {
+            router.on("/v2", method: method) { request, context in try await self.respond(request, context: context) }
+            router.on("/v2/**", method: method) { request, context in try await self.respond(request, context: context) }
+        }
+    }
+
+    func respond(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        guard let route = try RegistryRoute(path: request.uri.path) else {
+            throw RegistryError(.unsupported, "no such registry resource", status: 404)
+        }
+        let method = request.method
+        let head = method == .head
+        switch (route, method) {
+        case (.base, .get), (.base, .head):
+            return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "2"],
+                            body: head ? .init() : .init(byteBuffer: ByteBuffer(string: "{}")))
+        case (.catalog, .get):
+            return try await self.listings.catalog(request)
+        case (.tags(let name), .get):
+            return try await self.listings.tags(request, name: name)
+        case (.manifest(let name, let reference), .get), (.manifest(let name, let reference), .head):
+            return try await self.manifests.get(request, name: name, reference: reference, head: head)
+        case (.manifest(let name, let reference), .put):
+            return try await self.manifests.put(request, context: context, name: name, reference: reference)
+        case (.blob(let name, let digest), .get), (.blob(let name, let digest), .head):
+            return try await self.blobs.get(request, name: name, digest: digest, head: head)
+        case (.uploads(let name), .post):
+            return try await self.uploads.start(request, name: name)
+        case (.upload(let name, let id), .get):
+            return try await self.uploads.status(name: name, id: id)
+        case (.upload(let name, let id), .patch):
+            return try await self.uploads.patch(request, name: name, id: id)
+        case (.upload(let name, let id), .put):
+            return try await self.uploads.put(request, name: name, id: id)
+        case (.upload(let name, let id), .delete):
+            return try await self.uploads.cancel(name: name, id: id)
+        default:
+            throw RegistryError(.unsupported, "\(method.rawValue) is not supported on this resource")
+        }
+    }
+}

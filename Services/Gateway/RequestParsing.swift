@@ -1,0 +1,52 @@
+import Contracts
+import Hummingbird
+
+/// Turning URL parts into validated values, each failure a clear OCI error.
+enum RequestParsing {
+    static func digest(_ string: some StringProtocol) throws(RegistryError) -> Digest {
+        guard let digest = Digest(string) else {
+            throw RegistryError(
+                .digestInvalid, "invalid digest \"\(string)\": expected sha256:<64 hex> or sha512:<128 hex>",
+                detail: ["digest": String(string)]
+            )
+        }
+        return digest
+    }
+
+    static func tag(_ string: some StringProtocol) throws(RegistryError) -> Tag {
+        guard let tag = Tag(string) else {
+            throw RegistryError(
+                .manifestInvalid, "invalid tag \"\(string)\": tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
+                detail: ["tag": String(string)]
+            )
+        }
+        return tag
+    }
+
+    static func reference(_ string: String) throws(RegistryError) -> Reference {
+        if string.contains(":") {
+            return .digest(try self.digest(string))
+        }
+        return .tag(try self.tag(string))
+    }
+
+    static func uploadID(_ string: String) throws(RegistryError) -> UploadID {
+        guard let id = UploadID(string) else {
+            throw RegistryError(.blobUploadUnknown, "upload \(string) does not exist")
+        }
+        return id
+    }
+
+    /// `?n=&last=` of the listing endpoints.
+    static func page(_ request: Request) throws(RegistryError) -> PageRequest {
+        let query = request.uri.queryParameters
+        var limit: Int?
+        if let n = query["n"] {
+            guard let value = Int(n), value >= 0 else {
+                throw RegistryError(.unsupported, "n must be a non-negative integer", detail: ["n": String(n)], status: 400)
+            }
+            limit = value
+        }
+        return PageRequest(limit: limit, after: query["last"].map(String.init))
+    }
+}

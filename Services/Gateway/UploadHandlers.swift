@@ -1,0 +1,128 @@
+import Contracts
+import Hummingbird
+
+/// The blob upload protocol: `POST /v2/<name>/blobs/uploads/` and `GET|PATCH|PUT|DELETE` on the
+/// session `Location`. All four push styles of the distribution spec meet here.
+struct UploadHandlers: Sendable {
+    let metadata: any MetadataAPI
+    let blobs: any BlobAPI
+
+    /// Opens a session (202), mounts from another repository (201), or takes the whole blob in
+    /// this one request when `?digest=` is given (201).
+    func start(_ request: Request, name: RepositoryName) async throws -> Response {
+        let query = request.uri.queryParameters
+        if let mount = query["mount"], let digest = Digest(mount), let from = query["from"].flatMap(RepositoryName.init),
+           let blob = try await self.metadata.blob(digest, in: from)
+        {
+            try await self.metadata.linkBlob(blob, into: name)
+            return Self.created(name: name, digest: digest)
+        }
+        if let digest = query["digest"] {
+            let digest = try RequestParsing.digest(digest)
+            let session = try await self.blobs.startUpload(for: name, algorithm: digest.algorithm)
+            return try await self.finish(request, name: name, session: session, digest: digest)
+        }
+        let algorithm: Digest.Algorithm
+        if let requested = query["digest-algorithm"] {
+            guard let value = Digest.Algorithm(rawValue: String(requested)) else {
+                throw RegistryError(
+                    .unsupported, "digest algorithm \(requested) is not supported; use sha256 or sha512", status: 400
+                )
+            }
+            algorithm = value
+        } else {
+            algorithm = .sha256
+        }
+        let session = try await self.blobs.startUpload(for: name, algorithm: algorithm)
+        return Self.accepted(name: name, session: session)
+    }
+
+    func status(name: RepositoryName, id: String) async throws -> Response {
+        let session = try await self.blobs.uploadStatus(try RequestParsing.uploadID(id), for: name)
+        var response = Self.accepted(name: name, session: session)
+        response.status = .noContent
+        return response
+    }
+
+    /// A chunk (`Content-Range`) or the whole stream (no `Content-Range`), appended and hashed as
+    /// it arrives.
+    func patch(_ request: Request, name: RepositoryName, id: String) async throws -> Response {
+        let id = try RequestParsing.uploadID(id)
+        let offset = try Self.chunkOffset(request)
+        let session = try await self.blobs.appendUpload(id, for: name, at: offset, body: request.body)
+        return Self.accepted(name: name, session: session)
+    }
+
+    /// Closes the session: appends a last chunk if the PUT carries one, verifies the digest, links
+    /// the blob into the repository.
+    func put(_ request: Request, name: RepositoryName, id: String) async throws -> Response {
+        let id = try RequestParsing.uploadID(id)
+        guard let value = request.uri.queryParameters["digest"] else {
+            throw RegistryError(.digestInvalid, "the closing PUT needs ?digest=")
+        }
+        let digest = try RequestParsing.digest(value)
+        let session = try await self.blobs.uploadStatus(id, for: name)
+        return try await self.finish(request, name: name, session: session, digest: digest)
+    }
+
+    func cancel(name: RepositoryName, id: String) async throws -> Response {
+        try await self.blobs.cancelUpload(try RequestParsing.uploadID(id), for: name)
+        return Response(status: .noContent, headers: [.contentLength: "0"])
+    }
+
+    private func finish(_ request: Request, name: RepositoryName, session: UploadStatus, digest: Digest) async throws
+        -> Response
+    {
+        if Self.hasBody(request) {
+            let offset = try Self.chunkOffset(request)
+            _ = try await self.blobs.appendUpload(session.id, for: name, at: offset, body: request.body)
+        }
+        let blob = try await self.blobs.commitUpload(session.id, for: name, digest: digest)
+        try await self.metadata.linkBlob(blob, into: name)
+        return Self.created(name: name, digest: digest)
+    }
+
+    /// The start of a `Content-Range` chunk; nil when the request streams without one.
+    private static func chunkOffset(_ request: Request) throws(RegistryError) -> Int64? {
+        guard let header = request.headers[.contentRange] else { return nil }
+        guard let range = ByteRanges.parseChunk(header) else {
+            throw RegistryError(.blobUploadInvalid, "Content-Range must be <start>-<end>", status: 416)
+        }
+        if let length = request.headers[.contentLength].flatMap({ Int64($0) }),
+           length != range.upperBound - range.lowerBound + 1
+        {
+            throw RegistryError(
+                .sizeInvalid, "Content-Range \(header) does not match Content-Length \(length)", status: 416
+            )
+        }
+        return range.lowerBound
+    }
+
+    private static func hasBody(_ request: Request) -> Bool {
+        if let length = request.headers[.contentLength] { return length != "0" }
+        return request.headers[.transferEncoding] != nil
+    }
+
+    static func accepted(name: RepositoryName, session: UploadStatus) -> Response {
+        Response(
+            status: .accepted,
+            headers: [
+                .location: "/v2/\(name)/blobs/uploads/\(session.id)",
+                .range: "0-\(max(session.offset - 1, 0))",
+                .dockerUploadUUID: session.id.value,
+                .contentLength: "0",
+            ]
+        )
+    }
+
+    static func created(name: RepositoryName, digest: Digest) -> Response {
+        Response(
+            status: .created,
+            headers: [
+                .location: "/v2/\(name)/blobs/\(digest)",
+                .dockerContentDigest: digest.description,
+                .contentLength: "0",
+            ]
+        )
+    }
+}

@@ -1,0 +1,82 @@
+import Contracts
+import Logging
+
+/// Settings of the metadata service that shape tag semantics.
+package struct TagSettings: Sendable {
+    /// Which tags are immutable.
+    package var policy: TagPolicy
+    /// Pier One's `latest`: pushing it is refused and pulling it returns the newest tag.
+    package var latestIsAlias: Bool
+
+    package init(policy: TagPolicy = TagPolicy(), latestIsAlias: Bool = true) {
+        self.policy = policy
+        self.latestIsAlias = latestIsAlias
+    }
+}
+
+/// The metadata service: tag semantics over a `MetadataStore`.
+package struct MetadataService: MetadataAPI {
+    static let latest = "latest"
+
+    private let store: any MetadataStore
+    private let settings: TagSettings
+
+    init(store: any MetadataStore, settings: TagSettings) {
+        self.store = store
+        self.settings = settings
+    }
+
+    package func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {
+        try await self.store.blob(digest, in: repository)
+    }
+
+    package func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws {
+        try await self.store.linkBlob(blob, into: repository)
+    }
+
+    package func putManifest(_ put: ManifestPut) async throws {
+        if self.settings.latestIsAlias, put.tags.contains(where: { $0.value == Self.latest }) {
+            throw RegistryError(
+                .denied,
+                "the tag latest cannot be pushed: it always names the newest tag of \(put.repository) "
+                    + "(set LATEST_TAG_ALIAS=false to make it an ordinary tag)",
+                detail: ["tag": Self.latest], status: 409
+            )
+        }
+        let policy = self.settings.policy
+        let repository = put.repository
+        try await self.store.putManifest(put) { tag in policy.isImmutable(tag: tag.value, in: repository) }
+    }
+
+    package func manifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord? {
+        let digest: Digest?
+        switch reference {
+        case .digest(let value):
+            digest = value
+        case .tag(let tag) where self.settings.latestIsAlias && tag.value == Self.latest:
+            digest = try await self.store.newestTagDigest(in: repository)
+        case .tag(let tag):
+            digest = try await self.store.manifestDigest(tagged: tag, in: repository)
+        }
+        guard let digest else { return nil }
+        return try await self.store.manifest(digest, in: repository)
+    }
+
+    package func tags(in repository: RepositoryName, page: PageRequest) async throws -> Page<String>? {
+        try await self.store.tags(in: repository, page: page)
+    }
+
+    package func repositories(page: PageRequest) async throws -> Page<String> {
+        try await self.store.repositories(page: page)
+    }
+}
+
+extension MetadataService {
+    /// The embedded metadata service on an SQLite file, with its store for closing at shutdown.
+    package static func sqlite(path: String, settings: TagSettings, logger: Logger) async throws
+        -> (service: MetadataService, close: @Sendable () async throws -> Void)
+    {
+        let store = try await SQLiteMetadataStore.open(path: path, logger: logger)
+        return (MetadataService(store: store, settings: settings), { try await store.close() })
+    }
+}

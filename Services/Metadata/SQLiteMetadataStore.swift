@@ -1,0 +1,289 @@
+import Contracts
+import Logging
+import NIOCore
+import SQLiteNIO
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The embedded metadata store: one SQLite file in WAL mode.
+///
+/// One writer connection behind a lock runs every transaction (`BEGIN IMMEDIATE`), so decisions
+/// such as tag immutability are made on a state nobody else changes meanwhile; reads use their
+/// own connections and see the last committed state.
+final class SQLiteMetadataStore: MetadataStore {
+    private let writer: SQLiteConnection
+    private let readers: [SQLiteConnection]
+    private let nextReader = Mutex(0)
+    private let writeLock = AsyncMutex()
+
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection]) {
+        self.writer = writer
+        self.readers = readers
+    }
+
+    /// Opens (creating and migrating) the database at `path`.
+    static func open(path: String, readers readerCount: Int = 2, logger: Logger) async throws -> SQLiteMetadataStore {
+        let writer = try await Self.connect(path: path, logger: logger)
+        do {
+            try await SQLiteMigrator.migrate(writer, logger: logger)
+        } catch {
+            try? await writer.close()
+            throw error
+        }
+        var readers: [SQLiteConnection] = []
+        for _ in 0..<readerCount {
+            readers.append(try await Self.connect(path: path, logger: logger))
+        }
+        return SQLiteMetadataStore(writer: writer, readers: readers)
+    }
+
+    /// A plain connection to the database file, for tools and tests.
+    static func rawConnection(path: String) async throws -> SQLiteConnection {
+        try await SQLiteConnection.open(storage: .file(path: path))
+    }
+
+    private static func connect(path: String, logger: Logger) async throws -> SQLiteConnection {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON",
+                       "PRAGMA busy_timeout=10000"] {
+            _ = try await connection.query(pragma)
+        }
+        return connection
+    }
+
+    func close() async throws {
+        for connection in self.readers + [self.writer] {
+            try await connection.close()
+        }
+    }
+
+    private var reader: SQLiteConnection {
+        let index = self.nextReader.withLock { value in
+            value = (value + 1) % self.readers.count
+            return value
+        }
+        return self.readers[index]
+    }
+
+    /// Runs `body` in a write transaction on the writer connection.
+    private func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        try await self.writeLock.withLock {
+            _ = try await self.writer.query("BEGIN IMMEDIATE")
+            do {
+                let result = try await body(self.writer)
+                _ = try await self.writer.query("COMMIT")
+                return result
+            } catch {
+                _ = try? await self.writer.query("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    private static var now: Int { Int(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: Blobs
+
+    func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {
+        let rows = try await self.reader.query(
+            """
+            SELECT b.size, b.location FROM blobs b
+            JOIN repository_blobs rb ON rb.digest = b.digest
+            JOIN repositories r ON r.id = rb.repository_id
+            WHERE r.name = ?1 AND b.digest = ?2
+            """,
+            [.text(repository.value), .text(digest.description)]
+        )
+        guard let row = rows.first, let size = row.column("size")?.integer,
+              let location = row.column("location")?.string
+        else { return nil }
+        return BlobRecord(digest: digest, size: Int64(size), location: location)
+    }
+
+    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws {
+        try await self.transaction { connection in
+            let repositoryID = try await Self.ensureRepository(repository, on: connection)
+            _ = try await connection.query(
+                "INSERT OR IGNORE INTO blobs (digest, size, location, created_at) VALUES (?1, ?2, ?3, ?4)",
+                [.text(blob.digest.description), .integer(Int(blob.size)), .text(blob.location), .integer(Self.now)]
+            )
+            _ = try await connection.query(
+                "INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at) VALUES (?1, ?2, ?3)",
+                [.integer(repositoryID), .text(blob.digest.description), .integer(Self.now)]
+            )
+        }
+    }
+
+    private static func ensureRepository(_ repository: RepositoryName, on connection: SQLiteConnection) async throws
+        -> Int
+    {
+        _ = try await connection.query(
+            "INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?1, ?2)",
+            [.text(repository.value), .integer(Self.now)]
+        )
+        let rows = try await connection.query("SELECT id FROM repositories WHERE name = ?1", [.text(repository.value)])
+        guard let id = rows.first?.column("id")?.integer else {
+            throw RegistryError(.unknown, "repository row vanished")
+        }
+        return id
+    }
+
+    // MARK: Manifests
+
+    func putManifest(_ put: ManifestPut, isImmutable: @Sendable (Tag) -> Bool) async throws {
+        try await self.transaction { connection in
+            let repositoryID = try await Self.ensureRepository(put.repository, on: connection)
+            try await Self.checkReferences(of: put, repositoryID: repositoryID, on: connection)
+            let digest = put.digest.description
+            _ = try await connection.query(
+                """
+                INSERT OR IGNORE INTO manifests
+                    (repository_id, digest, media_type, content, size, subject, artifact_type, created_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                """,
+                [
+                    .integer(repositoryID), .text(digest), .text(put.document.mediaType), .blob(put.bytes),
+                    .integer(put.bytes.readableBytes), put.document.subject.map { .text($0.description) } ?? .null,
+                    put.document.artifactType.map { .text($0) } ?? .null, .integer(Self.now),
+                ]
+            )
+            for reference in Set(put.document.blobs + put.document.manifests) {
+                _ = try await connection.query(
+                    """
+                    INSERT OR IGNORE INTO manifest_references (repository_id, manifest_digest, referenced_digest)
+                    VALUES (?1, ?2, ?3)
+                    """,
+                    [.integer(repositoryID), .text(digest), .text(reference.description)]
+                )
+            }
+            for tag in put.tags {
+                try await Self.moveTag(tag, to: put, repositoryID: repositoryID, isImmutable: isImmutable, on: connection)
+            }
+        }
+    }
+
+    private static func checkReferences(of put: ManifestPut, repositoryID: Int, on connection: SQLiteConnection)
+        async throws
+    {
+        for blob in Set(put.document.blobs) {
+            let rows = try await connection.query(
+                "SELECT 1 FROM repository_blobs WHERE repository_id = ?1 AND digest = ?2",
+                [.integer(repositoryID), .text(blob.description)]
+            )
+            guard !rows.isEmpty else {
+                throw RegistryError(
+                    .manifestBlobUnknown, "blob \(blob) is not in \(put.repository)", detail: ["digest": blob.description]
+                )
+            }
+        }
+        for manifest in Set(put.document.manifests) {
+            let rows = try await connection.query(
+                "SELECT 1 FROM manifests WHERE repository_id = ?1 AND digest = ?2",
+                [.integer(repositoryID), .text(manifest.description)]
+            )
+            guard !rows.isEmpty else {
+                throw RegistryError(
+                    .manifestBlobUnknown, "manifest \(manifest) is not in \(put.repository)",
+                    detail: ["digest": manifest.description]
+                )
+            }
+        }
+    }
+
+    private static func moveTag(
+        _ tag: Tag, to put: ManifestPut, repositoryID: Int, isImmutable: (Tag) -> Bool, on connection: SQLiteConnection
+    ) async throws {
+        let digest = put.digest.description
+        let rows = try await connection.query(
+            "SELECT manifest_digest FROM tags WHERE repository_id = ?1 AND name = ?2",
+            [.integer(repositoryID), .text(tag.value)]
+        )
+        let pushedBy: SQLiteData = put.pushedBy.map { .text($0) } ?? .null
+        guard let current = rows.first?.column("manifest_digest")?.string else {
+            _ = try await connection.query(
+                """
+                INSERT INTO tags (repository_id, name, manifest_digest, created_at, updated_at, pushed_by)
+                VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+                """,
+                [.integer(repositoryID), .text(tag.value), .text(digest), .integer(Self.now), pushedBy]
+            )
+            return
+        }
+        guard current != digest else { return }
+        if isImmutable(tag) {
+            throw RegistryError.tagImmutable(repository: put.repository, tag: tag.value, current: Digest(current)!)
+        }
+        _ = try await connection.query(
+            """
+            UPDATE tags SET manifest_digest = ?3, updated_at = ?4, pushed_by = ?5
+            WHERE repository_id = ?1 AND name = ?2
+            """,
+            [.integer(repositoryID), .text(tag.value), .text(digest), .integer(Self.now), pushedBy]
+        )
+    }
+
+    func manifest(_ digest: Digest, in repository: RepositoryName) async throws -> ManifestRecord? {
+        let rows = try await self.reader.query(
+            """
+            SELECT m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repository_id
+            WHERE r.name = ?1 AND m.digest = ?2
+            """,
+            [.text(repository.value), .text(digest.description)]
+        )
+        guard let row = rows.first, let mediaType = row.column("media_type")?.string else { return nil }
+        let bytes = row.column("content")?.blob ?? ByteBuffer()
+        return ManifestRecord(digest: digest, mediaType: mediaType, bytes: bytes)
+    }
+
+    func manifestDigest(tagged tag: Tag, in repository: RepositoryName) async throws -> Digest? {
+        let rows = try await self.reader.query(
+            """
+            SELECT t.manifest_digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+            WHERE r.name = ?1 AND t.name = ?2
+            """,
+            [.text(repository.value), .text(tag.value)]
+        )
+        return rows.first?.column("manifest_digest")?.string.flatMap { Digest($0) }
+    }
+
+    func newestTagDigest(in repository: RepositoryName) async throws -> Digest? {
+        let rows = try await self.reader.query(
+            """
+            SELECT t.manifest_digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+            WHERE r.name = ?1 ORDER BY t.created_at DESC, t.name DESC LIMIT 1
+            """,
+            [.text(repository.value)]
+        )
+        return rows.first?.column("manifest_digest")?.string.flatMap { Digest($0) }
+    }
+
+    // MARK: Listings
+
+    func tags(in repository: RepositoryName, page: PageRequest) async throws -> Page<String>? {
+        let reader = self.reader
+        let exists = try await reader.query("SELECT id FROM repositories WHERE name = ?1", [.text(repository.value)])
+        guard let id = exists.first?.column("id")?.integer else { return nil }
+        let rows = try await reader.query(
+            "SELECT name FROM tags WHERE repository_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+            [.integer(id), .text(page.after ?? ""), .integer(page.effectiveLimit + 1)]
+        )
+        return Self.page(rows.compactMap { $0.column("name")?.string }, limit: page.effectiveLimit)
+    }
+
+    func repositories(page: PageRequest) async throws -> Page<String> {
+        let rows = try await self.reader.query(
+            "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2",
+            [.text(page.after ?? ""), .integer(page.effectiveLimit + 1)]
+        )
+        return Self.page(rows.compactMap { $0.column("name")?.string }, limit: page.effectiveLimit)
+    }
+
+    private static func page(_ names: [String], limit: Int) -> Page<String> {
+        Page(items: Array(names.prefix(limit)), hasMore: names.count > limit)
+    }
+}

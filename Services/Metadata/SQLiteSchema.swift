@@ -1,0 +1,71 @@
+/// The SQLite schema as numbered migrations, one statement per entry (SQLite runs only the first
+/// statement of a multi-statement string).
+///
+/// Timestamps are milliseconds since 1970 (UTC). Manifest bytes are stored exactly as pushed.
+enum SQLiteSchema {
+    static let migrations: [[String]] = [
+        // 1: repositories, blobs, manifests, tags.
+        [
+            """
+            CREATE TABLE repositories (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                created_at INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE blobs (
+                digest TEXT PRIMARY KEY,
+                size INTEGER NOT NULL,
+                location TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE repository_blobs (
+                repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+                digest TEXT NOT NULL REFERENCES blobs(digest),
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (repository_id, digest)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE manifests (
+                repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+                digest TEXT NOT NULL,
+                media_type TEXT NOT NULL,
+                content BLOB NOT NULL,
+                size INTEGER NOT NULL,
+                subject TEXT,
+                artifact_type TEXT,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (repository_id, digest)
+            )
+            """,
+            "CREATE INDEX manifests_by_subject ON manifests (repository_id, subject) WHERE subject IS NOT NULL",
+            """
+            CREATE TABLE manifest_references (
+                repository_id INTEGER NOT NULL,
+                manifest_digest TEXT NOT NULL,
+                referenced_digest TEXT NOT NULL,
+                PRIMARY KEY (repository_id, manifest_digest, referenced_digest),
+                FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests (repository_id, digest)
+                    ON DELETE CASCADE
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE tags (
+                repository_id INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                manifest_digest TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                pushed_by TEXT,
+                PRIMARY KEY (repository_id, name),
+                FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests (repository_id, digest)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX tags_by_creation ON tags (repository_id, created_at)",
+        ]
+    ]
+}

@@ -1,0 +1,65 @@
+import Contracts
+import Foundation
+import Runtime
+
+/// Everything `pierone serve` reads from the environment, validated once at start.
+package struct ServeConfiguration: Sendable {
+    /// `HTTP_PORT`: the public registry port.
+    package var port: Int
+    /// `HTTP_BIND_ADDRESS`: where to listen. Defaults to 127.0.0.1 while authentication is off.
+    package var bindAddress: String
+    /// `STORAGE_DIRECTORY`: blobs, uploads and the SQLite file.
+    package var storageDirectory: String
+    /// `MUTABLE_TAGS` and `TAG_POLICY_FILE`.
+    package var tagPolicy: TagPolicy
+    /// `LATEST_TAG_ALIAS`.
+    package var latestIsAlias: Bool
+    /// `UPLOAD_MAX_AGE`: seconds after which an unfinished upload session is removed.
+    package var uploadMaximumAge: Int
+    /// `LOG_LEVEL`.
+    package var logLevel: String
+
+    package init(
+        port: Int = 8080, bindAddress: String = "127.0.0.1", storageDirectory: String = "./data",
+        tagPolicy: TagPolicy = TagPolicy(), latestIsAlias: Bool = true, uploadMaximumAge: Int = 86_400,
+        logLevel: String = "info"
+    ) {
+        self.port = port
+        self.bindAddress = bindAddress
+        self.storageDirectory = storageDirectory
+        self.tagPolicy = tagPolicy
+        self.latestIsAlias = latestIsAlias
+        self.uploadMaximumAge = uploadMaximumAge
+        self.logLevel = logLevel
+    }
+
+    /// Reads and validates the environment; throws `ConfigurationError` naming the variable.
+    package init(environment: EnvironmentReader) throws {
+        for variable in ["HTTP_TOKENINFO_URL", "HTTP_TEAM_SERVICE_URL", "STORAGE_S3_BUCKET", "DATABASE_URL", "DB_SUBNAME"]
+        where environment.string(variable) != nil {
+            // Refuse rather than silently run without what the operator asked for.
+            throw ConfigurationError(variable, "is set, but this version of pierone does not support it yet")
+        }
+        let mutableTags = TagPolicy.parsePatterns(environment.string("MUTABLE_TAGS", default: "*-SNAPSHOT"))
+        var rules: [TagPolicy.Rule] = []
+        if let file = environment.string("TAG_POLICY_FILE") {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigurationError("TAG_POLICY_FILE", "cannot read \(file)")
+            }
+            do {
+                rules = try TagPolicy.decodeRules(from: data)
+            } catch {
+                throw ConfigurationError("TAG_POLICY_FILE", "\(file) is not a valid policy: \(error)")
+            }
+        }
+        self.init(
+            port: try environment.integer("HTTP_PORT", default: 8080, range: 0...65535),
+            bindAddress: environment.string("HTTP_BIND_ADDRESS", default: "127.0.0.1"),
+            storageDirectory: environment.string("STORAGE_DIRECTORY", default: "./data"),
+            tagPolicy: TagPolicy(rules: rules, mutableTags: mutableTags),
+            latestIsAlias: try environment.bool("LATEST_TAG_ALIAS", default: true),
+            uploadMaximumAge: try environment.integer("UPLOAD_MAX_AGE", default: 86_400, range: 60...31_536_000),
+            logLevel: environment.string("LOG_LEVEL", default: "info")
+        )
+    }
+}

@@ -1,0 +1,28 @@
+import Blob
+import Logging
+import ServiceLifecycle
+
+/// Periodically removes upload sessions nobody finished, with their bytes.
+struct UploadExpiry: Service {
+    let blobs: BlobService
+    let maximumAge: Double
+    let logger: Logger
+
+    func run() async throws {
+        let interval = Duration.seconds(max(30, min(self.maximumAge / 4, 900)))
+        do {
+            try await cancelWhenGracefulShutdown {
+                while true {
+                    do {
+                        _ = try await self.blobs.expireUploads(olderThan: self.maximumAge)
+                    } catch {
+                        self.logger.error("expiring uploads failed", metadata: ["error": "\(error)"])
+                    }
+                    try await Task.sleep(for: interval)
+                }
+            }
+        } catch is CancellationError {
+            return
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import NIOCore
+
+/// The identifier of an upload session: a UUID, so it is safe in paths and URLs.
+public struct UploadID: Hashable, Sendable, Codable, CustomStringConvertible {
+    public let value: String
+
+    /// Accepts only the canonical lowercase 8-4-4-4-12 UUID form.
+    public init?(_ string: some StringProtocol) {
+        let bytes = Array(string.utf8)
+        guard bytes.count == 36 else { return nil }
+        for (index, byte) in bytes.enumerated() {
+            if [8, 13, 18, 23].contains(index) {
+                guard byte == UInt8(ascii: "-") else { return nil }
+            } else {
+                guard (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte) else { return nil }
+            }
+        }
+        self.value = String(string)
+    }
+
+    public var description: String { self.value }
+}
+
+/// Where an upload session stands.
+public struct UploadStatus: Sendable, Equatable, Codable {
+    public var id: UploadID
+    public var repository: RepositoryName
+    /// Bytes received so far; the next chunk must start here.
+    public var offset: Int64
+
+    public init(id: UploadID, repository: RepositoryName, offset: Int64) {
+        self.id = id
+        self.repository = repository
+        self.offset = offset
+    }
+}
+
+/// Everything the gateway asks of the blob service: upload sessions and reads.
+///
+/// The gateway has already decided who may do what; the blob service checks only that a session
+/// is used with the repository that opened it.
+public protocol BlobAPI: Sendable {
+    /// Opens an upload session for `repository` whose digest will be computed with `algorithm`.
+    func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus
+
+    /// The session's current state; `BLOB_UPLOAD_UNKNOWN` when there is none.
+    func uploadStatus(_ id: UploadID, for repository: RepositoryName) async throws -> UploadStatus
+
+    /// Appends a stream of bytes. When `offset` is given it must equal the bytes received so far
+    /// (416 otherwise). The bytes are hashed as they pass and never held whole in memory.
+    func appendUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, for repository: RepositoryName, at offset: Int64?, body: Body
+    ) async throws -> UploadStatus where Body.Element == ByteBuffer
+
+    /// Makes the upload durable and verifies it against `digest`. On a mismatch the bytes are
+    /// discarded and `DIGEST_INVALID` thrown. The session ends either way.
+    func commitUpload(_ id: UploadID, for repository: RepositoryName, digest: Digest) async throws -> BlobRecord
+
+    /// Ends a session and removes its bytes.
+    func cancelUpload(_ id: UploadID, for repository: RepositoryName) async throws
+
+    /// Streams the bytes of `blob` (or the inclusive `range` of them) to `sink`, chunk by chunk.
+    func read(
+        _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
+    ) async throws
+}

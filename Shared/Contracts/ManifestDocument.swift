@@ -1,0 +1,113 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// What the registry needs to know about a pushed manifest: its type, what it references and its
+/// subject. The bytes themselves are stored untouched; this is only read from them.
+public struct ManifestDocument: Sendable, Equatable {
+    /// The media type the manifest is stored and served with.
+    public var mediaType: String
+    /// Blobs that must exist in the repository (config and distributable layers).
+    public var blobs: [Digest]
+    /// Manifests that must exist in the repository (children of an index).
+    public var manifests: [Digest]
+    /// The manifest this one refers to (referrers API); it need not exist.
+    public var subject: Digest?
+    /// `artifactType`, or for an image manifest without it the config media type.
+    public var artifactType: String?
+    public var annotations: [String: String]?
+
+    public init(
+        mediaType: String, blobs: [Digest], manifests: [Digest], subject: Digest?,
+        artifactType: String?, annotations: [String: String]?
+    ) {
+        self.mediaType = mediaType
+        self.blobs = blobs
+        self.manifests = manifests
+        self.subject = subject
+        self.artifactType = artifactType
+        self.annotations = annotations
+    }
+
+    /// Largest manifest accepted (OCI: registries SHOULD accept at least 4 MiB).
+    public static let maximumSize = 4 * 1024 * 1024
+
+    /// Parses and validates manifest bytes pushed with `contentType`.
+    ///
+    /// - Throws: `MANIFEST_INVALID` for malformed JSON, a schema version other than 2, a missing
+    ///   required field, a `mediaType` that contradicts the `Content-Type`, or an unsupported type.
+    public static func parse(_ bytes: some Collection<UInt8>, contentType: String?) throws(RegistryError)
+        -> ManifestDocument
+    {
+        let raw: RawManifest
+        do {
+            raw = try JSONDecoder().decode(RawManifest.self, from: Data(bytes))
+        } catch {
+            throw RegistryError(.manifestInvalid, "manifest is not valid JSON for its type: \(Self.describe(error))")
+        }
+        let headerType = contentType.map { MediaType.essence($0) }.flatMap { type in
+            type.isEmpty || type == "application/json" || type == "application/octet-stream" ? nil : type
+        }
+        if let headerType, let bodyType = raw.mediaType, headerType != bodyType {
+            throw RegistryError(
+                .manifestInvalid,
+                "Content-Type \(headerType) does not match the manifest's mediaType \(bodyType)"
+            )
+        }
+        let mediaType = headerType ?? raw.mediaType ?? (raw.manifests != nil ? MediaType.ociIndex : MediaType.ociManifest)
+        if mediaType == MediaType.dockerSchema1 || mediaType == MediaType.dockerSchema1Signed {
+            throw RegistryError(.manifestInvalid, "Docker schema 1 manifests are not supported; push schema 2 or OCI")
+        }
+        guard MediaType.manifests.contains(mediaType) else {
+            throw RegistryError(.manifestInvalid, "unsupported manifest media type \(mediaType)")
+        }
+        guard raw.schemaVersion == 2 else {
+            throw RegistryError(.manifestInvalid, "schemaVersion must be 2")
+        }
+        if MediaType.indexes.contains(mediaType) {
+            guard let children = raw.manifests else {
+                throw RegistryError(.manifestInvalid, "an index must have a manifests array")
+            }
+            return ManifestDocument(
+                mediaType: mediaType, blobs: [], manifests: children.map(\.digest),
+                subject: raw.subject?.digest, artifactType: raw.artifactType, annotations: raw.annotations
+            )
+        }
+        guard let config = raw.config else {
+            throw RegistryError(.manifestInvalid, "an image manifest must have a config descriptor")
+        }
+        guard let layers = raw.layers ?? (mediaType == MediaType.ociManifest && raw.artifactType != nil ? [] : nil)
+        else {
+            throw RegistryError(.manifestInvalid, "an image manifest must have a layers array")
+        }
+        let blobs = [config.digest] + layers.filter { !MediaType.isNonDistributable($0.mediaType) }.map(\.digest)
+        return ManifestDocument(
+            mediaType: mediaType, blobs: blobs, manifests: [], subject: raw.subject?.digest,
+            artifactType: raw.artifactType ?? config.mediaType, annotations: raw.annotations
+        )
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context): context.debugDescription
+        case DecodingError.keyNotFound(let key, _): "missing field \(key.stringValue)"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+        default: "unreadable"
+        }
+    }
+}
+
+/// The union of the fields of the four manifest shapes; unknown fields are ignored.
+private struct RawManifest: Decodable {
+    var schemaVersion: Int?
+    var mediaType: String?
+    var artifactType: String?
+    var config: Descriptor?
+    var layers: [Descriptor]?
+    var manifests: [Descriptor]?
+    var subject: Descriptor?
+    var annotations: [String: String]?
+}

@@ -1,0 +1,24 @@
+/// Everything the gateway asks of the metadata service.
+///
+/// All-in-one mode implements it in process; split mode with an HTTP client. The gateway never
+/// knows which. Failures a client should see are thrown as `RegistryError`.
+public protocol MetadataAPI: Sendable {
+    /// The blob if it is linked into `repository` (pushed or mounted there), else nil.
+    func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord?
+
+    /// Records a committed blob and links it into `repository`. Idempotent.
+    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws
+
+    /// Stores a manifest and moves its tags in one transaction, enforcing tag immutability and
+    /// that every referenced blob and manifest exists in the repository.
+    func putManifest(_ put: ManifestPut) async throws
+
+    /// The manifest a tag or digest names in `repository`, or nil.
+    func manifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord?
+
+    /// Tags of a repository in lexical order; nil when the repository does not exist.
+    func tags(in repository: RepositoryName, page: PageRequest) async throws -> Page<String>?
+
+    /// Repository names in lexical order.
+    func repositories(page: PageRequest) async throws -> Page<String>
+}
