@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "PierOneApp", "Contracts", "Runtime",
+                "PierOneApp", "Contracts", "Runtime", "Gateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

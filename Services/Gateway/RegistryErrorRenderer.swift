@@ -15,7 +15,9 @@ enum RegistryErrorRenderer {
 
     static func render(_ error: RegistryError, head: Bool = false) -> Response {
         let envelope = Envelope(errors: [.init(code: error.code.rawValue, message: error.message, detail: error.detail)])
-        let json = (try? JSONEncoder().encode(envelope)) ?? Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        let json = (try? encoder.encode(envelope)) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json"]
         if error.code == .tooManyRequests {
             headers[.retryAfter] = "1"

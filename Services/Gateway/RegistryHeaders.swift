@@ -2,13 +2,13 @@ import HTTPTypes
 
 /// Header names of the registry protocol (OCI distribution-spec, Docker Registry HTTP API v2).
 extension HTTPField.Name {
-    static let dockerContentDigest = Self("Docker-Content-Digest")!
-    static let dockerDistributionAPIVersion = Self("Docker-Distribution-API-Version")!
-    static let dockerUploadUUID = Self("Docker-Upload-UUID")!
-    static let ociSubject = Self("OCI-Subject")!
-    static let ociTag = Self("OCI-Tag")!
-    static let ociFiltersApplied = Self("OCI-Filters-Applied")!
-    static let link = Self("Link")!
+    package static let dockerContentDigest = Self("Docker-Content-Digest")!
+    package static let dockerDistributionAPIVersion = Self("Docker-Distribution-API-Version")!
+    package static let dockerUploadUUID = Self("Docker-Upload-UUID")!
+    package static let ociSubject = Self("OCI-Subject")!
+    package static let ociTag = Self("OCI-Tag")!
+    package static let ociFiltersApplied = Self("OCI-Filters-Applied")!
+    package static let link = Self("Link")!
 }
 
 /// Values fixed by the protocol.

@@ -1,0 +1,54 @@
+import Foundation
+
+/// Runs an external program (skopeo, python3 with oras, tar) without blocking a thread of the
+/// Swift concurrency pool, which the in-process registry needs to answer it.
+enum Command {
+    struct Failure: Error, CustomStringConvertible {
+        var command: String
+        var status: Int32
+        var output: String
+        var description: String { "\(self.command) exited with \(self.status): \(self.output)" }
+    }
+
+    /// Runs `arguments` (looked up on PATH) and returns standard output; throws with the output
+    /// of both streams when it exits non-zero.
+    @discardableResult
+    static func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) async throws
+        -> String
+    {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("cmd-\(UUID()).out")
+        let errorURL = FileManager.default.temporaryDirectory.appendingPathComponent("cmd-\(UUID()).err")
+        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outputURL)
+            try? FileManager.default.removeItem(at: errorURL)
+        }
+        let output = try FileHandle(forWritingTo: outputURL)
+        let error = try FileHandle(forWritingTo: errorURL)
+        process.standardOutput = output
+        process.standardError = error
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+            }
+        }
+        try output.close()
+        try error.close()
+        let stdout = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            let stderr = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""
+            throw Failure(command: arguments.joined(separator: " "), status: status, output: stdout + stderr)
+        }
+        return stdout
+    }
+}

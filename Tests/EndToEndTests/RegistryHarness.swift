@@ -1,0 +1,130 @@
+import Contracts
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PierOneApp
+import Runtime
+import Testing
+
+/// Starts the all-in-one registry on a free loopback port over a fresh data directory and hands
+/// the test a client for it (and its port, for external clients such as skopeo).
+enum RegistryHarness {
+    static func withRegistry<Value: Sendable>(
+        _ configure: (inout ServeConfiguration) -> Void = { _ in },
+        _ test: @Sendable (Registry) async throws -> Value
+    ) async throws -> Value {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-e2e-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var configuration = ServeConfiguration(port: 0, storageDirectory: directory.path)
+        configure(&configuration)
+        var logger = Logger(label: "pierone-test")
+        logger.logLevel = .warning
+        let app = try await buildApplication(configuration, logger: logger)
+        return try await app.test(.live) { client in
+            try await test(Registry(client: client, port: client.port ?? 0, directory: directory))
+        }
+    }
+}
+
+/// A running registry under test, with helpers that speak the protocol step by step.
+struct Registry: Sendable {
+    let client: any TestClientProtocol
+    let port: Int
+    let directory: URL
+
+    var host: String { "localhost:\(self.port)" }
+
+    @discardableResult
+    func request(
+        _ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields = [:], body: ByteBuffer? = nil
+    ) async throws -> TestResponse {
+        try await self.client.execute(uri: uri, method: method, headers: headers, body: body)
+    }
+
+    /// Pushes `bytes` as a blob with a monolithic POST + PUT and returns its digest.
+    @discardableResult
+    func pushBlob(_ bytes: ByteBuffer, to repository: String) async throws -> Digest {
+        let digest = StreamingHasher.digest(of: bytes)
+        let start = try await self.request(.post, "/v2/\(repository)/blobs/uploads/")
+        #expect(start.status == .accepted)
+        let location = try #require(start.headers[.location])
+        let put = try await self.request(
+            .put, "\(location)?digest=\(digest)", headers: [.contentLength: String(bytes.readableBytes)], body: bytes
+        )
+        #expect(put.status == .created, "\(String(buffer: put.body))")
+        return digest
+    }
+
+    /// Pushes an OCI image manifest over the given blobs and returns its bytes and digest.
+    @discardableResult
+    func pushImage(
+        to repository: String, reference: String, config: String = "{}", layers: [String],
+        mediaType: String = MediaType.ociManifest, expect status: HTTPResponse.Status = .created
+    ) async throws -> (bytes: ByteBuffer, digest: Digest, response: TestResponse) {
+        let configDigest = try await self.pushBlob(ByteBuffer(string: config), to: repository)
+        var layerDescriptors: [String] = []
+        for layer in layers {
+            let digest = try await self.pushBlob(ByteBuffer(string: layer), to: repository)
+            layerDescriptors.append(Manifests.descriptor(Manifests.layerType(for: mediaType), digest, layer.utf8.count))
+        }
+        let manifest = Manifests.image(
+            mediaType: mediaType,
+            config: Manifests.descriptor(Manifests.configType(for: mediaType), configDigest, config.utf8.count),
+            layers: layerDescriptors
+        )
+        let response = try await self.putManifest(manifest, to: repository, reference: reference, mediaType: mediaType)
+        #expect(response.status == status, "\(String(buffer: response.body))")
+        return (manifest, StreamingHasher.digest(of: manifest), response)
+    }
+
+    func putManifest(_ bytes: ByteBuffer, to repository: String, reference: String, mediaType: String) async throws
+        -> TestResponse
+    {
+        try await self.request(
+            .put, "/v2/\(repository)/manifests/\(reference)",
+            headers: [.contentType: mediaType, .contentLength: String(bytes.readableBytes)], body: bytes
+        )
+    }
+
+    /// The first error code of an OCI error body.
+    static func errorCode(_ response: TestResponse) -> String? {
+        struct Envelope: Decodable {
+            struct Entry: Decodable {
+                var code: String
+                var message: String
+            }
+            var errors: [Entry]
+        }
+        return (try? JSONDecoder().decode(Envelope.self, from: Data(buffer: response.body)))?.errors.first?.code
+    }
+}
+
+/// Manifest JSON built by hand, so the bytes (and so the digest) are exactly what the test chose.
+enum Manifests {
+    static func descriptor(_ mediaType: String, _ digest: Digest, _ size: Int, extra: String = "") -> String {
+        #"{"mediaType":"\#(mediaType)","digest":"\#(digest)","size":\#(size)\#(extra)}"#
+    }
+
+    static func configType(for manifestType: String) -> String {
+        manifestType == MediaType.dockerManifest
+            ? "application/vnd.docker.container.image.v1+json" : "application/vnd.oci.image.config.v1+json"
+    }
+
+    static func layerType(for manifestType: String) -> String {
+        manifestType == MediaType.dockerManifest
+            ? "application/vnd.docker.image.rootfs.diff.tar.gzip" : "application/vnd.oci.image.layer.v1.tar+gzip"
+    }
+
+    static func image(mediaType: String, config: String, layers: [String], extra: String = "") -> ByteBuffer {
+        ByteBuffer(
+            string: #"{"schemaVersion":2,"mediaType":"\#(mediaType)","config":\#(config),"layers":[\#(layers.joined(separator: ","))]\#(extra)}"#
+        )
+    }
+
+    static func index(mediaType: String, manifests: [String]) -> ByteBuffer {
+        ByteBuffer(
+            string: #"{"schemaVersion":2,"mediaType":"\#(mediaType)","manifests":[\#(manifests.joined(separator: ","))]}"#
+        )
+    }
+}
