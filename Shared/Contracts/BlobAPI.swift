@@ -1,7 +1,7 @@
 import NIOCore
 
 /// The identifier of an upload session: a UUID, so it is safe in paths and URLs.
-public struct UploadID: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct UploadID: Hashable, Sendable, ValidatedString {
     public let value: String
 
     /// Accepts only the canonical lowercase 8-4-4-4-12 UUID form.

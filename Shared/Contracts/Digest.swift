@@ -42,18 +42,4 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
 }
 
-extension Digest: Codable {
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        guard let digest = Digest(string) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "invalid digest \(string)")
-        }
-        self = digest
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(self.description)
-    }
-}
+extension Digest: ValidatedString {}

@@ -65,18 +65,4 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
     }
 }
 
-extension RepositoryName: Codable {
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        guard let name = RepositoryName(string) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "invalid repository name")
-        }
-        self = name
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(self.value)
-    }
-}
+extension RepositoryName: ValidatedString {}

@@ -1,5 +1,5 @@
 /// A tag name: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}` (OCI distribution-spec "Pulling manifests").
-public struct Tag: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+public struct Tag: Hashable, Sendable, Comparable, ValidatedString {
     public static let maximumLength = 128
 
     public let value: String
@@ -20,20 +20,6 @@ public struct Tag: Hashable, Sendable, Comparable, CustomStringConvertible, Coda
     private static func isWordByte(_ byte: UInt8) -> Bool {
         (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte) || (0x30...0x39).contains(byte)
             || byte == UInt8(ascii: "_")
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        guard let tag = Tag(string) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "invalid tag")
-        }
-        self = tag
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(self.value)
     }
 }
 
