@@ -46,4 +46,10 @@ struct BlobHandlers: Sendable {
         }
         return Response(status: status, headers: headers, body: body)
     }
+
+    /// Unlinks the blob from the repository (202); the bytes stay while other repositories use them.
+    func delete(name: RepositoryName, digest: String) async throws -> Response {
+        try await self.metadata.unlinkBlob(try RequestParsing.digest(digest), from: name)
+        return Response(status: .accepted, headers: [.contentLength: "0"])
+    }
 }

@@ -79,6 +79,15 @@ struct ManifestHandlers: Sendable {
         return Response(status: .created, headers: headers)
     }
 
+    /// By tag: removes the tag. By digest: removes the manifest and every tag on it. 202 either way.
+    func delete(name: RepositoryName, reference: String) async throws -> Response {
+        switch try RequestParsing.reference(reference) {
+        case .tag(let tag): try await self.metadata.deleteTag(tag, in: name)
+        case .digest(let digest): try await self.metadata.deleteManifest(digest, in: name)
+        }
+        return Response(status: .accepted, headers: [.contentLength: "0"])
+    }
+
     private static let tooLarge = RegistryError(
         .sizeInvalid, "manifest is larger than the \(ManifestDocument.maximumSize / 1024 / 1024) MiB limit",
         detail: ["limit": String(ManifestDocument.maximumSize)], status: 413

@@ -8,12 +8,14 @@ struct RegistryController: Sendable {
     let blobs: BlobHandlers
     let uploads: UploadHandlers
     let listings: ListingHandlers
+    let referrers: ReferrersHandlers
 
     init(metadata: any MetadataAPI, blobs: any BlobAPI) {
         self.manifests = ManifestHandlers(metadata: metadata)
         self.blobs = BlobHandlers(metadata: metadata, blobs: blobs)
         self.uploads = UploadHandlers(metadata: metadata, blobs: blobs)
         self.listings = ListingHandlers(metadata: metadata)
+        self.referrers = ReferrersHandlers(metadata: metadata)
     }
 
     static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete]
@@ -43,8 +45,14 @@ struct RegistryController: Sendable {
             return try await self.manifests.get(request, name: name, reference: reference, head: head)
         case (.manifest(let name, let reference), .put):
             return try await self.manifests.put(request, context: context, name: name, reference: reference)
+        case (.manifest(let name, let reference), .delete):
+            return try await self.manifests.delete(name: name, reference: reference)
         case (.blob(let name, let digest), .get), (.blob(let name, let digest), .head):
             return try await self.blobs.get(request, name: name, digest: digest, head: head)
+        case (.blob(let name, let digest), .delete):
+            return try await self.blobs.delete(name: name, digest: digest)
+        case (.referrers(let name, let digest), .get):
+            return try await self.referrers.list(request, name: name, digest: digest)
         case (.uploads(let name), .post):
             return try await self.uploads.start(request, name: name)
         case (.upload(let name, let id), .get):

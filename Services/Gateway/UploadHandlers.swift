@@ -11,8 +11,8 @@ struct UploadHandlers: Sendable {
     /// this one request when `?digest=` is given (201).
     func start(_ request: Request, name: RepositoryName) async throws -> Response {
         let query = request.uri.queryParameters
-        if let mount = query["mount"], let digest = Digest(mount), let from = query["from"].flatMap(RepositoryName.init),
-           let blob = try await self.metadata.blob(digest, in: from)
+        if let mount = query["mount"], let digest = Digest(mount),
+           let blob = try await self.mountable(digest, from: query["from"].map(String.init))
         {
             try await self.metadata.linkBlob(blob, into: name)
             return Self.created(name: name, digest: digest)
@@ -35,6 +35,16 @@ struct UploadHandlers: Sendable {
         }
         let session = try await self.blobs.startUpload(for: name, algorithm: algorithm)
         return Self.accepted(name: name, session: session)
+    }
+
+    /// The blob a mount may link: from the `from` repository, or without `from` from any
+    /// repository (the caller may read every repository while authentication is off).
+    private func mountable(_ digest: Digest, from: String?) async throws -> BlobRecord? {
+        guard let from else {
+            return try await self.metadata.mountableBlob(digest)
+        }
+        guard let source = RepositoryName(from) else { return nil }
+        return try await self.metadata.blob(digest, in: source)
     }
 
     func status(name: RepositoryName, id: String) async throws -> Response {

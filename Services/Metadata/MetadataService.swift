@@ -69,6 +69,45 @@ package struct MetadataService: MetadataAPI {
     package func repositories(page: PageRequest) async throws -> Page<String> {
         try await self.store.repositories(page: page)
     }
+
+    package func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
+        try await self.store.linkedBlob(digest)
+    }
+
+    package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {
+        if self.settings.latestIsAlias, tag.value == Self.latest {
+            throw RegistryError(
+                .unsupported, "latest is an alias of the newest tag of \(repository) and cannot be deleted",
+                detail: ["tag": Self.latest], status: 405
+            )
+        }
+        let policy = self.settings.policy
+        guard try await self.store.deleteTag(tag, in: repository, isImmutable: { policy.isImmutable(tag: $0.value, in: repository) })
+        else {
+            throw RegistryError(.manifestUnknown, "tag \(tag) is not in \(repository)")
+        }
+    }
+
+    package func deleteManifest(_ digest: Digest, in repository: RepositoryName) async throws {
+        let policy = self.settings.policy
+        guard try await self.store.deleteManifest(
+            digest, in: repository, isImmutable: { policy.isImmutable(tag: $0.value, in: repository) }
+        ) else {
+            throw RegistryError(.manifestUnknown, "manifest \(digest) is not in \(repository)")
+        }
+    }
+
+    package func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws {
+        guard try await self.store.unlinkBlob(digest, from: repository) else {
+            throw RegistryError(.blobUnknown, "blob \(digest) is not in \(repository)", detail: ["digest": digest.description])
+        }
+    }
+
+    package func referrers(
+        of subject: Digest, in repository: RepositoryName, artifactType: String?, page: PageRequest
+    ) async throws -> Page<Descriptor> {
+        try await self.store.referrers(of: subject, in: repository, artifactType: artifactType, page: page)
+    }
 }
 
 extension MetadataService {

@@ -4,6 +4,8 @@ import Contracts
 protocol BlobLinkStore: Sendable {
     func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord?
     func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws
+    /// The blob if any repository links it.
+    func linkedBlob(_ digest: Digest) async throws -> BlobRecord?
 }
 
 /// Manifests and the tags that name them.
@@ -17,11 +19,25 @@ protocol ManifestStore: Sendable {
     func newestTagDigest(in repository: RepositoryName) async throws -> Digest?
 }
 
+/// Removal of tags, manifests and blob links, each in one transaction.
+protocol DeletionStore: Sendable {
+    /// Deletes the tag; false when it does not exist. Throws when `isImmutable(tag)`.
+    func deleteTag(_ tag: Tag, in repository: RepositoryName, isImmutable: @Sendable (Tag) -> Bool) async throws -> Bool
+    /// Deletes the manifest and its tags; false when it does not exist. Throws when one of its tags
+    /// is immutable or another manifest of the repository references it.
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName, isImmutable: @Sendable (Tag) -> Bool)
+        async throws -> Bool
+    /// Unlinks the blob; false when it was not linked. Throws while a manifest references it.
+    func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws -> Bool
+}
+
 /// Listings.
 protocol CatalogStore: Sendable {
     func tags(in repository: RepositoryName, page: PageRequest) async throws -> Page<String>?
     func repositories(page: PageRequest) async throws -> Page<String>
+    func referrers(of subject: Digest, in repository: RepositoryName, artifactType: String?, page: PageRequest)
+        async throws -> Page<Descriptor>
 }
 
 /// Everything a metadata backend (SQLite, PostgreSQL) implements.
-protocol MetadataStore: BlobLinkStore, ManifestStore, CatalogStore {}
+protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore {}

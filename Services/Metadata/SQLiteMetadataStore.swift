@@ -62,7 +62,7 @@ final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    private var reader: SQLiteConnection {
+    var reader: SQLiteConnection {
         let index = self.nextReader.withLock { value in
             value = (value + 1) % self.readers.count
             return value
@@ -71,7 +71,7 @@ final class SQLiteMetadataStore: MetadataStore {
     }
 
     /// Runs `body` in a write transaction on the writer connection.
-    private func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
         try await self.writeLock.withLock {
             _ = try await self.writer.query("BEGIN IMMEDIATE")
             do {
@@ -85,7 +85,7 @@ final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    private static var now: Int { Int(Date().timeIntervalSince1970 * 1000) }
+    static var now: Int { Int(Date().timeIntervalSince1970 * 1000) }
 
     // MARK: Blobs
 
@@ -105,6 +105,20 @@ final class SQLiteMetadataStore: MetadataStore {
         return BlobRecord(digest: digest, size: Int64(size), location: location)
     }
 
+    func linkedBlob(_ digest: Digest) async throws -> BlobRecord? {
+        let rows = try await self.reader.query(
+            """
+            SELECT b.size, b.location FROM blobs b
+            WHERE b.digest = ?1 AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+            """,
+            [.text(digest.description)]
+        )
+        guard let row = rows.first, let size = row.column("size")?.integer,
+              let location = row.column("location")?.string
+        else { return nil }
+        return BlobRecord(digest: digest, size: Int64(size), location: location)
+    }
+
     func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws {
         try await self.transaction { connection in
             let repositoryID = try await Self.ensureRepository(repository, on: connection)
@@ -117,6 +131,12 @@ final class SQLiteMetadataStore: MetadataStore {
                 [.integer(repositoryID), .text(blob.digest.description), .integer(Self.now)]
             )
         }
+    }
+
+    /// The id of `repository`, or nil when it does not exist.
+    static func repositoryID(_ repository: RepositoryName, on connection: SQLiteConnection) async throws -> Int? {
+        let rows = try await connection.query("SELECT id FROM repositories WHERE name = ?1", [.text(repository.value)])
+        return rows.first?.column("id")?.integer
     }
 
     private static func ensureRepository(_ repository: RepositoryName, on connection: SQLiteConnection) async throws
@@ -143,13 +163,14 @@ final class SQLiteMetadataStore: MetadataStore {
             _ = try await connection.query(
                 """
                 INSERT OR IGNORE INTO manifests
-                    (repository_id, digest, media_type, content, size, subject, artifact_type, created_at)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    (repository_id, digest, media_type, content, size, subject, artifact_type, created_at, annotations)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                 """,
                 [
                     .integer(repositoryID), .text(digest), .text(put.document.mediaType), .blob(put.bytes),
                     .integer(put.bytes.readableBytes), put.document.subject.map { .text($0.description) } ?? .null,
                     put.document.artifactType.map { .text($0) } ?? .null, .integer(Self.now),
+                    try Self.referrerAnnotations(of: put.document),
                 ]
             )
             for reference in Set(put.document.blobs + put.document.manifests) {
@@ -165,6 +186,12 @@ final class SQLiteMetadataStore: MetadataStore {
                 try await Self.moveTag(tag, to: put, repositoryID: repositoryID, isImmutable: isImmutable, on: connection)
             }
         }
+    }
+
+    /// Annotations are kept (as JSON) only for manifests with a subject: the referrers API serves them.
+    private static func referrerAnnotations(of document: ManifestDocument) throws -> SQLiteData {
+        guard document.subject != nil, let annotations = document.annotations, !annotations.isEmpty else { return .null }
+        return .text(String(decoding: try JSONEncoder().encode(annotations), as: UTF8.self))
     }
 
     private static func checkReferences(of put: ManifestPut, repositoryID: Int, on connection: SQLiteConnection)

@@ -66,6 +66,15 @@ enum SQLiteSchema {
             ) WITHOUT ROWID
             """,
             "CREATE INDEX tags_by_creation ON tags (repository_id, created_at)",
-        ]
+        ],
+        // 2: referrers carry annotations; finding the manifests that use a blob or a child manifest.
+        [
+            "ALTER TABLE manifests ADD COLUMN annotations TEXT",
+            """
+            CREATE INDEX manifest_references_by_target
+                ON manifest_references (repository_id, referenced_digest)
+            """,
+            "CREATE INDEX tags_by_manifest ON tags (repository_id, manifest_digest)",
+        ],
     ]
 }

@@ -21,4 +21,24 @@ public protocol MetadataAPI: Sendable {
 
     /// Repository names in lexical order.
     func repositories(page: PageRequest) async throws -> Page<String>
+
+    /// A committed blob linked into any repository, for a mount without `from`; nil when none.
+    func mountableBlob(_ digest: Digest) async throws -> BlobRecord?
+
+    /// Removes a tag. `MANIFEST_UNKNOWN` when absent; 405 when the tag policy makes it immutable.
+    func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws
+
+    /// Removes a manifest and every tag on it. `MANIFEST_UNKNOWN` when absent; 405 when one of its
+    /// tags is immutable; 409 while another manifest of the repository lists it.
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName) async throws
+
+    /// Unlinks a blob from a repository. `BLOB_UNKNOWN` when not linked; 409 while a manifest of the
+    /// repository references it.
+    func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws
+
+    /// Descriptors of the manifests in `repository` whose `subject` is `subject`, ordered by
+    /// digest, optionally only those of one `artifactType`.
+    func referrers(
+        of subject: Digest, in repository: RepositoryName, artifactType: String?, page: PageRequest
+    ) async throws -> Page<Descriptor>
 }

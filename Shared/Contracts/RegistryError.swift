@@ -82,6 +82,23 @@ extension RegistryError {
         RegistryError(.blobUploadInvalid, message, detail: ["offset": String(offset)], status: 416)
     }
 
+    /// 405: deleting a tag the policy makes immutable.
+    public static func tagImmutableDelete(repository: RepositoryName, tag: String) -> RegistryError {
+        RegistryError(
+            .unsupported,
+            "tag \(repository):\(tag) is immutable and cannot be deleted (see MUTABLE_TAGS and TAG_POLICY_FILE)",
+            detail: ["repository": repository.value, "tag": tag], status: 405
+        )
+    }
+
+    /// 409: deleting content that other content of the repository still needs.
+    public static func inUse(_ what: String, by user: Digest, in repository: RepositoryName) -> RegistryError {
+        RegistryError(
+            .denied, "\(what) is used by manifest \(user) in \(repository); delete that manifest first",
+            detail: ["repository": repository.value, "usedBy": user.description], status: 409
+        )
+    }
+
     /// 409: a tag the policy makes immutable already names another manifest.
     public static func tagImmutable(repository: RepositoryName, tag: String, current: Digest) -> RegistryError {
         RegistryError(

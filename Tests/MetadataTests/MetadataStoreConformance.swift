@@ -155,7 +155,74 @@ enum MetadataStoreConformance {
         #expect(puts.contains { $0.digest == winner })
     }
 
+    static func deletesRespectPolicyAndUse(_ store: some MetadataStore) async throws {
+        let layer = self.blob("layer")
+        try await store.linkBlob(layer, into: self.repository)
+        let image = self.manifest("a", blobs: [layer], tags: ["1.0", "dev-SNAPSHOT"])
+        try await store.putManifest(image, isImmutable: immutableUnlessSnapshot)
+        // The immutable tag cannot go, neither alone nor with its manifest.
+        await #expect(throws: RegistryError.tagImmutableDelete(repository: self.repository, tag: "1.0")) {
+            _ = try await store.deleteTag(Contracts.Tag("1.0")!, in: self.repository, isImmutable: immutableUnlessSnapshot)
+        }
+        await #expect(throws: RegistryError.tagImmutableDelete(repository: self.repository, tag: "1.0")) {
+            _ = try await store.deleteManifest(image.digest, in: self.repository, isImmutable: immutableUnlessSnapshot)
+        }
+        // A blob a manifest uses cannot be unlinked.
+        await #expect(throws: RegistryError.inUse("blob \(layer.digest)", by: image.digest, in: self.repository)) {
+            _ = try await store.unlinkBlob(layer.digest, from: self.repository)
+        }
+        #expect(try await store.deleteTag(Contracts.Tag("dev-SNAPSHOT")!, in: self.repository, isImmutable: immutableUnlessSnapshot))
+        #expect(try await !store.deleteTag(Contracts.Tag("dev-SNAPSHOT")!, in: self.repository, isImmutable: immutableUnlessSnapshot))
+        #expect(try await store.deleteManifest(image.digest, in: self.repository, isImmutable: { _ in false }))
+        #expect(try await store.manifest(image.digest, in: self.repository) == nil)
+        #expect(try await store.manifestDigest(tagged: Contracts.Tag("1.0")!, in: self.repository) == nil)
+        #expect(try await store.unlinkBlob(layer.digest, from: self.repository))
+        #expect(try await store.blob(layer.digest, in: self.repository) == nil)
+        #expect(try await !store.unlinkBlob(layer.digest, from: self.repository))
+        #expect(try await !store.deleteManifest(image.digest, in: self.other, isImmutable: { _ in false }))
+    }
+
+    static func referrersAreFilteredAndPaged(_ store: some MetadataStore) async throws {
+        let layer = self.blob("layer")
+        try await store.linkBlob(layer, into: self.repository)
+        let subject = self.digest("subject")
+        var puts: [ManifestPut] = []
+        for (index, type) in ["application/x.a", "application/x.b", "application/x.a"].enumerated() {
+            var put = self.manifest("referrer-\(index)", blobs: [layer], tags: [])
+            put.document.subject = subject
+            put.document.artifactType = type
+            put.document.annotations = ["n": String(index)]
+            try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+            puts.append(put)
+        }
+        let all = try await store.referrers(of: subject, in: self.repository, artifactType: nil, page: .init())
+        #expect(all.items.map(\.digest) == puts.map(\.digest).sorted())
+        #expect(all.items.allSatisfy { $0.annotations?["n"] != nil && $0.mediaType == MediaType.ociManifest })
+        let onlyA = try await store.referrers(of: subject, in: self.repository, artifactType: "application/x.a", page: .init())
+        #expect(onlyA.items.count == 2)
+        let firstPage = try await store.referrers(of: subject, in: self.repository, artifactType: nil, page: .init(limit: 2))
+        #expect(firstPage.hasMore && firstPage.items.count == 2)
+        let nextPage = try await store.referrers(
+            of: subject, in: self.repository, artifactType: nil,
+            page: .init(limit: 2, after: firstPage.items.last?.digest.description)
+        )
+        #expect(nextPage.items.count == 1 && !nextPage.hasMore)
+        #expect(try await store.referrers(of: subject, in: self.other, artifactType: nil, page: .init()).items.isEmpty)
+    }
+
+    static func linkedBlobIsFoundInAnyRepository(_ store: some MetadataStore) async throws {
+        let layer = self.blob("layer")
+        #expect(try await store.linkedBlob(layer.digest) == nil)
+        try await store.linkBlob(layer, into: self.other)
+        #expect(try await store.linkedBlob(layer.digest) == layer)
+        _ = try await store.unlinkBlob(layer.digest, from: self.other)
+        #expect(try await store.linkedBlob(layer.digest) == nil)
+    }
+
     static let all: [(String, @Sendable (any MetadataStore) async throws -> Void)] = [
+        ("deletesRespectPolicyAndUse", { try await deletesRespectPolicyAndUse($0) }),
+        ("referrersAreFilteredAndPaged", { try await referrersAreFilteredAndPaged($0) }),
+        ("linkedBlobIsFoundInAnyRepository", { try await linkedBlobIsFoundInAnyRepository($0) }),
         ("blobsAreLinkedPerRepository", { try await blobsAreLinkedPerRepository($0) }),
         ("manifestNeedsItsBlobsInTheRepository", { try await manifestNeedsItsBlobsInTheRepository($0) }),
         ("storesManifestBytesAndTags", { try await storesManifestBytesAndTags($0) }),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import PierOneApp
 import Runtime
@@ -24,7 +25,8 @@ struct Serve: AsyncParsableCommand {
         do {
             configuration = try ServeConfiguration(environment: environment)
         } catch let error as ConfigurationError {
-            throw ValidationError("configuration: \(error)")
+            FileHandle.standardError.write(Data("pierone: configuration error: \(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
         }
         var logger = Logger(label: "pierone")
         logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
