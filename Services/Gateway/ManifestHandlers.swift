@@ -11,6 +11,13 @@ struct ManifestHandlers: Sendable {
         guard let manifest = try await self.metadata.manifest(reference, in: name) else {
             throw RegistryError(.manifestUnknown, "manifest \(reference) is not in \(name)")
         }
+        guard Self.accepts(request.headers[values: .accept], manifest.mediaType) else {
+            throw RegistryError(
+                .manifestUnknown,
+                "manifest \(reference) is \(manifest.mediaType), which the Accept header does not list",
+                detail: ["mediaType": manifest.mediaType]
+            )
+        }
         let etag = "\"\(manifest.digest)\""
         var headers: HTTPFields = [
             .contentType: manifest.mediaType,
@@ -86,6 +93,14 @@ struct ManifestHandlers: Sendable {
         case .digest(let digest): try await self.metadata.deleteManifest(digest, in: name)
         }
         return Response(status: .accepted, headers: [.contentLength: "0"])
+    }
+
+    /// Whether a client's `Accept` allows `mediaType`. Without an `Accept` that names a manifest
+    /// type (or with a wildcard) everything is acceptable, as clients have always relied on.
+    static func accepts(_ accept: [String], _ mediaType: String) -> Bool {
+        let types = accept.flatMap { $0.split(separator: ",") }.map { MediaType.essence($0) }
+        guard types.contains(where: { MediaType.manifests.contains($0) }) else { return true }
+        return types.contains { $0 == mediaType || $0 == "*/*" || $0 == "application/*" }
     }
 
     private static let tooLarge = RegistryError(

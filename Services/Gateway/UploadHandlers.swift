@@ -59,8 +59,12 @@ struct UploadHandlers: Sendable {
     func patch(_ request: Request, name: RepositoryName, id: String) async throws -> Response {
         let id = try RequestParsing.uploadID(id)
         let offset = try Self.chunkOffset(request)
-        let session = try await self.blobs.appendUpload(id, for: name, at: offset, body: request.body)
-        return Self.accepted(name: name, session: session)
+        do {
+            let session = try await self.blobs.appendUpload(id, for: name, at: offset, body: request.body)
+            return Self.accepted(name: name, session: session)
+        } catch let error as RegistryError where error.status == 416 {
+            return Self.rangeNotSatisfiable(error, name: name, id: id)
+        }
     }
 
     /// Closes the session: appends a last chunk if the PUT carries one, verifies the digest, links
@@ -72,7 +76,11 @@ struct UploadHandlers: Sendable {
         }
         let digest = try RequestParsing.digest(value)
         let session = try await self.blobs.uploadStatus(id, for: name)
-        return try await self.finish(request, name: name, session: session, digest: digest)
+        do {
+            return try await self.finish(request, name: name, session: session, digest: digest)
+        } catch let error as RegistryError where error.status == 416 {
+            return Self.rangeNotSatisfiable(error, name: name, id: id)
+        }
     }
 
     func cancel(name: RepositoryName, id: String) async throws -> Response {
@@ -101,9 +109,7 @@ struct UploadHandlers: Sendable {
         if let length = request.headers[.contentLength].flatMap({ Int64($0) }),
            length != range.upperBound - range.lowerBound + 1
         {
-            throw RegistryError(
-                .sizeInvalid, "Content-Range \(header) does not match Content-Length \(length)", status: 416
-            )
+            throw RegistryError(.sizeInvalid, "Content-Range \(header) does not match Content-Length \(length)")
         }
         return range.lowerBound
     }
@@ -123,6 +129,18 @@ struct UploadHandlers: Sendable {
                 .contentLength: "0",
             ]
         )
+    }
+
+    /// A refused out-of-order chunk still tells the client where the session stands, so it can
+    /// resume from `Range` at `Location`.
+    static func rangeNotSatisfiable(_ error: RegistryError, name: RepositoryName, id: UploadID) -> Response {
+        var response = RegistryErrorRenderer.render(error)
+        response.headers[.location] = "/v2/\(name)/blobs/uploads/\(id)"
+        response.headers[.dockerUploadUUID] = id.value
+        if let offset = error.detail?["offset"].flatMap({ Int64($0) }) {
+            response.headers[.range] = "0-\(max(offset - 1, 0))"
+        }
+        return response
     }
 
     static func created(name: RepositoryName, digest: Digest) -> Response {

@@ -107,12 +107,19 @@ import Testing
             )
             #expect(skipped.status == .rangeNotSatisfiable)
             #expect(Registry.errorCode(skipped) == "BLOB_UPLOAD_INVALID")
+            #expect(skipped.headers[.location] == location)
+            #expect(skipped.headers[.range] == "0-3")
             let onPut = try await registry.request(
                 .put, "\(location)?digest=\(StreamingHasher.digest(of: ByteBuffer(string: "abcdefgh")))",
                 headers: [.contentRange: "2-5", .contentLength: "4"], body: ByteBuffer(string: "efgh")
             )
             #expect(onPut.status == .rangeNotSatisfiable)
             #expect(try await registry.request(.get, location).headers[.range] == "0-3")
+            let mismatch = try await registry.request(
+                .patch, location, headers: [.contentRange: "4-9"], body: ByteBuffer(string: "ef")
+            )
+            #expect(mismatch.status == .badRequest)
+            #expect(Registry.errorCode(mismatch) == "SIZE_INVALID")
         }
     }
 

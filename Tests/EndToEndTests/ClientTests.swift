@@ -142,4 +142,51 @@ import Testing
             }
         }
     }
+
+    static let orasAttachScript = """
+        import sys, oras.client, oras.oci
+        host, target, path, media_type, digest, size = sys.argv[1:7]
+        client = oras.client.OrasClient(hostname=host, insecure=True)
+        subject = oras.oci.Subject(mediaType=media_type, digest=digest, size=int(size))
+        client.push(files=[path], target=target, disable_path_validation=True, subject=subject)
+        """
+
+    /// What a new user does: push an image with skopeo, attach an artifact to it with oras, list the
+    /// image's referrers, and delete tags (refused for an immutable one).
+    @Test func pushAttachListReferrersAndDelete() async throws {
+        try await Self.withScratch { scratch in
+            try await Self.makeOCILayout(at: scratch, content: "image with an sbom")
+            try await Self.makeOCILayout(at: scratch.appendingPathComponent("snapshot"), content: "a snapshot build")
+            try await RegistryHarness.withRegistry { registry in
+                let layout = "oci:\(scratch.appendingPathComponent("layout").path):1.0"
+                try await Self.skopeo(["copy", "--dest-tls-verify=false", layout, "docker://\(registry.host)/team/app:1.0"])
+                let head = try await registry.request(.head, "/v2/team/app/manifests/1.0")
+                let digest = try #require(head.headers[.dockerContentDigest])
+                let size = try #require(head.headers[.contentLength])
+                let mediaType = try #require(head.headers[.contentType])
+
+                let sbom = scratch.appendingPathComponent("sbom.json")
+                try Data(#"{"packages":[]}"#.utf8).write(to: sbom)
+                try await Command.run(
+                    ["python3", "-c", Self.orasAttachScript, registry.host, "\(registry.host)/team/app:sbom",
+                     sbom.path, mediaType, digest, size],
+                    in: scratch
+                )
+                let referrers = try await registry.request(.get, "/v2/team/app/referrers/\(digest)")
+                let artifact = try await registry.request(.head, "/v2/team/app/manifests/sbom")
+                let artifactDigest = try #require(artifact.headers[.dockerContentDigest])
+                #expect(String(buffer: referrers.body).contains(artifactDigest))
+
+                // skopeo delete resolves the tag and deletes the manifest by digest.
+                await #expect(throws: Command.Failure.self) {
+                    try await Self.skopeo(["delete", "--tls-verify=false", "docker://\(registry.host)/team/app:1.0"])
+                }
+                #expect(try await registry.request(.head, "/v2/team/app/manifests/1.0").status == .ok)
+                let snapshot = "oci:\(scratch.appendingPathComponent("snapshot/layout").path):1.0"
+                try await Self.skopeo(["copy", "--dest-tls-verify=false", snapshot, "docker://\(registry.host)/team/app:2.0-SNAPSHOT"])
+                try await Self.skopeo(["delete", "--tls-verify=false", "docker://\(registry.host)/team/app:2.0-SNAPSHOT"])
+                #expect(try await registry.request(.head, "/v2/team/app/manifests/2.0-SNAPSHOT").status == .notFound)
+            }
+        }
+    }
 }

@@ -25,6 +25,10 @@ import Testing
                 #expect(head.headers[.contentLength] == String(pushed.bytes.readableBytes))
                 #expect(head.headers[.dockerContentDigest] == pushed.digest.description)
             }
+            let other = mediaType == MediaType.ociManifest ? MediaType.dockerManifest : MediaType.ociManifest
+            let refused = try await registry.request(.get, "/v2/team/app/manifests/1.0", headers: [.accept: other])
+            #expect(refused.status == .notFound)
+            #expect(Registry.errorCode(refused) == "MANIFEST_UNKNOWN")
             let cached = try await registry.request(
                 .get, "/v2/team/app/manifests/1.0", headers: [.ifNoneMatch: "\"\(pushed.digest)\""]
             )

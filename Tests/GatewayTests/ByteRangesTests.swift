@@ -23,3 +23,17 @@ import Testing
         #expect(ByteRanges.parseChunk("-5") == nil)
     }
 }
+
+@Suite struct AcceptTests {
+    @Test func acceptFiltersOnlyWhenItNamesManifestTypes() {
+        let oci = "application/vnd.oci.image.manifest.v1+json"
+        let docker = "application/vnd.docker.distribution.manifest.v2+json"
+        #expect(ManifestHandlers.accepts([], oci))
+        #expect(ManifestHandlers.accepts(["application/json"], oci))
+        #expect(ManifestHandlers.accepts([oci], oci))
+        #expect(ManifestHandlers.accepts(["\(docker), \(oci);q=0.9"], oci))
+        #expect(ManifestHandlers.accepts([docker, "*/*"], oci))
+        #expect(!ManifestHandlers.accepts([docker], oci))
+        #expect(!ManifestHandlers.accepts(["application/vnd.oci.image.index.v1+json"], docker))
+    }
+}
