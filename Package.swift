@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
@@ -56,6 +58,8 @@ let package = Package(
             dependencies: [
                 "Contracts", "Runtime",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/Metadata",
@@ -92,6 +96,16 @@ let package = Package(
             path: "Services/PierOne/CLI",
             swiftSettings: swiftSettings
         ),
+        // Real components for tests: a throwaway PostgreSQL cluster on a free loopback port.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ContractsTests",
             dependencies: ["Contracts"],
@@ -106,7 +120,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MetadataTests",
-            dependencies: ["Metadata", "Contracts"],
+            dependencies: [
+                "Metadata", "Contracts", "Runtime", "TestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             path: "Tests/MetadataTests",
             swiftSettings: swiftSettings
         ),
@@ -120,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "PierOneApp", "Contracts", "Runtime", "Gateway",
+                "PierOneApp", "Contracts", "Runtime", "Gateway", "Metadata", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

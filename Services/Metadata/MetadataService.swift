@@ -1,5 +1,7 @@
 import Contracts
 import Logging
+import PostgresNIO
+import ServiceLifecycle
 
 /// Settings of the metadata service that shape tag semantics.
 package struct TagSettings: Sendable {
@@ -117,5 +119,17 @@ extension MetadataService {
     {
         let store = try await SQLiteMetadataStore.open(path: path, logger: logger)
         return (MetadataService(store: store, settings: settings), { try await store.close() })
+    }
+}
+
+extension MetadataService {
+    /// The production metadata service on PostgreSQL. The returned client must run (it is a
+    /// `Service`) before `migrate` and any request.
+    package static func postgres(settings: PostgresSettings, tags: TagSettings, logger: Logger) throws
+        -> (service: MetadataService, client: any Service, migrate: @Sendable () async throws -> Void)
+    {
+        let client = try PostgresClient.make(settings, logger: logger)
+        let store = PostgresMetadataStore(client: client, timeout: .seconds(settings.timeout), logger: logger)
+        return (MetadataService(store: store, settings: tags), client, { try await PostgresMigrator.migrate(client, logger: logger) })
     }
 }

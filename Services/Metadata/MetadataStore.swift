@@ -12,7 +12,7 @@ protocol BlobLinkStore: Sendable {
 protocol ManifestStore: Sendable {
     /// In one transaction: checks references, stores the manifest, and moves each tag unless
     /// `isImmutable(tag)` and the tag already names another manifest.
-    func putManifest(_ put: ManifestPut, isImmutable: @Sendable (Tag) -> Bool) async throws
+    func putManifest(_ put: ManifestPut, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws
     func manifest(_ digest: Digest, in repository: RepositoryName) async throws -> ManifestRecord?
     func manifestDigest(tagged tag: Tag, in repository: RepositoryName) async throws -> Digest?
     /// The digest of the most recently created tag (Pier One's `latest`).
@@ -22,10 +22,10 @@ protocol ManifestStore: Sendable {
 /// Removal of tags, manifests and blob links, each in one transaction.
 protocol DeletionStore: Sendable {
     /// Deletes the tag; false when it does not exist. Throws when `isImmutable(tag)`.
-    func deleteTag(_ tag: Tag, in repository: RepositoryName, isImmutable: @Sendable (Tag) -> Bool) async throws -> Bool
+    func deleteTag(_ tag: Tag, in repository: RepositoryName, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws -> Bool
     /// Deletes the manifest and its tags; false when it does not exist. Throws when one of its tags
     /// is immutable or another manifest of the repository references it.
-    func deleteManifest(_ digest: Digest, in repository: RepositoryName, isImmutable: @Sendable (Tag) -> Bool)
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName, isImmutable: @escaping @Sendable (Tag) -> Bool)
         async throws -> Bool
     /// Unlinks the blob; false when it was not linked. Throws while a manifest references it.
     func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws -> Bool

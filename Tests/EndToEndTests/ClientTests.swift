@@ -57,10 +57,11 @@ import Testing
         try await body(directory)
     }
 
-    @Test func skopeoPushesAndPullsAnOCIImage() async throws {
+    @Test(arguments: Backend.allCases)
+    func skopeoPushesAndPullsAnOCIImage(_ backend: Backend) async throws {
         try await Self.withScratch { scratch in
             try await Self.makeOCILayout(at: scratch, content: "oci image")
-            try await RegistryHarness.withRegistry { registry in
+            try await RegistryHarness.withRegistry(backend) { registry in
                 let target = "docker://\(registry.host)/team/app:1.0"
                 let digestFile = scratch.appendingPathComponent("pushed.digest").path
                 try await Self.skopeo([
@@ -79,10 +80,11 @@ import Testing
         }
     }
 
-    @Test func skopeoPushesAndPullsADockerSchema2Image() async throws {
+    @Test(arguments: Backend.allCases)
+    func skopeoPushesAndPullsADockerSchema2Image(_ backend: Backend) async throws {
         try await Self.withScratch { scratch in
             try await Self.makeOCILayout(at: scratch, content: "docker image")
-            try await RegistryHarness.withRegistry { registry in
+            try await RegistryHarness.withRegistry(backend) { registry in
                 let target = "docker://\(registry.host)/team/app:1.0"
                 let digestFile = scratch.appendingPathComponent("pushed.digest").path
                 try await Self.skopeo([
@@ -122,13 +124,13 @@ import Testing
         print("\\n".join(files))
         """
 
-    @Test(arguments: [false, true])
-    func orasPushesAndPullsAnArtifact(chunked: Bool) async throws {
+    @Test(arguments: Backend.allCases, [false, true])
+    func orasPushesAndPullsAnArtifact(_ backend: Backend, chunked: Bool) async throws {
         try await Self.withScratch { scratch in
             let artifact = scratch.appendingPathComponent("artifact.txt")
             let content = String(repeating: "oras artifact payload\n", count: 200)
             try Data(content.utf8).write(to: artifact)
-            try await RegistryHarness.withRegistry { registry in
+            try await RegistryHarness.withRegistry(backend) { registry in
                 let out = scratch.appendingPathComponent("out")
                 try await Command.run(
                     ["python3", "-c", Self.orasScript, registry.host, "\(registry.host)/team/artifact:v1",
@@ -153,11 +155,12 @@ import Testing
 
     /// What a new user does: push an image with skopeo, attach an artifact to it with oras, list the
     /// image's referrers, and delete tags (refused for an immutable one).
-    @Test func pushAttachListReferrersAndDelete() async throws {
+    @Test(arguments: Backend.allCases)
+    func pushAttachListReferrersAndDelete(_ backend: Backend) async throws {
         try await Self.withScratch { scratch in
             try await Self.makeOCILayout(at: scratch, content: "image with an sbom")
             try await Self.makeOCILayout(at: scratch.appendingPathComponent("snapshot"), content: "a snapshot build")
-            try await RegistryHarness.withRegistry { registry in
+            try await RegistryHarness.withRegistry(backend) { registry in
                 let layout = "oci:\(scratch.appendingPathComponent("layout").path):1.0"
                 try await Self.skopeo(["copy", "--dest-tls-verify=false", layout, "docker://\(registry.host)/team/app:1.0"])
                 let head = try await registry.request(.head, "/v2/team/app/manifests/1.0")

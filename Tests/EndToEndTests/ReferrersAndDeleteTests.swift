@@ -124,7 +124,7 @@ import Testing
     }
 
     @Test func deleteTagLeavesTheManifest() async throws {
-        try await RegistryHarness.withRegistry({ $0.tagPolicy = TagPolicy(mutableTags: [Glob("*")]) }) { registry in
+        try await RegistryHarness.withRegistry(configure: { $0.tagPolicy = TagPolicy(mutableTags: [Glob("*")]) }) { registry in
             let image = try await registry.pushImage(to: "team/app", reference: "1.0", layers: ["x"])
             let delete = try await registry.request(.delete, "/v2/team/app/manifests/1.0")
             #expect(delete.status == .accepted)
@@ -136,7 +136,7 @@ import Testing
     }
 
     @Test func deleteManifestByDigestRemovesItsTags() async throws {
-        try await RegistryHarness.withRegistry({ $0.tagPolicy = TagPolicy(mutableTags: [Glob("*")]) }) { registry in
+        try await RegistryHarness.withRegistry(configure: { $0.tagPolicy = TagPolicy(mutableTags: [Glob("*")]) }) { registry in
             let image = try await registry.pushImage(to: "team/app", reference: "1.0", layers: ["x"])
             try await registry.request(
                 .put, "/v2/team/app/manifests/\(image.digest)?tag=also", headers: [.contentType: MediaType.ociManifest],
@@ -170,7 +170,7 @@ import Testing
     }
 
     @Test func contentInUseIsNotDeleted() async throws {
-        try await RegistryHarness.withRegistry({ $0.tagPolicy = TagPolicy(mutableTags: [Glob("*")]) }) { registry in
+        try await RegistryHarness.withRegistry(configure: { $0.tagPolicy = TagPolicy(mutableTags: [Glob("*")]) }) { registry in
             let child = try await registry.pushImage(to: "team/app", reference: "child", layers: ["layer"])
             let index = Manifests.index(
                 mediaType: MediaType.ociIndex,

@@ -3,20 +3,38 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Metadata
 import PierOneApp
 import Runtime
+import TestSupport
 import Testing
 
-/// Starts the all-in-one registry on a free loopback port over a fresh data directory and hands
-/// the test a client for it (and its port, for external clients such as skopeo).
+/// Where the registry under test keeps its metadata.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { self.rawValue }
+}
+
+/// Starts the all-in-one registry on a free loopback port over a fresh data directory (and, for
+/// PostgreSQL, a fresh database of the test cluster) and hands the test a client for it (and its
+/// port, for external clients such as skopeo).
 enum RegistryHarness {
     static func withRegistry<Value: Sendable>(
-        _ configure: (inout ServeConfiguration) -> Void = { _ in },
+        _ backend: Backend = .sqlite,
+        cluster: PostgresCluster? = nil,
+        configure: (inout ServeConfiguration) -> Void = { _ in },
         _ test: @Sendable (Registry) async throws -> Value
     ) async throws -> Value {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-e2e-\(UUID())")
         defer { try? FileManager.default.removeItem(at: directory) }
         var configuration = ServeConfiguration(port: 0, storageDirectory: directory.path)
+        if backend == .postgres {
+            let database = if let cluster { cluster } else { try await PostgresCluster.shared() }
+            let url = try await database.makeDatabase()
+            configuration.postgres = try PostgresSettings.from(EnvironmentReader(["DATABASE_URL": url, "DB_TIMEOUT": "3"]))
+        }
         configure(&configuration)
         var logger = Logger(label: "pierone-test")
         logger.logLevel = .warning

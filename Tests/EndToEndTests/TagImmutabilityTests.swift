@@ -8,8 +8,9 @@ import Testing
 
 /// Pier One's promise: a pushed tag never changes under you.
 @Suite struct TagImmutabilityTests {
-    @Test func immutableTagRefusesADifferentManifest() async throws {
-        try await RegistryHarness.withRegistry { registry in
+    @Test(arguments: Backend.allCases)
+    func immutableTagRefusesADifferentManifest(_ backend: Backend) async throws {
+        try await RegistryHarness.withRegistry(backend) { registry in
             let first = try await registry.pushImage(to: "team/app", reference: "1.0", layers: ["first"])
             // The identical re-push (a retry, a multi-arch push) succeeds.
             try await registry.pushImage(to: "team/app", reference: "1.0", layers: ["first"])
@@ -34,7 +35,7 @@ import Testing
     }
 
     @Test func mutableTagsSettingAndPolicyRules() async throws {
-        try await RegistryHarness.withRegistry({ configuration in
+        try await RegistryHarness.withRegistry(configure: { configuration in
             configuration.tagPolicy = TagPolicy(
                 rules: [TagPolicy.Rule(repositories: [Glob("sandbox/**")], immutable: false)],
                 mutableTags: TagPolicy.parsePatterns("dev-*")
@@ -49,8 +50,9 @@ import Testing
         }
     }
 
-    @Test func latestIsTheNewestTagAndCannotBePushed() async throws {
-        try await RegistryHarness.withRegistry { registry in
+    @Test(arguments: Backend.allCases)
+    func latestIsTheNewestTagAndCannotBePushed(_ backend: Backend) async throws {
+        try await RegistryHarness.withRegistry(backend) { registry in
             let refused = try await registry.pushImage(to: "team/app", reference: "latest", layers: ["a"], expect: .conflict)
             #expect(String(buffer: refused.response.body).contains("LATEST_TAG_ALIAS"))
             #expect(try await registry.request(.get, "/v2/team/app/manifests/latest").status == .notFound)
@@ -64,7 +66,7 @@ import Testing
     }
 
     @Test func latestIsOrdinaryWhenTheAliasIsOff() async throws {
-        try await RegistryHarness.withRegistry({ $0.latestIsAlias = false }) { registry in
+        try await RegistryHarness.withRegistry(configure: { $0.latestIsAlias = false }) { registry in
             let pushed = try await registry.pushImage(to: "team/app", reference: "latest", layers: ["a"])
             try await registry.pushImage(to: "team/app", reference: "2.0", layers: ["b"])
             #expect(try await registry.request(.get, "/v2/team/app/manifests/latest").body == pushed.bytes)

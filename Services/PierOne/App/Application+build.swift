@@ -19,13 +19,27 @@ package func buildApplication(
     } catch {
         throw ConfigurationError("STORAGE_DIRECTORY", "cannot create \(directory): \(error.localizedDescription)")
     }
-    let metadata = try await MetadataService.sqlite(
-        path: directory + "/metadata.sqlite",
-        settings: TagSettings(policy: configuration.tagPolicy, latestIsAlias: configuration.latestIsAlias),
-        logger: logger
-    )
+    let tagSettings = TagSettings(policy: configuration.tagPolicy, latestIsAlias: configuration.latestIsAlias)
+    let metadata: MetadataService
+    var services: [any Service] = []
+    var beforeStart: (@Sendable () async throws -> Void)?
+    if let postgres = configuration.postgres {
+        let database = try MetadataService.postgres(settings: postgres, tags: tagSettings, logger: logger)
+        metadata = database.service
+        services.append(database.client)
+        beforeStart = database.migrate
+        logger.info(
+            "metadata in PostgreSQL",
+            metadata: ["host": "\(postgres.host):\(postgres.port)", "database": "\(postgres.database)", "sslmode": "\(postgres.sslMode.rawValue)"]
+        )
+    } else {
+        let database = try await MetadataService.sqlite(path: directory + "/metadata.sqlite", settings: tagSettings, logger: logger)
+        metadata = database.service
+        services.append(ShutdownHook(name: "metadata store", action: database.close))
+        logger.info("metadata in SQLite", metadata: ["file": "\(directory)/metadata.sqlite"])
+    }
     let blobs = try await BlobService.filesystem(directory: directory, logger: logger)
-    let router = Gateway.router(metadata: metadata.service, blobs: blobs)
+    let router = Gateway.router(metadata: metadata, blobs: blobs)
 
     logger.warning(
         "authentication is off: anyone who can reach this port may push and pull",
@@ -33,13 +47,16 @@ package func buildApplication(
     )
     logger.info("storage", metadata: ["directory": "\(directory)"])
 
-    return Application(
+    services.append(UploadExpiry(blobs: blobs, maximumAge: Double(configuration.uploadMaximumAge), logger: logger))
+    var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.port), serverName: nil),
-        services: [
-            UploadExpiry(blobs: blobs, maximumAge: Double(configuration.uploadMaximumAge), logger: logger),
-            ShutdownHook(name: "metadata store", action: metadata.close),
-        ],
+        services: services,
         logger: logger
     )
+    if let beforeStart {
+        // Migrations need the database client running, so they run once the services have started.
+        app.beforeServerStarts(perform: beforeStart)
+    }
+    return app
 }

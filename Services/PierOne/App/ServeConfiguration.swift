@@ -1,4 +1,5 @@
 import Contracts
+import Metadata
 import Foundation
 import Runtime
 
@@ -18,11 +19,14 @@ package struct ServeConfiguration: Sendable {
     package var uploadMaximumAge: Int
     /// `LOG_LEVEL`.
     package var logLevel: String
+    /// `DATABASE_URL` or `DB_SUBNAME` (+ `DB_USER`, `DB_PASSWORD`, `PGSSLMODE`, …): PostgreSQL
+    /// instead of the embedded SQLite file.
+    package var postgres: PostgresSettings?
 
     package init(
         port: Int = 8080, bindAddress: String = "127.0.0.1", storageDirectory: String = "./data",
         tagPolicy: TagPolicy = TagPolicy(), latestIsAlias: Bool = true, uploadMaximumAge: Int = 86_400,
-        logLevel: String = "info"
+        logLevel: String = "info", postgres: PostgresSettings? = nil
     ) {
         self.port = port
         self.bindAddress = bindAddress
@@ -31,11 +35,12 @@ package struct ServeConfiguration: Sendable {
         self.latestIsAlias = latestIsAlias
         self.uploadMaximumAge = uploadMaximumAge
         self.logLevel = logLevel
+        self.postgres = postgres
     }
 
     /// Reads and validates the environment; throws `ConfigurationError` naming the variable.
     package init(environment: EnvironmentReader) throws {
-        for variable in ["HTTP_TOKENINFO_URL", "HTTP_TEAM_SERVICE_URL", "STORAGE_S3_BUCKET", "DATABASE_URL", "DB_SUBNAME"]
+        for variable in ["HTTP_TOKENINFO_URL", "HTTP_TEAM_SERVICE_URL", "STORAGE_S3_BUCKET"]
         where environment.string(variable) != nil {
             // Refuse rather than silently run without what the operator asked for.
             throw ConfigurationError(variable, "is set, but this version of pierone does not support it yet")
@@ -59,7 +64,8 @@ package struct ServeConfiguration: Sendable {
             tagPolicy: TagPolicy(rules: rules, mutableTags: mutableTags),
             latestIsAlias: try environment.bool("LATEST_TAG_ALIAS", default: true),
             uploadMaximumAge: try environment.integer("UPLOAD_MAX_AGE", default: 86_400, range: 60...31_536_000),
-            logLevel: environment.string("LOG_LEVEL", default: "info")
+            logLevel: environment.string("LOG_LEVEL", default: "info"),
+            postgres: try PostgresSettings.from(environment)
         )
     }
 }

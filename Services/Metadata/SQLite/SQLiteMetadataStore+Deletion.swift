@@ -2,7 +2,7 @@ import Contracts
 import SQLiteNIO
 
 extension SQLiteMetadataStore {
-    func deleteTag(_ tag: Tag, in repository: RepositoryName, isImmutable: @Sendable (Tag) -> Bool) async throws -> Bool {
+    func deleteTag(_ tag: Tag, in repository: RepositoryName, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws -> Bool {
         try await self.transaction { connection in
             guard let id = try await Self.repositoryID(repository, on: connection) else { return false }
             let rows = try await connection.query(
@@ -19,7 +19,7 @@ extension SQLiteMetadataStore {
         }
     }
 
-    func deleteManifest(_ digest: Digest, in repository: RepositoryName, isImmutable: @Sendable (Tag) -> Bool)
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName, isImmutable: @escaping @Sendable (Tag) -> Bool)
         async throws -> Bool
     {
         try await self.transaction { connection in

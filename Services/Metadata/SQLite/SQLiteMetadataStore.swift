@@ -155,7 +155,7 @@ final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: Manifests
 
-    func putManifest(_ put: ManifestPut, isImmutable: @Sendable (Tag) -> Bool) async throws {
+    func putManifest(_ put: ManifestPut, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws {
         try await self.transaction { connection in
             let repositoryID = try await Self.ensureRepository(put.repository, on: connection)
             try await Self.checkReferences(of: put, repositoryID: repositoryID, on: connection)

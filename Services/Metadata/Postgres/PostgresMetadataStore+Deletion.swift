@@ -1,0 +1,92 @@
+import Contracts
+import PostgresNIO
+
+extension PostgresMetadataStore {
+    func deleteTag(_ tag: Contracts.Tag, in repository: RepositoryName, isImmutable: @escaping @Sendable (Contracts.Tag) -> Bool)
+        async throws -> Bool
+    {
+        let logger = self.logger
+        return try await self.transaction { connection in
+            guard let id = try await Self.repositoryID(repository, on: connection, logger: logger) else { return false }
+            let rows = try await connection.query(
+                "SELECT 1 FROM tags WHERE repository_id = \(id) AND name = \(tag.value) FOR UPDATE", logger: logger
+            )
+            var exists = false
+            for try await _ in rows.decode(Int.self) { exists = true }
+            guard exists else { return false }
+            if isImmutable(tag) {
+                throw RegistryError.tagImmutableDelete(repository: repository, tag: tag.value)
+            }
+            try await connection.query("DELETE FROM tags WHERE repository_id = \(id) AND name = \(tag.value)", logger: logger)
+            return true
+        }
+    }
+
+    func deleteManifest(
+        _ digest: Digest, in repository: RepositoryName, isImmutable: @escaping @Sendable (Contracts.Tag) -> Bool
+    ) async throws -> Bool {
+        let logger = self.logger
+        let key = digest.description
+        return try await self.transaction { connection in
+            guard let id = try await Self.repositoryID(repository, on: connection, logger: logger) else { return false }
+            let exists = try await connection.query(
+                "SELECT 1 FROM manifests WHERE repository_id = \(id) AND digest = \(key) FOR UPDATE", logger: logger
+            )
+            var found = false
+            for try await _ in exists.decode(Int.self) { found = true }
+            guard found else { return false }
+            let tags = try await connection.query(
+                "SELECT name FROM tags WHERE repository_id = \(id) AND manifest_digest = \(key) FOR UPDATE", logger: logger
+            )
+            for try await name in tags.decode(String.self) where Contracts.Tag(name).map(isImmutable) ?? true {
+                throw RegistryError.tagImmutableDelete(repository: repository, tag: name)
+            }
+            if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection, logger: logger) {
+                throw RegistryError.inUse("manifest \(digest)", by: user, in: repository)
+            }
+            try await connection.query(
+                "DELETE FROM tags WHERE repository_id = \(id) AND manifest_digest = \(key)", logger: logger
+            )
+            try await connection.query(
+                "DELETE FROM manifests WHERE repository_id = \(id) AND digest = \(key)", logger: logger
+            )
+            return true
+        }
+    }
+
+    func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws -> Bool {
+        let logger = self.logger
+        return try await self.transaction { connection in
+            guard let id = try await Self.repositoryID(repository, on: connection, logger: logger) else { return false }
+            let linked = try await connection.query(
+                """
+                SELECT 1 FROM repository_blobs WHERE repository_id = \(id) AND digest = \(digest.description) FOR UPDATE
+                """, logger: logger
+            )
+            var found = false
+            for try await _ in linked.decode(Int.self) { found = true }
+            guard found else { return false }
+            if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection, logger: logger) {
+                throw RegistryError.inUse("blob \(digest)", by: user, in: repository)
+            }
+            try await connection.query(
+                "DELETE FROM repository_blobs WHERE repository_id = \(id) AND digest = \(digest.description)", logger: logger
+            )
+            return true
+        }
+    }
+
+    /// A manifest of the repository that lists `digest` as a blob or child, if any.
+    private static func firstUser(of digest: Digest, repositoryID: Int64, on connection: PostgresConnection, logger: Logger)
+        async throws -> Digest?
+    {
+        let rows = try await connection.query(
+            """
+            SELECT manifest_digest FROM manifest_references
+            WHERE repository_id = \(repositoryID) AND referenced_digest = \(digest.description) LIMIT 1
+            """, logger: logger
+        )
+        for try await value in rows.decode(String.self) { return Digest(value) }
+        return nil
+    }
+}

@@ -1,0 +1,310 @@
+import Contracts
+import Logging
+import NIOCore
+import PostgresNIO
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The production metadata store: PostgreSQL, shared by every metadata replica.
+///
+/// Every decision that concurrent requests could race on is made by the database inside one
+/// transaction: tags move with `INSERT … ON CONFLICT DO NOTHING` followed by `SELECT … FOR UPDATE`;
+/// a manifest locks the rows of what it references `FOR SHARE`, and deletes lock what they remove
+/// `FOR UPDATE`, so a delete and a push that needs the same content serialise.
+final class PostgresMetadataStore: MetadataStore {
+    let client: PostgresClient
+    let logger: Logger
+    /// Longest a call may take, waiting for a connection included, before it fails with 503.
+    let timeout: Duration
+
+    init(client: PostgresClient, timeout: Duration, logger: Logger) {
+        self.client = client
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Runs `body` with a deadline, turning an unreachable or failing database into 503.
+    func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await withThrowingTaskGroup(of: T.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: self.timeout)
+                    throw Self.unavailable("no answer from the database within \(self.timeout)")
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+        } catch {
+            throw self.translate(error)
+        }
+    }
+
+    /// What a client should see of a database error: the registry error a transaction threw, 503
+    /// for an unreachable or overloaded database, anything else as it is (a 500 with the cause logged).
+    func translate(_ error: any Error) -> any Error {
+        switch error {
+        case let error as PostgresTransactionError:
+            if let cause = error.closureError ?? error.beginError ?? error.commitError {
+                return self.translate(cause)
+            }
+            return error
+        case let error as PSQLError where Self.isUnavailable(error):
+            self.logger.warning("metadata database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            return Self.unavailable("the metadata database is not reachable")
+        default:
+            return error
+        }
+    }
+
+    /// Runs `body` in a transaction with a deadline.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = self.logger
+        let client = self.client
+        return try await self.run {
+            try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        }
+    }
+
+    static func unavailable(_ message: String) -> RegistryError {
+        RegistryError(.unavailable, message + "; try again shortly", status: 503)
+    }
+
+    /// Connection failures, and server errors of the classes that mean "not now": connection
+    /// exceptions (08), operator intervention such as a shutdown or a statement timeout (57),
+    /// transaction rollback such as a deadlock (40), insufficient resources (53).
+    static func isUnavailable(_ error: PSQLError) -> Bool {
+        guard error.code == .server else { return true }
+        let state = error.serverInfo?[.sqlState] ?? ""
+        return ["08", "57", "40", "53"].contains(String(state.prefix(2)))
+    }
+
+    // MARK: Blobs
+
+    func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {
+        try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT b.size, b.location FROM blobs b
+                JOIN repository_blobs rb ON rb.digest = b.digest
+                JOIN repositories r ON r.id = rb.repository_id
+                WHERE r.name = \(repository.value) AND b.digest = \(digest.description)
+                """, logger: self.logger
+            )
+            for try await (size, location) in rows.decode((Int64, String).self) {
+                return BlobRecord(digest: digest, size: size, location: location)
+            }
+            return nil
+        }
+    }
+
+    func linkedBlob(_ digest: Digest) async throws -> BlobRecord? {
+        try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT b.size, b.location FROM blobs b
+                WHERE b.digest = \(digest.description)
+                  AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+                """, logger: self.logger
+            )
+            for try await (size, location) in rows.decode((Int64, String).self) {
+                return BlobRecord(digest: digest, size: size, location: location)
+            }
+            return nil
+        }
+    }
+
+    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws {
+        let logger = self.logger
+        try await self.transaction { connection in
+            let id = try await Self.ensureRepository(repository, on: connection, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO blobs (digest, size, location) VALUES (\(blob.digest.description), \(blob.size), \(blob.location))
+                ON CONFLICT (digest) DO NOTHING
+                """, logger: logger
+            )
+            try await connection.query(
+                """
+                INSERT INTO repository_blobs (repository_id, digest) VALUES (\(id), \(blob.digest.description))
+                ON CONFLICT DO NOTHING
+                """, logger: logger
+            )
+        }
+    }
+
+    static func ensureRepository(_ repository: RepositoryName, on connection: PostgresConnection, logger: Logger)
+        async throws -> Int64
+    {
+        try await connection.query(
+            "INSERT INTO repositories (name) VALUES (\(repository.value)) ON CONFLICT (name) DO NOTHING", logger: logger
+        )
+        guard let id = try await Self.repositoryID(repository, on: connection, logger: logger) else {
+            throw RegistryError(.unknown, "repository row vanished")
+        }
+        return id
+    }
+
+    static func repositoryID(_ repository: RepositoryName, on connection: PostgresConnection, logger: Logger)
+        async throws -> Int64?
+    {
+        let rows = try await connection.query("SELECT id FROM repositories WHERE name = \(repository.value)", logger: logger)
+        for try await id in rows.decode(Int64.self) { return id }
+        return nil
+    }
+
+    // MARK: Manifests
+
+    func putManifest(_ put: ManifestPut, isImmutable: @escaping @Sendable (Contracts.Tag) -> Bool) async throws {
+        let logger = self.logger
+        try await self.transaction { connection in
+            let id = try await Self.ensureRepository(put.repository, on: connection, logger: logger)
+            try await Self.lockReferences(of: put, repositoryID: id, on: connection, logger: logger)
+            let annotations = try Self.referrerAnnotations(of: put.document)
+            try await connection.query(
+                """
+                INSERT INTO manifests (repository_id, digest, media_type, content, size, subject, artifact_type, annotations)
+                VALUES (\(id), \(put.digest.description), \(put.document.mediaType), \(put.bytes),
+                        \(Int64(put.bytes.readableBytes)), \(put.document.subject?.description),
+                        \(put.document.artifactType), \(annotations)::jsonb)
+                ON CONFLICT DO NOTHING
+                """, logger: logger
+            )
+            let references = Array(Set((put.document.blobs + put.document.manifests).map(\.description)))
+            if !references.isEmpty {
+                try await connection.query(
+                    """
+                    INSERT INTO manifest_references (repository_id, manifest_digest, referenced_digest)
+                    SELECT \(id), \(put.digest.description), unnest(\(references)::text[])
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger
+                )
+            }
+            for tag in put.tags {
+                try await Self.moveTag(tag, to: put, repositoryID: id, immutable: isImmutable(tag), on: connection, logger: logger)
+            }
+        }
+    }
+
+    /// Checks that every referenced blob and child manifest is in the repository and locks those
+    /// rows `FOR SHARE` until commit, so a concurrent delete waits for this push or wins before it.
+    private static func lockReferences(
+        of put: ManifestPut, repositoryID: Int64, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let blobs = Array(Set(put.document.blobs.map(\.description)))
+        if !blobs.isEmpty {
+            let rows = try await connection.query(
+                """
+                SELECT digest FROM repository_blobs
+                WHERE repository_id = \(repositoryID) AND digest = ANY(\(blobs)::text[]) FOR SHARE
+                """, logger: logger
+            )
+            var found = Set<String>()
+            for try await digest in rows.decode(String.self) { found.insert(digest) }
+            if let missing = blobs.sorted().first(where: { !found.contains($0) }) {
+                throw RegistryError(
+                    .manifestBlobUnknown, "blob \(missing) is not in \(put.repository)", detail: ["digest": missing]
+                )
+            }
+        }
+        let children = Array(Set(put.document.manifests.map(\.description)))
+        if !children.isEmpty {
+            let rows = try await connection.query(
+                """
+                SELECT digest FROM manifests
+                WHERE repository_id = \(repositoryID) AND digest = ANY(\(children)::text[]) FOR SHARE
+                """, logger: logger
+            )
+            var found = Set<String>()
+            for try await digest in rows.decode(String.self) { found.insert(digest) }
+            if let missing = children.sorted().first(where: { !found.contains($0) }) {
+                throw RegistryError(
+                    .manifestBlobUnknown, "manifest \(missing) is not in \(put.repository)", detail: ["digest": missing]
+                )
+            }
+        }
+    }
+
+    private static func referrerAnnotations(of document: ManifestDocument) throws -> String? {
+        guard document.subject != nil, let annotations = document.annotations, !annotations.isEmpty else { return nil }
+        return String(decoding: try JSONEncoder().encode(annotations), as: UTF8.self)
+    }
+
+    /// Creates the tag, or moves it: the insert waits for a concurrent insert of the same tag to
+    /// finish, and the row lock makes the comparison and the update one step.
+    private static func moveTag(
+        _ tag: Contracts.Tag, to put: ManifestPut, repositoryID: Int64, immutable: Bool, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        let digest = put.digest.description
+        let inserted = try await connection.query(
+            """
+            INSERT INTO tags (repository_id, name, manifest_digest, pushed_by)
+            VALUES (\(repositoryID), \(tag.value), \(digest), \(put.pushedBy))
+            ON CONFLICT (repository_id, name) DO NOTHING RETURNING 1
+            """, logger: logger
+        )
+        for try await _ in inserted.decode(Int.self) { return }
+        let rows = try await connection.query(
+            "SELECT manifest_digest FROM tags WHERE repository_id = \(repositoryID) AND name = \(tag.value) FOR UPDATE",
+            logger: logger
+        )
+        var current: String?
+        for try await value in rows.decode(String.self) { current = value }
+        guard let current, current != digest else { return }
+        if immutable {
+            throw RegistryError.tagImmutable(repository: put.repository, tag: tag.value, current: Digest(current)!)
+        }
+        try await connection.query(
+            """
+            UPDATE tags SET manifest_digest = \(digest), updated_at = clock_timestamp(), pushed_by = \(put.pushedBy)
+            WHERE repository_id = \(repositoryID) AND name = \(tag.value)
+            """, logger: logger
+        )
+    }
+
+    func manifest(_ digest: Digest, in repository: RepositoryName) async throws -> ManifestRecord? {
+        try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                WHERE r.name = \(repository.value) AND m.digest = \(digest.description)
+                """, logger: self.logger
+            )
+            for try await (mediaType, content) in rows.decode((String, ByteBuffer).self) {
+                return ManifestRecord(digest: digest, mediaType: mediaType, bytes: content)
+            }
+            return nil
+        }
+    }
+
+    func manifestDigest(tagged tag: Contracts.Tag, in repository: RepositoryName) async throws -> Digest? {
+        try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT t.manifest_digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+                WHERE r.name = \(repository.value) AND t.name = \(tag.value)
+                """, logger: self.logger
+            )
+            for try await value in rows.decode(String.self) { return Digest(value) }
+            return nil
+        }
+    }
+
+    func newestTagDigest(in repository: RepositoryName) async throws -> Digest? {
+        try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT t.manifest_digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+                WHERE r.name = \(repository.value) ORDER BY t.created_at DESC, t.name DESC LIMIT 1
+                """, logger: self.logger
+            )
+            for try await value in rows.decode(String.self) { return Digest(value) }
+            return nil
+        }
+    }
+}

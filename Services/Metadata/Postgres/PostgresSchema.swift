@@ -1,0 +1,82 @@
+/// The PostgreSQL schema as numbered migrations, one statement per entry.
+///
+/// Names and digests use the "C" collation so listings are in byte-wise lexical order whatever
+/// the database's locale. Timestamps are `clock_timestamp()`, so tags created in one transaction
+/// still order by creation.
+enum PostgresSchema {
+    /// Key of the advisory lock that serialises migrations across replicas starting together.
+    static let migrationLock: Int64 = 0x5049_4552_4F4E_45  // "PIERONE"
+
+    static let migrations: [[String]] = [
+        // 1: repositories, blobs, manifests, tags, referrers.
+        [
+            """
+            CREATE TABLE repositories (
+                id BIGSERIAL PRIMARY KEY,
+                name TEXT COLLATE "C" NOT NULL UNIQUE,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+            )
+            """,
+            """
+            CREATE TABLE blobs (
+                digest TEXT COLLATE "C" PRIMARY KEY,
+                size BIGINT NOT NULL,
+                location TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+            )
+            """,
+            """
+            CREATE TABLE repository_blobs (
+                repository_id BIGINT NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
+                digest TEXT COLLATE "C" NOT NULL REFERENCES blobs (digest),
+                created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                PRIMARY KEY (repository_id, digest)
+            )
+            """,
+            "CREATE INDEX repository_blobs_by_digest ON repository_blobs (digest)",
+            """
+            CREATE TABLE manifests (
+                repository_id BIGINT NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
+                digest TEXT COLLATE "C" NOT NULL,
+                media_type TEXT NOT NULL,
+                content BYTEA NOT NULL,
+                size BIGINT NOT NULL,
+                subject TEXT COLLATE "C",
+                artifact_type TEXT,
+                annotations JSONB,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                PRIMARY KEY (repository_id, digest)
+            )
+            """,
+            """
+            CREATE INDEX manifests_by_subject ON manifests (repository_id, subject, digest)
+                WHERE subject IS NOT NULL
+            """,
+            """
+            CREATE TABLE manifest_references (
+                repository_id BIGINT NOT NULL,
+                manifest_digest TEXT COLLATE "C" NOT NULL,
+                referenced_digest TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (repository_id, manifest_digest, referenced_digest),
+                FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests (repository_id, digest)
+                    ON DELETE CASCADE
+            )
+            """,
+            "CREATE INDEX manifest_references_by_target ON manifest_references (repository_id, referenced_digest)",
+            """
+            CREATE TABLE tags (
+                repository_id BIGINT NOT NULL,
+                name TEXT COLLATE "C" NOT NULL,
+                manifest_digest TEXT COLLATE "C" NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                pushed_by TEXT,
+                PRIMARY KEY (repository_id, name),
+                FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests (repository_id, digest)
+            )
+            """,
+            "CREATE INDEX tags_by_creation ON tags (repository_id, created_at)",
+            "CREATE INDEX tags_by_manifest ON tags (repository_id, manifest_digest)",
+        ]
+    ]
+}

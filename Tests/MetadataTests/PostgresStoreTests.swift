@@ -1,0 +1,107 @@
+import Contracts
+import Foundation
+import Logging
+import PostgresNIO
+import Runtime
+import TestSupport
+import Testing
+
+@testable import Metadata
+
+/// The same store conformance suite as SQLite, against a real PostgreSQL cluster.
+@Suite struct PostgresStoreTests {
+    /// A migrated store on a fresh database of the shared test cluster, with its client running.
+    static func withStore(_ body: (PostgresMetadataStore, PostgresClient) async throws -> Void) async throws {
+        let cluster = try await PostgresCluster.shared()
+        let url = try await cluster.makeDatabase()
+        let settings = try #require(try PostgresSettings.from(EnvironmentReader(["DATABASE_URL": url])))
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        let client = try PostgresClient.make(settings, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            try await PostgresMigrator.migrate(client, logger: logger)
+            try await body(PostgresMetadataStore(client: client, timeout: .seconds(10), logger: logger), client)
+        }
+    }
+
+    @Test(arguments: MetadataStoreConformance.all.map(\.0))
+    func conformance(_ name: String) async throws {
+        let check = try #require(MetadataStoreConformance.all.first { $0.0 == name }?.1)
+        try await Self.withStore { store, _ in try await check(store) }
+    }
+
+    @Test func replicasStartingTogetherMigrateOnce() async throws {
+        try await Self.withStore { _, client in
+            // The store is migrated; eight more replicas racing to migrate change nothing and fail nothing.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask { try await PostgresMigrator.migrate(client, logger: Logger(label: "replica")) }
+                }
+                try await group.waitForAll()
+            }
+            let rows = try await client.query("SELECT count(*) FROM schema_version")
+            for try await count in rows.decode(Int.self) {
+                #expect(count == PostgresSchema.migrations.count)
+            }
+        }
+    }
+
+    @Test func refusesADatabaseNewerThanTheCode() async throws {
+        try await Self.withStore { _, client in
+            try await client.query("INSERT INTO schema_version (version) VALUES (999)")
+            await #expect(throws: MigrationError.self) {
+                try await PostgresMigrator.migrate(client, logger: Logger(label: "test"))
+            }
+        }
+    }
+}
+
+@Suite struct PostgresSettingsTests {
+    @Test func databaseURL() throws {
+        let settings = try #require(try PostgresSettings.from(EnvironmentReader([
+            "DATABASE_URL": "postgres://user:p%40ss@db.example.com:6432/registry?sslmode=verify-full",
+        ])))
+        #expect(settings == PostgresSettings(
+            host: "db.example.com", port: 6432, database: "registry", username: "user", password: "p@ss",
+            sslMode: .verifyFull
+        ))
+    }
+
+    @Test func pierOneVariables() throws {
+        let settings = try #require(try PostgresSettings.from(EnvironmentReader([
+            "DB_SUBNAME": "//pierone.example.eu-west-1.rds.amazonaws.com:5432/pierone?ssl=true",
+            "DB_USER": "registry", "DB_PASSWORD": "secret", "DB_MAX_CONNECTIONS": "4",
+        ])))
+        #expect(settings.host == "pierone.example.eu-west-1.rds.amazonaws.com")
+        #expect(settings.database == "pierone")
+        #expect(settings.username == "registry" && settings.password == "secret")
+        #expect(settings.sslMode == .require)
+        #expect(settings.maximumConnections == 4)
+        let verified = try #require(try PostgresSettings.from(EnvironmentReader([
+            "DB_SUBNAME": "//localhost:5432/pierone", "PGSSLMODE": "verify-full",
+        ])))
+        #expect(verified.sslMode == .verifyFull)
+        #expect(verified.username == "postgres" && verified.password == "postgres")
+    }
+
+    @Test func noDatabaseMeansSQLite() throws {
+        #expect(try PostgresSettings.from(EnvironmentReader([:])) == nil)
+    }
+
+    @Test(arguments: [
+        ["DATABASE_URL": "mysql://x@y/z"], ["DATABASE_URL": "postgres://host"], ["DB_SUBNAME": "host:5432/db"],
+        ["DB_SUBNAME": "//localhost/pierone", "PGSSLMODE": "sometimes"], ["DATABASE_URL": "postgres://h/db?sslmode=maybe"],
+    ])
+    func badSettingsNameTheVariable(_ environment: [String: String]) {
+        do {
+            _ = try PostgresSettings.from(EnvironmentReader(environment))
+            Issue.record("accepted \(environment)")
+        } catch let error as ConfigurationError {
+            #expect(environment.keys.contains(error.variable))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}
