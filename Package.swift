@@ -123,6 +123,7 @@ let package = Package(
             dependencies: [
                 "Metadata", "Contracts", "Runtime", "TestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/MetadataTests",
             swiftSettings: swiftSettings

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 import Runtime
 import TestSupport
@@ -103,5 +104,55 @@ import Testing
         } catch {
             Issue.record("unexpected \(error)")
         }
+    }
+}
+
+/// `PGSSLMODE` against a server with a certificate from a private CA, issued for `localhost`.
+@Suite struct PostgresTLSTests {
+    /// One connection with the TLS settings `PGSSLMODE` and `PGSSLROOTCERT` produce; it must end
+    /// up encrypted. A single connection fails at once where the pool would keep retrying.
+    static func connect(host: String, mode: String, rootCertificate: String?, cluster: PostgresCluster) async throws {
+        var environment = [
+            "DATABASE_URL": "postgres://\(PostgresCluster.user):\(PostgresCluster.password)@\(host):\(cluster.port)/postgres",
+            "PGSSLMODE": mode,
+        ]
+        environment["PGSSLROOTCERT"] = rootCertificate
+        let settings = try #require(try PostgresSettings.from(EnvironmentReader(environment)))
+        let tls = try #require(settings.tlsConfiguration())
+        let configuration = PostgresConnection.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password,
+            database: settings.database, tls: .require(try NIOSSLContext(configuration: tls))
+        )
+        var logger = Logger(label: "tls-test")
+        logger.logLevel = .critical
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        do {
+            let rows = try await connection.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", logger: logger)
+            for try await encrypted in rows.decode(Bool.self) {
+                #expect(encrypted)
+            }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+    }
+
+    @Test func verifyFullChecksTheCertificateAndTheHostName() async throws {
+        let cluster = try await PostgresCluster.start(tls: true)
+        let ca = try #require(cluster.certificateAuthority)
+        // The certificate chains to the configured CA and names the host: accepted.
+        try await Self.connect(host: "localhost", mode: "verify-full", rootCertificate: ca, cluster: cluster)
+        // Same CA, but the certificate does not name 127.0.0.1: refused by verify-full, fine for verify-ca.
+        await #expect(throws: (any Error).self) {
+            try await Self.connect(host: "127.0.0.1", mode: "verify-full", rootCertificate: ca, cluster: cluster)
+        }
+        try await Self.connect(host: "127.0.0.1", mode: "verify-ca", rootCertificate: ca, cluster: cluster)
+        // Without the private CA the chain is not trusted.
+        await #expect(throws: (any Error).self) {
+            try await Self.connect(host: "localhost", mode: "verify-full", rootCertificate: nil, cluster: cluster)
+        }
+        // require encrypts without checking.
+        try await Self.connect(host: "127.0.0.1", mode: "require", rootCertificate: nil, cluster: cluster)
     }
 }

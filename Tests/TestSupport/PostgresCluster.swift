@@ -22,8 +22,14 @@ public final class PostgresCluster: Sendable {
         try await SharedCluster.instance.cluster()
     }
 
-    /// Creates and starts a new cluster (for tests that stop and restart it).
-    public static func start() async throws -> PostgresCluster {
+    /// With `tls`, the CA that signed the server certificate (`localhost` only) and the server
+    /// requires encryption for TCP connections.
+    public var certificateAuthority: String? { self.tls ? self.directory + "/ca.crt" : nil }
+
+    private let tls: Bool
+
+    /// Creates and starts a new cluster (for tests that stop and restart it, or need TLS).
+    public static func start(tls: Bool = false) async throws -> PostgresCluster {
         let binaries = try Self.findBinaries()
         let directory = "/tmp/pierone-pg-\(UUID().uuidString.prefix(8))"
         let port = try Self.freePort()
@@ -35,16 +41,42 @@ public final class PostgresCluster: Sendable {
             "-D", directory, "-U", Self.user, "--pwfile=\(passwordFile)", "--auth=scram-sha-256", "-E", "UTF8",
             "--no-sync",
         ])
-        let cluster = PostgresCluster(port: port, directory: directory, binaries: binaries)
+        let cluster = PostgresCluster(port: port, directory: directory, binaries: binaries, tls: tls)
+        if tls {
+            try await cluster.makeCertificates()
+        }
         Cleanup.register(directory: directory, binaries: binaries)
         try await cluster.startServer()
         return cluster
     }
 
-    private init(port: Int, directory: String, binaries: String) {
+    private init(port: Int, directory: String, binaries: String, tls: Bool) {
         self.port = port
         self.directory = directory
         self.binaries = binaries
+        self.tls = tls
+    }
+
+    /// A private CA and a server certificate for `localhost` (not for 127.0.0.1), made with
+    /// openssl as the server's user so the key has the ownership PostgreSQL insists on.
+    private func makeCertificates() async throws {
+        let ca = self.directory + "/ca"
+        let server = self.directory + "/server"
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=pierone test CA",
+             "-keyout", ca + ".key", "-out", ca + ".crt"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", server + ".key",
+             "-out", server + ".csr"],
+            ["x509", "-req", "-in", server + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key", "-CAcreateserial",
+             "-days", "2", "-out", server + ".crt", "-extfile", self.directory + "/san.cnf"],
+        ]
+        try Data("subjectAltName=DNS:localhost\n".utf8).write(to: URL(fileURLWithPath: "/tmp/pierone-san-\(self.port).cnf"))
+        try await Self.run("/bin/cp", ["/tmp/pierone-san-\(self.port).cnf", self.directory + "/san.cnf"])
+        try? FileManager.default.removeItem(atPath: "/tmp/pierone-san-\(self.port).cnf")
+        for step in steps {
+            try await Self.run("/usr/bin/openssl", step)
+        }
+        try await Self.run("/bin/chmod", ["0644", ca + ".crt"])
     }
 
     /// `postgres://…` of a new, empty database on this cluster.
@@ -78,7 +110,10 @@ public final class PostgresCluster: Sendable {
         let server = [
             self.binaries + "/postgres", "-D", self.directory, "-p", String(self.port),
             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off",
-        ]
+        ] + (self.tls ? [
+            "-c", "ssl=on", "-c", "ssl_cert_file=\(self.directory)/server.crt",
+            "-c", "ssl_key_file=\(self.directory)/server.key",
+        ] : [])
         if getuid() == 0 {
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
             process.arguments = ["-u", "postgres", "--"] + server

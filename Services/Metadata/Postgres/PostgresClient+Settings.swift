@@ -4,9 +4,14 @@ import PostgresNIO
 extension PostgresClient {
     /// A connection pool for `settings`: bounded, with the statement timeout set per connection.
     static func make(_ settings: PostgresSettings, logger: Logger) throws -> PostgresClient {
+        let tls: PostgresClient.Configuration.TLS = switch (settings.sslMode, settings.tlsConfiguration()) {
+        case (.disable, _), (_, nil): .disable
+        case (.prefer, let configuration?): .prefer(configuration)
+        case (_, let configuration?): .require(configuration)
+        }
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
-            database: settings.database, tls: try Self.tls(settings)
+            database: settings.database, tls: tls
         )
         configuration.options.maximumConnections = settings.maximumConnections
         configuration.options.connectTimeout = .seconds(Int64(min(settings.timeout, 10)))
@@ -16,29 +21,22 @@ extension PostgresClient {
         ]
         return PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
+}
 
-    /// libpq's `sslmode` semantics: `require` encrypts without checking the certificate,
-    /// `verify-ca` checks the chain, `verify-full` also the host name.
-    private static func tls(_ settings: PostgresSettings) throws -> PostgresClient.Configuration.TLS {
+extension PostgresSettings {
+    /// libpq's `sslmode` semantics: `prefer` and `require` encrypt without checking the
+    /// certificate, `verify-ca` checks the chain, `verify-full` also the host name. Nil for `disable`.
+    package func tlsConfiguration() -> TLSConfiguration? {
         var tls = TLSConfiguration.makeClientConfiguration()
-        if let root = settings.rootCertificatePath {
+        if let root = self.rootCertificatePath {
             tls.trustRoots = .file(root)
         }
-        switch settings.sslMode {
-        case .disable:
-            return .disable
-        case .prefer:
-            tls.certificateVerification = .none
-            return .prefer(tls)
-        case .require:
-            tls.certificateVerification = .none
-            return .require(tls)
-        case .verifyCA:
-            tls.certificateVerification = .noHostnameVerification
-            return .require(tls)
-        case .verifyFull:
-            tls.certificateVerification = .fullVerification
-            return .require(tls)
+        switch self.sslMode {
+        case .disable: return nil
+        case .prefer, .require: tls.certificateVerification = .none
+        case .verifyCA: tls.certificateVerification = .noHostnameVerification
+        case .verifyFull: tls.certificateVerification = .fullVerification
         }
+        return tls
     }
 }
