@@ -6,9 +6,15 @@ import Hummingbird
 /// The gateway never knows whether the two services run in this process or elsewhere.
 package enum Gateway {
     /// The router with every public route and the error middleware.
-    package static func router(metadata: any MetadataAPI, blobs: any BlobAPI) -> Router<GatewayRequestContext> {
+    /// Without an `authenticator` every request is allowed (Pier One without `HTTP_TOKENINFO_URL`).
+    package static func router(
+        metadata: any MetadataAPI, blobs: any BlobAPI, authenticator: Authenticator? = nil
+    ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RegistryErrorMiddleware())
+        if let authenticator {
+            router.add(middleware: AuthMiddleware(authenticator: authenticator))
+        }
         RegistryController(metadata: metadata, blobs: blobs).register(on: router)
         return router
     }

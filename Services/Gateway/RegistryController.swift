@@ -54,7 +54,7 @@ struct RegistryController: Sendable {
         case (.referrers(let name, let digest), .get):
             return try await self.referrers.list(request, name: name, digest: digest)
         case (.uploads(let name), .post):
-            return try await self.uploads.start(request, name: name)
+            return try await self.uploads.start(request, context: context, name: name)
         case (.upload(let name, let id), .get):
             return try await self.uploads.status(name: name, id: id)
         case (.upload(let name, let id), .patch):

@@ -9,10 +9,10 @@ struct UploadHandlers: Sendable {
 
     /// Opens a session (202), mounts from another repository (201), or takes the whole blob in
     /// this one request when `?digest=` is given (201).
-    func start(_ request: Request, name: RepositoryName) async throws -> Response {
+    func start(_ request: Request, context: GatewayRequestContext, name: RepositoryName) async throws -> Response {
         let query = request.uri.queryParameters
         if let mount = query["mount"], let digest = Digest(mount),
-           let blob = try await self.mountable(digest, from: query["from"].map(String.init))
+           let blob = try await self.mountable(digest, from: query["from"].map(String.init), context: context)
         {
             try await self.metadata.linkBlob(blob, into: name)
             return Self.created(name: name, digest: digest)
@@ -37,13 +37,13 @@ struct UploadHandlers: Sendable {
         return Self.accepted(name: name, session: session)
     }
 
-    /// The blob a mount may link: from the `from` repository, or without `from` from any
-    /// repository (the caller may read every repository while authentication is off).
-    private func mountable(_ digest: Digest, from: String?) async throws -> BlobRecord? {
+    /// The blob a mount may link: from the `from` repository when the caller may pull it, or
+    /// without `from` from any repository (whoever may push may pull every repository).
+    private func mountable(_ digest: Digest, from: String?, context: GatewayRequestContext) async throws -> BlobRecord? {
         guard let from else {
             return try await self.metadata.mountableBlob(digest)
         }
-        guard let source = RepositoryName(from) else { return nil }
+        guard let source = RepositoryName(from), context.mayPull(source) else { return nil }
         return try await self.metadata.blob(digest, in: source)
     }
 

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Blob
 import Contracts
 import Foundation
@@ -39,12 +40,20 @@ package func buildApplication(
         logger.info("metadata in SQLite", metadata: ["file": "\(directory)/metadata.sqlite"])
     }
     let blobs = try await BlobService.filesystem(directory: directory, logger: logger)
-    let router = Gateway.router(metadata: metadata, blobs: blobs)
+    let authenticator = configuration.auth.authenticator(http: HTTPClient.shared)
+    let router = Gateway.router(metadata: metadata, blobs: blobs, authenticator: authenticator)
 
-    logger.warning(
-        "authentication is off: anyone who can reach this port may push and pull",
-        metadata: ["address": "\(configuration.bindAddress):\(configuration.port)"]
-    )
+    if authenticator == nil {
+        logger.warning(
+            "SECURITY IS OFF: HTTP_TOKENINFO_URL is not set, so anyone who can reach this port may push, pull and delete",
+            metadata: ["address": "\(configuration.bindAddress):\(configuration.port)"]
+        )
+    } else {
+        if configuration.auth.teamServiceURL == nil {
+            logger.warning("HTTP_TEAM_SERVICE_URL is not set: only tokens with scope application.write_all can push")
+        }
+        logger.info("authentication with OAuth2 tokeninfo", metadata: ["publicRead": "\(configuration.auth.publicRead)"])
+    }
     logger.info("storage", metadata: ["directory": "\(directory)"])
 
     services.append(UploadExpiry(blobs: blobs, maximumAge: Double(configuration.uploadMaximumAge), logger: logger))

@@ -1,4 +1,5 @@
 import Contracts
+import Gateway
 import Metadata
 import Foundation
 import Runtime
@@ -7,7 +8,8 @@ import Runtime
 package struct ServeConfiguration: Sendable {
     /// `HTTP_PORT`: the public registry port.
     package var port: Int
-    /// `HTTP_BIND_ADDRESS`: where to listen. Defaults to 127.0.0.1 while authentication is off.
+    /// `HTTP_BIND_ADDRESS`: where to listen. Defaults to 127.0.0.1 while authentication is off,
+    /// 0.0.0.0 with it.
     package var bindAddress: String
     /// `STORAGE_DIRECTORY`: blobs, uploads and the SQLite file.
     package var storageDirectory: String
@@ -22,11 +24,13 @@ package struct ServeConfiguration: Sendable {
     /// `DATABASE_URL` or `DB_SUBNAME` (+ `DB_USER`, `DB_PASSWORD`, `PGSSLMODE`, …): PostgreSQL
     /// instead of the embedded SQLite file.
     package var postgres: PostgresSettings?
+    /// `HTTP_TOKENINFO_URL`, `HTTP_TEAM_SERVICE_URL`, `HTTP_ALLOW_PUBLIC_READ`, …
+    package var auth: AuthSettings
 
     package init(
         port: Int = 8080, bindAddress: String = "127.0.0.1", storageDirectory: String = "./data",
         tagPolicy: TagPolicy = TagPolicy(), latestIsAlias: Bool = true, uploadMaximumAge: Int = 86_400,
-        logLevel: String = "info", postgres: PostgresSettings? = nil
+        logLevel: String = "info", postgres: PostgresSettings? = nil, auth: AuthSettings = AuthSettings()
     ) {
         self.port = port
         self.bindAddress = bindAddress
@@ -36,11 +40,12 @@ package struct ServeConfiguration: Sendable {
         self.uploadMaximumAge = uploadMaximumAge
         self.logLevel = logLevel
         self.postgres = postgres
+        self.auth = auth
     }
 
     /// Reads and validates the environment; throws `ConfigurationError` naming the variable.
     package init(environment: EnvironmentReader) throws {
-        for variable in ["HTTP_TOKENINFO_URL", "HTTP_TEAM_SERVICE_URL", "STORAGE_S3_BUCKET"]
+        for variable in ["STORAGE_S3_BUCKET", "HTTP_IIDINFO_URL"]
         where environment.string(variable) != nil {
             // Refuse rather than silently run without what the operator asked for.
             throw ConfigurationError(variable, "is set, but this version of pierone does not support it yet")
@@ -57,15 +62,18 @@ package struct ServeConfiguration: Sendable {
                 throw ConfigurationError("TAG_POLICY_FILE", "\(file) is not a valid policy: \(error)")
             }
         }
+        let auth = try AuthSettings.from(environment)
         self.init(
             port: try environment.integer("HTTP_PORT", default: 8080, range: 0...65535),
-            bindAddress: environment.string("HTTP_BIND_ADDRESS", default: "127.0.0.1"),
+            // Without authentication, only this machine can reach the registry unless told otherwise.
+            bindAddress: environment.string("HTTP_BIND_ADDRESS", default: auth.tokenInfoURL == nil ? "127.0.0.1" : "0.0.0.0"),
             storageDirectory: environment.string("STORAGE_DIRECTORY", default: "./data"),
             tagPolicy: TagPolicy(rules: rules, mutableTags: mutableTags),
             latestIsAlias: try environment.bool("LATEST_TAG_ALIAS", default: true),
             uploadMaximumAge: try environment.integer("UPLOAD_MAX_AGE", default: 86_400, range: 60...31_536_000),
             logLevel: environment.string("LOG_LEVEL", default: "info"),
-            postgres: try PostgresSettings.from(environment)
+            postgres: try PostgresSettings.from(environment),
+            auth: auth
         )
     }
 }

@@ -7,6 +7,8 @@ struct ShutdownHook: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        try await self.action()
+        // The service group may cancel this task (a failing sibling, a second signal); the action
+        // still has to run, so it runs in a task of its own that does not inherit the cancellation.
+        try await Task { try await self.action() }.value
     }
 }

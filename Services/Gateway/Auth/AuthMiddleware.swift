@@ -1,0 +1,52 @@
+import Contracts
+import Hummingbird
+import Logging
+
+/// Authenticates every `/v2/` request, decides it with `AccessRules`, and records the caller in
+/// the request context. 401 answers carry a challenge so clients log in; 403 says why.
+/// Successful pushes and deletes are logged with the caller's uid (never a token).
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let authenticator: Authenticator
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        guard let route = try? RegistryRoute(path: request.uri.path) else {
+            return try await next(request, context)
+        }
+        let requirement = Requirement(route, method: request.method)
+        let credentials = Credentials(authorization: request.headers[.authorization])
+        guard let (identity, token) = try await self.authenticator.identify(credentials) else {
+            return self.challenge(requirement, message: "the credentials are not valid", head: request.method == .head)
+        }
+        switch try await self.authenticator.decide(requirement, for: identity, token: token) {
+        case .challenge:
+            return self.challenge(requirement, message: "authentication required", head: request.method == .head)
+        case .deny(let reason):
+            throw RegistryError(.denied, reason)
+        case .allow:
+            break
+        }
+        var context = context
+        context.identity = identity
+        let rules = self.authenticator.rules
+        context.mayPull = { rules.decide(identity, .pull, $0) == .allow }
+        let response = try await next(request, context)
+        if case .access(let action, let repository?) = requirement, action != .pull,
+           response.status == .created || (action == .delete && response.status == .accepted)
+        {
+            context.logger.info(
+                "\(action.rawValue)",
+                metadata: ["uid": "\(identity.uid)", "repository": "\(repository)", "path": "\(request.uri.path)"]
+            )
+        }
+        return response
+    }
+
+    private func challenge(_ requirement: Requirement, message: String, head: Bool) -> Response {
+        var response = RegistryErrorRenderer.render(RegistryError(.unauthorized, message), head: head)
+        response.headers[.wwwAuthenticate] = "Basic realm=\"\(self.authenticator.realm)\""
+        return response
+    }
+}

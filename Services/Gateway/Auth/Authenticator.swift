@@ -1,0 +1,50 @@
+import Contracts
+import Logging
+
+/// Establishes who is calling and decides what they may do, with tokeninfo and the team service.
+package struct Authenticator: Sendable {
+    let tokenInfo: TokenInfoClient
+    let teams: TeamClient?
+    package let rules: AccessRules
+    /// `WWW-Authenticate` realm of the Basic challenge.
+    let realm: String
+
+    package init(tokenInfo: TokenInfoClient, teams: TeamClient?, rules: AccessRules, realm: String = "Pier One") {
+        self.tokenInfo = tokenInfo
+        self.teams = teams
+        self.rules = rules
+        self.realm = realm
+    }
+
+    /// The caller behind `credentials`: `.anonymous` without credentials, nil when they are not
+    /// valid. Throws 503 when tokeninfo cannot answer.
+    func identify(_ credentials: Credentials?) async throws -> (identity: Identity, token: String?)? {
+        switch credentials {
+        case nil:
+            return (.anonymous, nil)
+        case .oauthToken(let token), .bearer(let token):
+            guard let user = try await self.tokenInfo.user(for: token) else { return nil }
+            return (.oauth(user), token)
+        case .instanceIdentity:
+            return nil
+        }
+    }
+
+    /// Decides `requirement` for `identity`, asking the team service only when the rules need it.
+    func decide(_ requirement: Requirement, for identity: Identity, token: String?) async throws -> AccessDecision {
+        switch requirement {
+        case .authenticated:
+            // The ping always challenges anonymous callers, public read or not: it is where Docker
+            // and containers/image learn how to log in, so that they send credentials for a push.
+            return identity == .anonymous ? .challenge : .allow
+        case .access(let action, let repository):
+            var teams: [String]?
+            if case .oauth(let user) = identity, action != .pull, !user.scopes.contains(AccessRules.writeAllScope),
+               let teamClient = self.teams, let token
+            {
+                teams = try await teamClient.teams(of: user.uid, token: token)
+            }
+            return self.rules.decide(identity, action, repository, teams: teams)
+        }
+    }
+}
