@@ -14,6 +14,9 @@ package enum Gateway {
         router.add(middleware: RegistryErrorMiddleware())
         if let authenticator {
             router.add(middleware: AuthMiddleware(authenticator: authenticator))
+            if let tokens = authenticator.tokens {
+                TokenController(authenticator: authenticator, tokens: tokens).register(on: router)
+            }
         }
         RegistryController(metadata: metadata, blobs: blobs).register(on: router)
         return router

@@ -9,6 +9,7 @@ extension HTTPField.Name {
     package static let ociTag = Self("OCI-Tag")!
     package static let ociFiltersApplied = Self("OCI-Filters-Applied")!
     package static let link = Self("Link")!
+    package static let forwardedProto = Self("X-Forwarded-Proto")!
 }
 
 /// Values fixed by the protocol.

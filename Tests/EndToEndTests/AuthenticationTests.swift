@@ -12,13 +12,14 @@ import Testing
 
     /// A registry with authentication against a fresh stand-in.
     static func withSecuredRegistry(
-        publicRead: Bool = false, _ test: @Sendable (Registry, OAuthStandIn) async throws -> Void
+        publicRead: Bool = false, tokenFlow: Bool = false, publicURL: String? = nil, _ test: @Sendable (Registry, OAuthStandIn) async throws -> Void
     ) async throws {
         let standIn = OAuthStandIn()
         try await standIn.run { base in
             try await RegistryHarness.withRegistry(configure: { configuration in
                 configuration.auth = AuthSettings(
-                    tokenInfoURL: base + "/oauth2/tokeninfo", teamServiceURL: base, publicRead: publicRead
+                    tokenInfoURL: base + "/oauth2/tokeninfo", teamServiceURL: base, publicRead: publicRead,
+                    tokenKeys: tokenFlow ? [("k1", String(repeating: "s", count: 40))] : [], publicURL: publicURL
                 )
             }) { registry in
                 try await test(registry, standIn)

@@ -14,6 +14,8 @@ package enum AccessDecision: Sendable, Equatable {
     case challenge
     /// Authenticated, but not allowed: 403 `DENIED` with the reason.
     case deny(String)
+    /// A registry token without the needed scope: 401 so the client fetches a token that has it.
+    case insufficientScope
 }
 
 /// Pier One's permission rules, in one place (the table test exercises every row):
@@ -25,6 +27,7 @@ package enum AccessDecision: Sendable, Equatable {
 /// | service (`/services`) | yes | scope `application.write` and their team |
 /// | scope `application.write_all` | yes | any repository |
 /// | EC2 instance | repositories mapped to its account | never |
+/// | registry token | what it grants | what it grants |
 /// | authentication off | yes | yes |
 package struct AccessRules: Sendable {
     package var publicRead: Bool
@@ -47,6 +50,15 @@ package struct AccessRules: Sendable {
         switch identity {
         case .unrestricted:
             return .allow
+        case .token(_, let access):
+            let granted = access.contains { scope in
+                if let repository {
+                    return scope.type == "repository" && scope.name == repository.value
+                        && (scope.actions.contains(action.rawValue) || scope.actions.contains("*"))
+                }
+                return scope.type == "registry" && scope.name == "catalog" && scope.actions.contains("*")
+            }
+            return granted ? .allow : .insufficientScope
         case .anonymous:
             return action == .pull && self.publicRead ? .allow : .challenge
         case .instance(let accountID):

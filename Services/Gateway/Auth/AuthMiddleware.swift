@@ -18,11 +18,13 @@ struct AuthMiddleware: RouterMiddleware {
         let requirement = Requirement(route, method: request.method)
         let credentials = Credentials(authorization: request.headers[.authorization])
         guard let (identity, token) = try await self.authenticator.identify(credentials) else {
-            return self.challenge(requirement, message: "the credentials are not valid", head: request.method == .head)
+            return self.challenge(requirement, request, message: "the credentials are not valid")
         }
         switch try await self.authenticator.decide(requirement, for: identity, token: token) {
         case .challenge:
-            return self.challenge(requirement, message: "authentication required", head: request.method == .head)
+            return self.challenge(requirement, request, message: "authentication required")
+        case .insufficientScope:
+            return self.challenge(requirement, request, message: "the token does not grant this", insufficientScope: true)
         case .deny(let reason):
             throw RegistryError(.denied, reason)
         case .allow:
@@ -44,9 +46,13 @@ struct AuthMiddleware: RouterMiddleware {
         return response
     }
 
-    private func challenge(_ requirement: Requirement, message: String, head: Bool) -> Response {
-        var response = RegistryErrorRenderer.render(RegistryError(.unauthorized, message), head: head)
-        response.headers[.wwwAuthenticate] = "Basic realm=\"\(self.authenticator.realm)\""
+    private func challenge(
+        _ requirement: Requirement, _ request: Request, message: String, insufficientScope: Bool = false
+    ) -> Response {
+        var response = RegistryErrorRenderer.render(RegistryError(.unauthorized, message), head: request.method == .head)
+        response.headers[.wwwAuthenticate] = self.authenticator.challenge(
+            for: requirement, request: request, insufficientScope: insufficientScope
+        )
         return response
     }
 }

@@ -15,16 +15,29 @@ package struct AuthSettings: Sendable {
     package var cacheSeconds: Int
     /// `AUTH_CACHE_SIZE`: entries each cache holds at most.
     package var cacheSize: Int
+    /// `TOKEN_SIGNING_KEYS`: `kid=secret,…`; enables the Docker token flow (first key signs).
+    package var tokenKeys: [(String, String)]
+    /// `TOKEN_SERVICE`: the `service` of the token flow.
+    package var tokenService: String
+    /// `TOKEN_LIFETIME`: seconds a registry token is valid.
+    package var tokenLifetime: Int
+    /// `HTTP_PUBLIC_URL`: how clients reach the registry (token realm); else taken from `Host`.
+    package var publicURL: String?
 
     package init(
         tokenInfoURL: String? = nil, teamServiceURL: String? = nil, publicRead: Bool = false, cacheSeconds: Int = 120,
-        cacheSize: Int = 10_000
+        cacheSize: Int = 10_000, tokenKeys: [(String, String)] = [], tokenService: String = "pierone",
+        tokenLifetime: Int = 300, publicURL: String? = nil
     ) {
         self.tokenInfoURL = tokenInfoURL
         self.teamServiceURL = teamServiceURL
         self.publicRead = publicRead
         self.cacheSeconds = cacheSeconds
         self.cacheSize = cacheSize
+        self.tokenKeys = tokenKeys
+        self.tokenService = tokenService
+        self.tokenLifetime = tokenLifetime
+        self.publicURL = publicURL
     }
 
     package static func from(_ environment: EnvironmentReader) throws -> AuthSettings {
@@ -33,18 +46,35 @@ package struct AuthSettings: Sendable {
                 throw ConfigurationError(variable, "\"\(value)\" is not an http(s) URL")
             }
         }
+        var keys: [(String, String)] = []
+        for entry in (environment.string("TOKEN_SIGNING_KEYS") ?? "").split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty, parts[1].utf8.count >= 32 else {
+                throw ConfigurationError("TOKEN_SIGNING_KEYS", "expected kid=secret pairs with secrets of at least 32 characters")
+            }
+            keys.append((String(parts[0]), String(parts[1])))
+        }
+        if let publicURL = environment.string("HTTP_PUBLIC_URL"), URL(string: publicURL)?.host == nil {
+            throw ConfigurationError("HTTP_PUBLIC_URL", "\"\(publicURL)\" is not a URL such as https://registry.example.com")
+        }
         return AuthSettings(
             tokenInfoURL: environment.string("HTTP_TOKENINFO_URL"),
             teamServiceURL: environment.string("HTTP_TEAM_SERVICE_URL"),
             publicRead: try environment.bool("HTTP_ALLOW_PUBLIC_READ", default: false),
             cacheSeconds: try environment.integer("AUTH_CACHE_SECONDS", default: 120, range: 0...86_400),
-            cacheSize: try environment.integer("AUTH_CACHE_SIZE", default: 10_000, range: 1...10_000_000)
+            cacheSize: try environment.integer("AUTH_CACHE_SIZE", default: 10_000, range: 1...10_000_000),
+            tokenKeys: keys,
+            tokenService: environment.string("TOKEN_SERVICE", default: "pierone"),
+            tokenLifetime: try environment.integer("TOKEN_LIFETIME", default: 300, range: 60...86_400),
+            publicURL: environment.string("HTTP_PUBLIC_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         )
     }
 
     /// The authenticator these settings describe; nil when authentication is off.
-    package func authenticator(http: HTTPClient) -> Authenticator? {
+    package func authenticator(http: HTTPClient) async -> Authenticator? {
         guard let tokenInfoURL else { return nil }
+        let tokens: RegistryTokens? = self.tokenKeys.isEmpty
+            ? nil : await RegistryTokens(keys: self.tokenKeys, service: self.tokenService, lifetime: self.tokenLifetime)
         let lifetime = Duration.seconds(self.cacheSeconds)
         return Authenticator(
             tokenInfo: TokenInfoClient(
@@ -53,7 +83,9 @@ package struct AuthSettings: Sendable {
             teams: self.teamServiceURL.map {
                 TeamClient(url: $0, http: http, cache: ExpiringCache(lifetime: lifetime, capacity: self.cacheSize))
             },
-            rules: AccessRules(publicRead: self.publicRead)
+            rules: AccessRules(publicRead: self.publicRead),
+            tokens: tokens,
+            publicURL: self.publicURL
         )
     }
 }

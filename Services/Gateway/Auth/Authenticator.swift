@@ -8,11 +8,20 @@ package struct Authenticator: Sendable {
     package let rules: AccessRules
     /// `WWW-Authenticate` realm of the Basic challenge.
     let realm: String
+    /// The token flow, when `TOKEN_SIGNING_KEYS` is set: challenges become Bearer.
+    package let tokens: RegistryTokens?
+    /// `HTTP_PUBLIC_URL`: how clients reach this registry, for the token realm.
+    let publicURL: String?
 
-    package init(tokenInfo: TokenInfoClient, teams: TeamClient?, rules: AccessRules, realm: String = "Pier One") {
+    package init(
+        tokenInfo: TokenInfoClient, teams: TeamClient?, rules: AccessRules, tokens: RegistryTokens? = nil,
+        publicURL: String? = nil, realm: String = "Pier One"
+    ) {
         self.tokenInfo = tokenInfo
         self.teams = teams
         self.rules = rules
+        self.tokens = tokens
+        self.publicURL = publicURL
         self.realm = realm
     }
 
@@ -22,7 +31,13 @@ package struct Authenticator: Sendable {
         switch credentials {
         case nil:
             return (.anonymous, nil)
-        case .oauthToken(let token), .bearer(let token):
+        case .bearer(let token):
+            if let claims = await self.tokens?.verify(token) {
+                return (.token(subject: claims.sub.value, access: claims.access), nil)
+            }
+            guard let user = try await self.tokenInfo.user(for: token) else { return nil }
+            return (.oauth(user), token)
+        case .oauthToken(let token):
             guard let user = try await self.tokenInfo.user(for: token) else { return nil }
             return (.oauth(user), token)
         case .instanceIdentity:

@@ -6,6 +6,8 @@ package enum Identity: Sendable, Equatable {
     case oauth(OAuthUser)
     /// A verified EC2 instance identity document of this AWS account.
     case instance(accountID: String)
+    /// A registry token from `/v2/token`: exactly what it grants.
+    case token(subject: String, access: [TokenScope])
     /// Authentication is switched off (no `HTTP_TOKENINFO_URL`): everything is allowed.
     case unrestricted
 
@@ -15,6 +17,7 @@ package enum Identity: Sendable, Equatable {
         case .anonymous: "anonymous"
         case .oauth(let user): user.uid
         case .instance(let accountID): "aws:\(accountID)"
+        case .token(let subject, _): subject
         case .unrestricted: "anonymous"
         }
     }

@@ -40,7 +40,7 @@ package func buildApplication(
         logger.info("metadata in SQLite", metadata: ["file": "\(directory)/metadata.sqlite"])
     }
     let blobs = try await BlobService.filesystem(directory: directory, logger: logger)
-    let authenticator = configuration.auth.authenticator(http: HTTPClient.shared)
+    let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     let router = Gateway.router(metadata: metadata, blobs: blobs, authenticator: authenticator)
 
     if authenticator == nil {
@@ -52,7 +52,10 @@ package func buildApplication(
         if configuration.auth.teamServiceURL == nil {
             logger.warning("HTTP_TEAM_SERVICE_URL is not set: only tokens with scope application.write_all can push")
         }
-        logger.info("authentication with OAuth2 tokeninfo", metadata: ["publicRead": "\(configuration.auth.publicRead)"])
+        logger.info(
+            "authentication with OAuth2 tokeninfo",
+            metadata: ["publicRead": "\(configuration.auth.publicRead)", "tokenFlow": "\(!configuration.auth.tokenKeys.isEmpty)"]
+        )
     }
     logger.info("storage", metadata: ["directory": "\(directory)"])
 

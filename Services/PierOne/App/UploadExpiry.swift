@@ -15,7 +15,7 @@ struct UploadExpiry: Service {
                 while true {
                     do {
                         _ = try await self.blobs.expireUploads(olderThan: self.maximumAge)
-                    } catch {
+                    } catch where !Task.isCancelled {
                         self.logger.error("expiring uploads failed", metadata: ["error": "\(error)"])
                     }
                     try await Task.sleep(for: interval)
