@@ -46,10 +46,17 @@ let package = Package(
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),
+        // System libcrypto for PKCS#7 (EC2 instance identity documents); swift-crypto has no PKCS#7.
+        .systemLibrary(
+            name: "CLibCrypto",
+            path: "Services/CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "Gateway",
             dependencies: [
-                "Contracts", "Runtime",
+                "Contracts", "Runtime", "CLibCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -119,7 +126,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Contracts"],
+            dependencies: ["Gateway", "Contracts", "TestSupport"],
             path: "Tests/GatewayTests",
             swiftSettings: swiftSettings
         ),

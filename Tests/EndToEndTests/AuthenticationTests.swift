@@ -4,6 +4,7 @@ import Gateway
 import Hummingbird
 import HummingbirdTesting
 import Runtime
+import TestSupport
 import Testing
 
 /// Pier One's security with real clients, against the tokeninfo/team stand-in.
@@ -12,14 +13,17 @@ import Testing
 
     /// A registry with authentication against a fresh stand-in.
     static func withSecuredRegistry(
-        publicRead: Bool = false, tokenFlow: Bool = false, publicURL: String? = nil, _ test: @Sendable (Registry, OAuthStandIn) async throws -> Void
+        publicRead: Bool = false, tokenFlow: Bool = false, publicURL: String? = nil,
+        instances: InstanceIdentityFixture? = nil, _ test: @Sendable (Registry, OAuthStandIn) async throws -> Void
     ) async throws {
         let standIn = OAuthStandIn()
         try await standIn.run { base in
             try await RegistryHarness.withRegistry(configure: { configuration in
                 configuration.auth = AuthSettings(
                     tokenInfoURL: base + "/oauth2/tokeninfo", teamServiceURL: base, publicRead: publicRead,
-                    tokenKeys: tokenFlow ? [("k1", String(repeating: "s", count: 40))] : [], publicURL: publicURL
+                    tokenKeys: tokenFlow ? [("k1", String(repeating: "s", count: 40))] : [], publicURL: publicURL,
+                    instanceCertificates: instances.flatMap { FileManager.default.contents(atPath: $0.awsCertificatePath) },
+                    instanceMaximumAge: 3600, instanceAccess: ["123456789012": [Glob("team/**")]]
                 )
             }) { registry in
                 try await test(registry, standIn)
@@ -159,6 +163,37 @@ import Testing
                 let push = try await registry.request(.post, "/v2/team/app/blobs/uploads/")
                 #expect(push.status == .unauthorized)
                 #expect(push.headers[.wwwAuthenticate] != nil)
+            }
+        }
+    }
+
+    /// An EC2 instance pulls what its account is mapped to, with `instance-identity-document:<pkcs7>`.
+    @Test func instancesPullTheirRepositoriesOnly() async throws {
+        let fixture = try await InstanceIdentityFixture.make()
+        let document = try await fixture.sign(InstanceIdentityFixture.document(accountID: "123456789012"))
+        let forged = try await fixture.sign(InstanceIdentityFixture.document(accountID: "123456789012"), by: "attacker", embedCertificate: true)
+        try await ClientTests.withScratch { scratch in
+            try await ClientTests.makeOCILayout(at: scratch, content: "image for instances")
+            try await Self.withSecuredRegistry(instances: fixture) { registry, _ in
+                let layout = "oci:\(scratch.appendingPathComponent("layout").path):1.0"
+                for repository in ["team/app", "other/app"] {
+                    try await ClientTests.skopeo([
+                        "copy", "--dest-tls-verify=false", "--dest-creds", "oauth2:admin-token", layout,
+                        "docker://\(registry.host)/\(repository):1.0",
+                    ])
+                }
+                let out = scratch.appendingPathComponent("pulled")
+                try await ClientTests.skopeo([
+                    "copy", "--src-tls-verify=false", "--src-creds", "instance-identity-document:\(document)",
+                    "docker://\(registry.host)/team/app:1.0", "oci:\(out.path):pulled",
+                ])
+                let iid: HTTPFields = [.authorization: "Basic " + Data("instance-identity-document:\(document)".utf8).base64EncodedString()]
+                let elsewhere = try await registry.request(.get, "/v2/other/app/manifests/1.0", headers: iid)
+                #expect(elsewhere.status == .forbidden)
+                let push = try await registry.request(.post, "/v2/team/app/blobs/uploads/", headers: iid)
+                #expect(push.status == .forbidden)
+                let attacker: HTTPFields = [.authorization: "Basic " + Data("instance-identity-document:\(forged)".utf8).base64EncodedString()]
+                #expect(try await registry.request(.get, "/v2/team/app/manifests/1.0", headers: attacker).status == .unauthorized)
             }
         }
     }

@@ -200,7 +200,7 @@ public final class PostgresCluster: Sendable {
 
     public struct SetupError: Error, CustomStringConvertible {
         public let description: String
-        init(_ description: String) { self.description = description }
+        public init(_ description: String) { self.description = description }
     }
 }
 

@@ -23,12 +23,22 @@ package struct AuthSettings: Sendable {
     package var tokenLifetime: Int
     /// `HTTP_PUBLIC_URL`: how clients reach the registry (token realm); else taken from `Host`.
     package var publicURL: String?
+    /// `IID_CERTIFICATES_FILE`: AWS's public certificates (PEM) for instance identity documents.
+    package var instanceCertificates: Data?
+    /// `IID_MAX_AGE`: seconds after the instance's `pendingTime` its document is still accepted.
+    package var instanceMaximumAge: Int
+    /// `IID_ACCOUNTS`: `account=pattern,…`, the repositories instances of an account may pull.
+    package var instanceAccess: [String: [Glob]]
 
     package init(
         tokenInfoURL: String? = nil, teamServiceURL: String? = nil, publicRead: Bool = false, cacheSeconds: Int = 120,
         cacheSize: Int = 10_000, tokenKeys: [(String, String)] = [], tokenService: String = "pierone",
-        tokenLifetime: Int = 300, publicURL: String? = nil
+        tokenLifetime: Int = 300, publicURL: String? = nil, instanceCertificates: Data? = nil,
+        instanceMaximumAge: Int = 31_536_000, instanceAccess: [String: [Glob]] = [:]
     ) {
+        self.instanceCertificates = instanceCertificates
+        self.instanceMaximumAge = instanceMaximumAge
+        self.instanceAccess = instanceAccess
         self.tokenInfoURL = tokenInfoURL
         self.teamServiceURL = teamServiceURL
         self.publicRead = publicRead
@@ -57,6 +67,24 @@ package struct AuthSettings: Sendable {
         if let publicURL = environment.string("HTTP_PUBLIC_URL"), URL(string: publicURL)?.host == nil {
             throw ConfigurationError("HTTP_PUBLIC_URL", "\"\(publicURL)\" is not a URL such as https://registry.example.com")
         }
+        var certificates: Data?
+        if let file = environment.string("IID_CERTIFICATES_FILE") {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigurationError("IID_CERTIFICATES_FILE", "cannot read \(file)")
+            }
+            guard (try? InstanceIdentityVerifier(certificatesPEM: data, maximumAge: 0)) != nil else {
+                throw ConfigurationError("IID_CERTIFICATES_FILE", "\(file) holds no PEM certificate")
+            }
+            certificates = data
+        }
+        var access: [String: [Glob]] = [:]
+        for entry in (environment.string("IID_ACCOUNTS") ?? "").split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, parts[0].count == 12, parts[0].allSatisfy(\.isNumber), !parts[1].isEmpty else {
+                throw ConfigurationError("IID_ACCOUNTS", "expected account=pattern pairs such as 123456789012=team/**")
+            }
+            access[parts[0], default: []].append(Glob(parts[1]))
+        }
         return AuthSettings(
             tokenInfoURL: environment.string("HTTP_TOKENINFO_URL"),
             teamServiceURL: environment.string("HTTP_TEAM_SERVICE_URL"),
@@ -66,7 +94,10 @@ package struct AuthSettings: Sendable {
             tokenKeys: keys,
             tokenService: environment.string("TOKEN_SERVICE", default: "pierone"),
             tokenLifetime: try environment.integer("TOKEN_LIFETIME", default: 300, range: 60...86_400),
-            publicURL: environment.string("HTTP_PUBLIC_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            publicURL: environment.string("HTTP_PUBLIC_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 },
+            instanceCertificates: certificates,
+            instanceMaximumAge: try environment.integer("IID_MAX_AGE", default: 31_536_000, range: 60...315_360_000),
+            instanceAccess: access
         )
     }
 
@@ -83,9 +114,12 @@ package struct AuthSettings: Sendable {
             teams: self.teamServiceURL.map {
                 TeamClient(url: $0, http: http, cache: ExpiringCache(lifetime: lifetime, capacity: self.cacheSize))
             },
-            rules: AccessRules(publicRead: self.publicRead),
+            rules: AccessRules(publicRead: self.publicRead, instanceAccess: self.instanceAccess),
             tokens: tokens,
-            publicURL: self.publicURL
+            publicURL: self.publicURL,
+            instances: self.instanceCertificates.flatMap {
+                try? InstanceIdentityVerifier(certificatesPEM: $0, maximumAge: TimeInterval(self.instanceMaximumAge))
+            }
         )
     }
 }

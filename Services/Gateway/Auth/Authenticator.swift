@@ -12,11 +12,14 @@ package struct Authenticator: Sendable {
     package let tokens: RegistryTokens?
     /// `HTTP_PUBLIC_URL`: how clients reach this registry, for the token realm.
     let publicURL: String?
+    /// EC2 instance identity verification, when `IID_CERTIFICATES_FILE` is set.
+    let instances: InstanceIdentityVerifier?
 
     package init(
         tokenInfo: TokenInfoClient, teams: TeamClient?, rules: AccessRules, tokens: RegistryTokens? = nil,
-        publicURL: String? = nil, realm: String = "Pier One"
+        publicURL: String? = nil, instances: InstanceIdentityVerifier? = nil, realm: String = "Pier One"
     ) {
+        self.instances = instances
         self.tokenInfo = tokenInfo
         self.teams = teams
         self.rules = rules
@@ -40,8 +43,9 @@ package struct Authenticator: Sendable {
         case .oauthToken(let token):
             guard let user = try await self.tokenInfo.user(for: token) else { return nil }
             return (.oauth(user), token)
-        case .instanceIdentity:
-            return nil
+        case .instanceIdentity(let pkcs7):
+            guard let document = try? self.instances?.verify(pkcs7) else { return nil }
+            return (.instance(accountID: document.accountId), nil)
         }
     }
 

@@ -45,10 +45,16 @@ package struct ServeConfiguration: Sendable {
 
     /// Reads and validates the environment; throws `ConfigurationError` naming the variable.
     package init(environment: EnvironmentReader) throws {
-        for variable in ["STORAGE_S3_BUCKET", "HTTP_IIDINFO_URL"]
+        for variable in ["STORAGE_S3_BUCKET"]
         where environment.string(variable) != nil {
             // Refuse rather than silently run without what the operator asked for.
             throw ConfigurationError(variable, "is set, but this version of pierone does not support it yet")
+        }
+        if environment.string("HTTP_IIDINFO_URL") != nil {
+            throw ConfigurationError(
+                "HTTP_IIDINFO_URL",
+                "is not used: instance identity documents are verified here; set IID_CERTIFICATES_FILE and IID_ACCOUNTS"
+            )
         }
         let mutableTags = TagPolicy.parsePatterns(environment.string("MUTABLE_TAGS", default: "*-SNAPSHOT"))
         var rules: [TagPolicy.Rule] = []
