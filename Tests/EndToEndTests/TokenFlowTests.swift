@@ -58,6 +58,31 @@ import Testing
         }
     }
 
+    /// A mount links a blob only when the same token may pull the source; otherwise it is an upload.
+    @Test func mountNeedsPullOnTheSourceInTheToken() async throws {
+        try await AuthenticationTests.withSecuredRegistry(tokenFlow: true) { registry, _ in
+            let admin = try await Self.token(registry, credentials: "admin-token", scopes: ["repository:other/app:pull,push"])
+            let bytes = ByteBuffer(string: "source blob")
+            let digest = StreamingHasher.digest(of: bytes)
+            let pushed = try await registry.request(
+                .post, "/v2/other/app/blobs/uploads/?digest=\(digest)", headers: [.authorization: "Bearer \(admin.token)"], body: bytes
+            )
+            #expect(pushed.status == .created)
+            let narrow = try await Self.token(registry, credentials: "employee-token", scopes: ["repository:team/app:pull,push"])
+            let refused = try await registry.request(
+                .post, "/v2/team/app/blobs/uploads/?mount=\(digest)&from=other/app", headers: [.authorization: "Bearer \(narrow.token)"]
+            )
+            #expect(refused.status == .accepted)
+            let wide = try await Self.token(
+                registry, credentials: "employee-token", scopes: ["repository:team/app:pull,push", "repository:other/app:pull"]
+            )
+            let mounted = try await registry.request(
+                .post, "/v2/team/app/blobs/uploads/?mount=\(digest)&from=other/app", headers: [.authorization: "Bearer \(wide.token)"]
+            )
+            #expect(mounted.status == .created)
+        }
+    }
+
     @Test func oauth2PostForm() async throws {
         try await AuthenticationTests.withSecuredRegistry(tokenFlow: true) { registry, _ in
             let form = "grant_type=password&username=oauth2&password=service-token&service=pierone&scope=repository%3Ateam%2Fapp%3Apull%2Cpush&client_id=containerd"
