@@ -27,6 +27,11 @@ package struct BlobService: BlobAPI {
         return BlobService(driver: driver, logger: logger)
     }
 
+    /// Whether the storage can be reached.
+    package func isReady() async -> Bool {
+        (try? await self.driver.listUploads()) != nil
+    }
+
     package func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
         let id = UploadID(UUID().uuidString.lowercased())!
         let info = UploadInfo(repository: repository, algorithm: algorithm, startedAt: Date().timeIntervalSince1970)

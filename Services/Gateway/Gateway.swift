@@ -1,5 +1,6 @@
 import Contracts
 import Hummingbird
+import Runtime
 
 /// The public face of the registry: the OCI distribution API over `MetadataAPI` and `BlobAPI`.
 ///
@@ -8,9 +9,11 @@ package enum Gateway {
     /// The router with every public route and the error middleware.
     /// Without an `authenticator` every request is allowed (Pier One without `HTTP_TOKENINFO_URL`).
     package static func router(
-        metadata: any MetadataAPI, blobs: any BlobAPI, authenticator: Authenticator? = nil
+        metadata: any MetadataAPI, blobs: any BlobAPI, authenticator: Authenticator? = nil,
+        ready: @escaping @Sendable () async -> Bool = { true }
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
+        HealthRoutes.register(on: router, ready: ready)
         router.add(middleware: RegistryErrorMiddleware())
         if let authenticator {
             router.add(middleware: AuthMiddleware(authenticator: authenticator))

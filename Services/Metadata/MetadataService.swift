@@ -28,6 +28,11 @@ package struct MetadataService: MetadataAPI {
         self.settings = settings
     }
 
+    /// Whether the database answers.
+    package func isReady() async -> Bool {
+        (try? await self.store.ping()) != nil
+    }
+
     package func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {
         try await self.store.blob(digest, in: repository)
     }

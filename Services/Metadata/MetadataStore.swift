@@ -40,4 +40,7 @@ protocol CatalogStore: Sendable {
 }
 
 /// Everything a metadata backend (SQLite, PostgreSQL) implements.
-protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore {}
+protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore {
+    /// Succeeds when the database answers (readiness).
+    func ping() async throws
+}

@@ -6,7 +6,7 @@ import Foundation
 
 /// What the registry needs to know about a pushed manifest: its type, what it references and its
 /// subject. The bytes themselves are stored untouched; this is only read from them.
-public struct ManifestDocument: Sendable, Equatable {
+public struct ManifestDocument: Sendable, Equatable, Codable {
     /// The media type the manifest is stored and served with.
     public var mediaType: String
     /// Blobs that must exist in the repository (config and distributable layers).

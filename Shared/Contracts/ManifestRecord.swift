@@ -1,5 +1,11 @@
 import NIOCore
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// A stored manifest, exactly as it was pushed.
 public struct ManifestRecord: Sendable, Equatable {
     public var digest: Digest
@@ -34,5 +40,52 @@ public struct ManifestPut: Sendable {
         self.document = document
         self.tags = tags
         self.pushedBy = pushedBy
+    }
+}
+
+// Manifest bytes travel between the services as base64 in JSON (they are at most 4 MiB).
+extension ManifestRecord: Codable {
+    private enum CodingKeys: String, CodingKey { case digest, mediaType, bytes }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            digest: try container.decode(Digest.self, forKey: .digest),
+            mediaType: try container.decode(String.self, forKey: .mediaType),
+            bytes: ByteBuffer(bytes: try container.decode(Data.self, forKey: .bytes))
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.digest, forKey: .digest)
+        try container.encode(self.mediaType, forKey: .mediaType)
+        try container.encode(Data(self.bytes.readableBytesView), forKey: .bytes)
+    }
+}
+
+extension ManifestPut: Codable {
+    private enum CodingKeys: String, CodingKey { case repository, digest, bytes, document, tags, pushedBy }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            repository: try container.decode(RepositoryName.self, forKey: .repository),
+            digest: try container.decode(Digest.self, forKey: .digest),
+            bytes: ByteBuffer(bytes: try container.decode(Data.self, forKey: .bytes)),
+            document: try container.decode(ManifestDocument.self, forKey: .document),
+            tags: try container.decode([Tag].self, forKey: .tags),
+            pushedBy: try container.decodeIfPresent(String.self, forKey: .pushedBy)
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.repository, forKey: .repository)
+        try container.encode(self.digest, forKey: .digest)
+        try container.encode(Data(self.bytes.readableBytesView), forKey: .bytes)
+        try container.encode(self.document, forKey: .document)
+        try container.encode(self.tags, forKey: .tags)
+        try container.encodeIfPresent(self.pushedBy, forKey: .pushedBy)
     }
 }

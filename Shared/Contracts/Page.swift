@@ -1,5 +1,5 @@
 /// A request for one page of a lexically ordered listing (`?n=&last=` of the distribution spec).
-public struct PageRequest: Sendable, Equatable {
+public struct PageRequest: Sendable, Equatable, Codable {
     /// Largest page served, whatever `n` asks for.
     public static let maximumLimit = 1000
 
@@ -18,7 +18,7 @@ public struct PageRequest: Sendable, Equatable {
 }
 
 /// One page of a listing, and whether more follow.
-public struct Page<Element: Sendable & Equatable>: Sendable, Equatable {
+public struct Page<Element: Sendable & Equatable & Codable>: Sendable, Equatable, Codable {
     public var items: [Element]
     public var hasMore: Bool
 

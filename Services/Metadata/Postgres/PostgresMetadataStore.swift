@@ -83,6 +83,13 @@ final class PostgresMetadataStore: MetadataStore {
         return ["08", "57", "40", "53"].contains(String(state.prefix(2)))
     }
 
+    func ping() async throws {
+        try await self.run {
+            let rows = try await self.client.query("SELECT 1", logger: self.logger)
+            for try await _ in rows.decode(Int.self) {}
+        }
+    }
+
     // MARK: Blobs
 
     func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {

@@ -56,6 +56,10 @@ final class SQLiteMetadataStore: MetadataStore {
         return connection
     }
 
+    func ping() async throws {
+        _ = try await self.reader.query("SELECT 1")
+    }
+
     func close() async throws {
         for connection in self.readers + [self.writer] {
             try await connection.close()

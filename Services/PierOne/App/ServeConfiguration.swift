@@ -26,6 +26,14 @@ package struct ServeConfiguration: Sendable {
     package var postgres: PostgresSettings?
     /// `HTTP_TOKENINFO_URL`, `HTTP_TEAM_SERVICE_URL`, `HTTP_ALLOW_PUBLIC_READ`, …
     package var auth: AuthSettings
+    /// `METADATA_PORT` / `BLOB_PORT`: where `pierone metadata` / `pierone blob` listen.
+    package var metadataPort: Int = 8081
+    package var blobPort: Int = 8082
+    /// `METADATA_URL` / `BLOB_URL`: where `pierone gateway` finds them.
+    package var metadataURL: String?
+    package var blobURL: String?
+    /// `INTERNAL_TLS_CA`, `INTERNAL_TLS_CERT`, `INTERNAL_TLS_KEY`: mutual TLS between the services.
+    package var internalTLS: InternalTLS?
 
     package init(
         port: Int = 8080, bindAddress: String = "127.0.0.1", storageDirectory: String = "./data",
@@ -69,6 +77,7 @@ package struct ServeConfiguration: Sendable {
             }
         }
         let auth = try AuthSettings.from(environment)
+        let internalTLS = try InternalTLS.from(environment)
         self.init(
             port: try environment.integer("HTTP_PORT", default: 8080, range: 0...65535),
             // Without authentication, only this machine can reach the registry unless told otherwise.
@@ -81,5 +90,10 @@ package struct ServeConfiguration: Sendable {
             postgres: try PostgresSettings.from(environment),
             auth: auth
         )
+        self.metadataPort = try environment.integer("METADATA_PORT", default: 8081, range: 0...65535)
+        self.blobPort = try environment.integer("BLOB_PORT", default: 8082, range: 0...65535)
+        self.metadataURL = environment.string("METADATA_URL")
+        self.blobURL = environment.string("BLOB_URL")
+        self.internalTLS = internalTLS
     }
 }

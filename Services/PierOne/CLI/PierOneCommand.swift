@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Hummingbird
 import PierOneApp
 import Runtime
 
@@ -9,9 +10,32 @@ struct PierOneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pierone",
         abstract: "Pier One: a Docker/OCI container registry with immutable tags and team permissions.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, MetadataCommand.self, BlobCommand.self, GatewayCommand.self],
         defaultSubcommand: Serve.self
     )
+}
+
+/// Reads the configuration, builds one service and runs it until SIGTERM or SIGINT.
+enum Launcher {
+    static func run<App: ApplicationProtocol>(_ build: (ServeConfiguration, Logger) async throws -> App) async throws {
+        let configuration: ServeConfiguration
+        do {
+            configuration = try ServeConfiguration(environment: EnvironmentReader())
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("pierone: configuration error: \(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        var logger = Logger(label: "pierone")
+        logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let app: App
+        do {
+            app = try await build(configuration, logger)
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("pierone: configuration error: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        try await app.runService()
+    }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -19,18 +43,29 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run gateway, metadata and blob services in one process (SQLite + files by default)."
     )
 
-    func run() async throws {
-        let environment = EnvironmentReader()
-        let configuration: ServeConfiguration
-        do {
-            configuration = try ServeConfiguration(environment: environment)
-        } catch let error as ConfigurationError {
-            FileHandle.standardError.write(Data("pierone: configuration error: \(error)\n".utf8))
-            throw ExitCode(78)  // EX_CONFIG
-        }
-        var logger = Logger(label: "pierone")
-        logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        let app = try await buildApplication(configuration, logger: logger)
-        try await app.runService()
-    }
+    func run() async throws { try await Launcher.run(buildApplication) }
+}
+
+struct MetadataCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metadata", abstract: "Run the metadata service (internal API on METADATA_PORT)."
+    )
+
+    func run() async throws { try await Launcher.run(buildMetadataApplication) }
+}
+
+struct BlobCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "blob", abstract: "Run the blob service (internal API on BLOB_PORT)."
+    )
+
+    func run() async throws { try await Launcher.run(buildBlobApplication) }
+}
+
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway", abstract: "Run the public registry API, calling METADATA_URL and BLOB_URL."
+    )
+
+    func run() async throws { try await Launcher.run(buildGatewayApplication) }
 }

@@ -1,0 +1,61 @@
+import Contracts
+import Hummingbird
+import Runtime
+
+/// The blob service's internal API (`pierone blob`): upload sessions with streamed bodies, and
+/// streamed (ranged) reads. Bytes pass through as they arrive, with the back-pressure of the
+/// connection; nothing is held whole.
+package enum InternalBlobRoutes {
+    package static func register<Context: RequestContext>(on router: Router<Context>, service: any BlobAPI) {
+        let uploads = RouterPath(InternalBlobPaths.uploads)
+        router.post(uploads) { request, _ in
+            let start = try await InternalJSON.decode(InternalBlobPaths.StartUpload.self, from: request)
+            return try InternalJSON.response(try await service.startUpload(for: start.repository, algorithm: start.algorithm))
+        }
+        router.get(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
+            let (id, repository) = try Self.session(request, context)
+            return try InternalJSON.response(try await service.uploadStatus(id, for: repository))
+        }
+        router.patch(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
+            let (id, repository) = try Self.session(request, context)
+            let offset = request.uri.queryParameters["offset"].flatMap { Int64($0) }
+            return try InternalJSON.response(
+                try await service.appendUpload(id, for: repository, at: offset, body: request.body)
+            )
+        }
+        router.post(RouterPath(InternalBlobPaths.uploads + "/:id/commit")) { request, context in
+            let commit = try await InternalJSON.decode(InternalBlobPaths.Commit.self, from: request)
+            guard let id = context.parameters.get("id").flatMap(UploadID.init) else { throw RegistryError(.blobUploadUnknown) }
+            return try InternalJSON.response(try await service.commitUpload(id, for: commit.repository, digest: commit.digest))
+        }
+        router.delete(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
+            let (id, repository) = try Self.session(request, context)
+            try await service.cancelUpload(id, for: repository)
+            return try InternalJSON.response(InternalMetadata.Done())
+        }
+        router.get(RouterPath(InternalBlobPaths.read)) { request, _ in
+            let query = request.uri.queryParameters
+            guard let location = query["location"].map(String.init), let size = query["size"].flatMap({ Int64($0) }),
+                  let digest = query["digest"].flatMap({ Digest($0) })
+            else { throw RegistryError(.blobUnknown, status: 400) }
+            let range: ClosedRange<Int64>? = if let start = query["start"].flatMap({ Int64($0) }),
+                let end = query["end"].flatMap({ Int64($0) }), start <= end { start...end } else { nil }
+            let blob = BlobRecord(digest: digest, size: size, location: location)
+            let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? size
+            return Response(
+                status: .ok, headers: [.contentType: "application/octet-stream"],
+                body: ResponseBody(contentLength: Int(length)) { writer in
+                    try await service.read(blob, range: range) { try await writer.write($0) }
+                    try await writer.finish(nil)
+                }
+            )
+        }
+    }
+
+    private static func session(_ request: Request, _ context: some RequestContext) throws -> (UploadID, RepositoryName) {
+        guard let id = context.parameters.get("id").flatMap(UploadID.init),
+              let repository = request.uri.queryParameters["repository"].flatMap(RepositoryName.init)
+        else { throw RegistryError(.blobUploadUnknown) }
+        return (id, repository)
+    }
+}

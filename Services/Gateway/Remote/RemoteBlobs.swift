@@ -1,0 +1,103 @@
+import AsyncAlgorithms
+import AsyncHTTPClient
+import Contracts
+import Foundation
+import NIOCore
+
+/// `BlobAPI` over the blob service's internal API. Bytes stream in both directions through the
+/// client's back-pressure: an upload body is passed on as it arrives, a read is handed to the
+/// sink chunk by chunk.
+package struct RemoteBlobs: BlobAPI {
+    let client: InternalClient
+    /// Longest a stream may stall before the call fails.
+    static let streamTimeout = TimeAmount.hours(24)
+
+    /// `http` should speak HTTP/1.1 for the byte streams (see docs/performance.md).
+    /// Whether the service answers its readiness check.
+    package func isReady() async -> Bool { await self.client.isReady() }
+
+    package init(url: String, http: HTTPClient) {
+        self.client = InternalClient(base: url.hasSuffix("/") ? String(url.dropLast()) : url, http: http, service: "blob")
+    }
+
+    private func session(_ id: UploadID, _ repository: RepositoryName, _ suffix: String = "") -> String {
+        let name = repository.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        return "\(self.client.base)\(InternalBlobPaths.uploads)/\(id)\(suffix)?repository=\(name)"
+    }
+
+    package func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
+        try await self.client.call(
+            InternalBlobPaths.uploads, InternalBlobPaths.StartUpload(repository: repository, algorithm: algorithm)
+        )
+    }
+
+    package func uploadStatus(_ id: UploadID, for repository: RepositoryName) async throws -> UploadStatus {
+        try await self.client.json(HTTPClientRequest(url: self.session(id, repository)))
+    }
+
+    package func appendUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, for repository: RepositoryName, at offset: Int64?, body: Body
+    ) async throws -> UploadStatus where Body.Element == ByteBuffer {
+        var url = self.session(id, repository)
+        if let offset { url += "&offset=\(offset)" }
+        var request = HTTPClientRequest(url: url)
+        request.method = .PATCH
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        // The incoming body is read only by a task of this call, and that task has ended when the
+        // call returns: the HTTP client may stop reading early (the blob service failed or
+        // answered), and the server then drains the rest of the body itself.
+        let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
+        request.body = .stream(channel, length: .unknown)
+        let streaming = request
+        return try await withThrowingTaskGroup(of: UploadStatus?.self) { group in
+            group.addTask {
+                do {
+                    for try await chunk in body {
+                        await channel.send(chunk)
+                        try Task.checkCancellation()
+                    }
+                    channel.finish()
+                } catch {
+                    channel.fail(error)
+                }
+                return nil
+            }
+            group.addTask {
+                try await self.client.json(streaming, timeout: Self.streamTimeout) as UploadStatus
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let status = next { return status }
+            }
+            throw RegistryError(.unknown, "the blob service gave no answer")
+        }
+    }
+
+    package func commitUpload(_ id: UploadID, for repository: RepositoryName, digest: Digest) async throws -> BlobRecord {
+        try await self.client.call(
+            "\(InternalBlobPaths.uploads)/\(id)/commit", InternalBlobPaths.Commit(repository: repository, digest: digest)
+        )
+    }
+
+    package func cancelUpload(_ id: UploadID, for repository: RepositoryName) async throws {
+        var request = HTTPClientRequest(url: self.session(id, repository))
+        request.method = .DELETE
+        let _: InternalMetadata.Done = try await self.client.json(request)
+    }
+
+    package func read(
+        _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
+    ) async throws {
+        let location = blob.location.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        var url = "\(self.client.base)\(InternalBlobPaths.read)?location=\(location)&size=\(blob.size)&digest=\(blob.digest)"
+        if let range { url += "&start=\(range.lowerBound)&end=\(range.upperBound)" }
+        let response = try await self.client.execute(HTTPClientRequest(url: url), timeout: Self.streamTimeout)
+        guard response.status == .ok else {
+            try self.client.check(response.status, body: try await response.body.collect(upTo: 1 << 20))
+            return
+        }
+        for try await chunk in response.body {
+            try await sink(chunk)
+        }
+    }
+}

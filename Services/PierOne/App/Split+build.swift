@@ -1,0 +1,105 @@
+import AsyncHTTPClient
+import Blob
+import Contracts
+import Foundation
+import Gateway
+import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
+import Logging
+import Metadata
+import Runtime
+import ServiceLifecycle
+
+/// The HTTP server of an internal service: HTTP/2 and HTTP/1.1 by ALPN over mutual TLS, or plain
+/// HTTP/1.1 (development only) without `INTERNAL_TLS_*`.
+func internalServer(_ configuration: ServeConfiguration, logger: Logger, service: String) throws -> HTTPServerBuilder {
+    guard let tls = configuration.internalTLS else {
+        logger.warning("INTERNAL_TLS_* not set: the \(service) service accepts unauthenticated plain HTTP")
+        return .http1()
+    }
+    return try .http2Upgrade(tlsConfiguration: tls.serverConfiguration())
+}
+
+/// `pierone metadata`: the metadata service alone, serving the internal API.
+package func buildMetadataApplication(_ configuration: ServeConfiguration, logger: Logger) async throws
+    -> some ApplicationProtocol
+{
+    let metadata = try await makeMetadata(configuration, logger: logger)
+    let router = Router()
+    router.add(middleware: InternalErrorMiddleware())
+    HealthRoutes.register(on: router, ready: { await metadata.service.isReady() })
+    InternalMetadataRoutes.register(on: router, service: metadata.service)
+    var app = Application(
+        router: router, server: try internalServer(configuration, logger: logger, service: "metadata"),
+        configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.metadataPort), serverName: nil),
+        services: metadata.services, logger: logger
+    )
+    if let migrate = metadata.beforeStart { app.beforeServerStarts(perform: migrate) }
+    return app
+}
+
+/// `pierone blob`: the blob service alone, serving upload sessions and reads.
+package func buildBlobApplication(_ configuration: ServeConfiguration, logger: Logger) async throws
+    -> some ApplicationProtocol
+{
+    let directory = try storageDirectory(configuration)
+    let blobs = try await BlobService.filesystem(directory: directory, logger: logger)
+    let router = Router()
+    router.add(middleware: InternalErrorMiddleware())
+    HealthRoutes.register(on: router, ready: { await blobs.isReady() })
+    InternalBlobRoutes.register(on: router, service: blobs)
+    return Application(
+        router: router, server: try internalServer(configuration, logger: logger, service: "blob"),
+        configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.blobPort), serverName: nil),
+        services: [UploadExpiry(blobs: blobs, maximumAge: Double(configuration.uploadMaximumAge), logger: logger)],
+        logger: logger
+    )
+}
+
+/// `pierone gateway`: the public API, calling metadata and blob over HTTP.
+///
+/// JSON calls go through a client that negotiates HTTP/2; blob byte streams through one held to
+/// HTTP/1.1 on the same listener, which measured faster and flatter (docs/performance.md).
+package func buildGatewayApplication(_ configuration: ServeConfiguration, logger: Logger) async throws
+    -> some ApplicationProtocol
+{
+    guard let metadataURL = configuration.metadataURL else {
+        throw ConfigurationError("METADATA_URL", "is required by pierone gateway, e.g. https://metadata:8081")
+    }
+    guard let blobURL = configuration.blobURL else {
+        throw ConfigurationError("BLOB_URL", "is required by pierone gateway, e.g. https://blob:8082")
+    }
+    var clientConfiguration = HTTPClient.Configuration()
+    if let tls = configuration.internalTLS {
+        clientConfiguration.tlsConfiguration = try tls.clientConfiguration()
+    }
+    clientConfiguration.timeout.connect = .seconds(5)
+    clientConfiguration.httpVersion = .automatic
+    let jsonClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    clientConfiguration.httpVersion = .http1Only
+    let streamClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    let metadata = RemoteMetadata(url: metadataURL, http: jsonClient)
+    let blobs = RemoteBlobs(url: blobURL, http: streamClient)
+    let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
+    logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
+    let router = Gateway.router(
+        metadata: metadata, blobs: blobs, authenticator: authenticator,
+        ready: {
+            let metadataReady = await metadata.isReady()
+            let blobsReady = await blobs.isReady()
+            return metadataReady && blobsReady
+        }
+    )
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.port), serverName: nil),
+        services: [
+            ShutdownHook(name: "internal clients") {
+                try await jsonClient.shutdown()
+                try await streamClient.shutdown()
+            }
+        ],
+        logger: logger
+    )
+}

@@ -1,0 +1,203 @@
+import Contracts
+import Foundation
+import NIOCore
+import Runtime
+import TestSupport
+import Testing
+
+/// The three services as separate processes: PostgreSQL, one metadata, two blob and two gateway
+/// processes on loopback with certificates from `scripts/dev-certs`.
+@Suite(.serialized) struct SplitModeTests {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    final class Stack: @unchecked Sendable {
+        let scratch: URL
+        let certificates: URL
+        var processes: [String: ServiceProcess] = [:]
+        /// Allocated after PostgreSQL started, so its port cannot be among them.
+        var ports: [Int] = []
+        var metadataPort: Int { self.ports[0] }
+        var blobPorts: [Int] { [self.ports[1], self.ports[2]] }
+        var gatewayPorts: [Int] { [self.ports[3], self.ports[4]] }
+        var databaseURL = ""
+
+        init() throws {
+            self.scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-split-\(UUID())")
+            self.certificates = self.scratch.appendingPathComponent("certs")
+            try FileManager.default.createDirectory(at: self.scratch, withIntermediateDirectories: true)
+        }
+
+        func tls(_ service: String) -> [String: String] {
+            [
+                "INTERNAL_TLS_CA": self.certificates.appendingPathComponent("ca.crt").path,
+                "INTERNAL_TLS_CERT": self.certificates.appendingPathComponent("\(service).crt").path,
+                "INTERNAL_TLS_KEY": self.certificates.appendingPathComponent("\(service).key").path,
+            ]
+        }
+
+        func startBlob(_ index: Int) throws {
+            self.processes["blob\(index)"] = try ServiceProcess(
+                "blob\(index)-\(UUID().uuidString.prefix(4))", arguments: ["blob"],
+                environment: self.tls("blob").merging([
+                    "BLOB_PORT": String(self.blobPorts[index]), "HTTP_BIND_ADDRESS": "127.0.0.1",
+                    "STORAGE_DIRECTORY": self.scratch.appendingPathComponent("blobs").path,
+                ]) { $1 },
+                logDirectory: self.scratch
+            )
+        }
+
+        func start() async throws {
+            try await Command.run([SplitModeTests.repositoryRoot.appendingPathComponent("scripts/dev-certs").path, self.certificates.path])
+            self.databaseURL = try await PostgresCluster.shared().makeDatabase()
+            self.ports = try PostgresCluster.freePorts(5)
+            self.processes["metadata"] = try ServiceProcess(
+                "metadata", arguments: ["metadata"],
+                environment: self.tls("metadata").merging([
+                    "METADATA_PORT": String(self.metadataPort), "DATABASE_URL": self.databaseURL,
+                    "HTTP_BIND_ADDRESS": "127.0.0.1", "MUTABLE_TAGS": "*-SNAPSHOT",
+                ]) { $1 },
+                logDirectory: self.scratch
+            )
+            try self.startBlob(0)
+            try self.startBlob(1)
+            for index in 0..<2 {
+                self.processes["gateway\(index)"] = try ServiceProcess(
+                    "gateway\(index)", arguments: ["gateway"],
+                    environment: self.tls("gateway").merging([
+                        "HTTP_PORT": String(self.gatewayPorts[index]), "HTTP_BIND_ADDRESS": "127.0.0.1",
+                        "METADATA_URL": "https://localhost:\(self.metadataPort)",
+                        "BLOB_URL": "https://localhost:\(self.blobPorts[index])",
+                    ]) { $1 },
+                    logDirectory: self.scratch
+                )
+            }
+            for port in self.gatewayPorts {
+                try await self.waitReady("http://127.0.0.1:\(port)")
+            }
+        }
+
+        func waitReady(_ base: String) async throws {
+            for _ in 0..<240 {
+                if (try? await self.curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", base + HealthPaths.ready])) == "200" {
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            let logs = self.processes.values.map { "\($0.name): \($0.output)" }.joined(separator: "\n")
+            throw PostgresCluster.SetupError("\(base) never became ready:\n\(logs)")
+        }
+
+        func gateway(_ index: Int) -> String { "http://127.0.0.1:\(self.gatewayPorts[index])" }
+        func host(_ index: Int) -> String { "localhost:\(self.gatewayPorts[index])" }
+
+        @discardableResult
+        func curl(_ arguments: [String]) async throws -> String {
+            try await Command.run(["curl"] + arguments)
+        }
+
+        /// Status and headers of a request with an optional inline body.
+        func request(_ method: String, _ url: String, body: String? = nil, headers: [String] = []) async throws
+            -> (status: Int, headers: [String: String])
+        {
+            var arguments = method == "HEAD"
+                ? ["-s", "-o", "/dev/null", "-D", "-", "-I", url] : ["-s", "-o", "/dev/null", "-D", "-", "-X", method, url]
+            for header in headers { arguments += ["-H", header] }
+            if let body { arguments += ["--data-binary", body] }
+            let output = try await self.curl(arguments)
+            var status = 0
+            var fields: [String: String] = [:]
+            for line in output.split(whereSeparator: \.isNewline) {
+                if line.hasPrefix("HTTP/") { status = Int(line.split(separator: " ")[1]) ?? 0; continue }
+                if let colon = line.firstIndex(of: ":") {
+                    fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+            }
+            return (status, fields)
+        }
+
+        func stop() {
+            for process in self.processes.values { process.stop() }
+            try? FileManager.default.removeItem(at: self.scratch)
+        }
+    }
+
+    @Test func splitStack() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        try await stack.start()
+
+        // skopeo pushes through one gateway and pulls through the other.
+        try await ClientTests.makeOCILayout(at: stack.scratch, content: "split image")
+        let layout = "oci:\(stack.scratch.appendingPathComponent("layout").path):1.0"
+        try await ClientTests.skopeo(["copy", "--dest-tls-verify=false", layout, "docker://\(stack.host(0))/team/app:1.0"])
+        let pulled = stack.scratch.appendingPathComponent("pulled")
+        try await ClientTests.skopeo(["copy", "--src-tls-verify=false", "docker://\(stack.host(1))/team/app:1.0", "oci:\(pulled.path):x"])
+
+        // A chunked upload whose requests alternate between the gateways (and so the blob replicas).
+        let chunks = ["first chunk ", "second chunk ", "third chunk"]
+        let digest = StreamingHasher.digest(of: ByteBuffer(string: chunks.joined()))
+        let start = try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/")
+        #expect(start.status == 202)
+        var location = try #require(start.headers["location"])
+        var offset = 0
+        for (index, chunk) in chunks.enumerated() {
+            let gateway = stack.gateway((index + 1) % 2)
+            let patch = try await stack.request(
+                "PATCH", gateway + location, body: chunk,
+                headers: ["Content-Range: \(offset)-\(offset + chunk.utf8.count - 1)", "Content-Type: application/octet-stream"]
+            )
+            #expect(patch.status == 202, "chunk \(index)")
+            location = patch.headers["location"] ?? location
+            offset += chunk.utf8.count
+        }
+        let put = try await stack.request("PUT", stack.gateway(0) + location + "?digest=\(digest)")
+        #expect(put.status == 201)
+        let read = try await stack.curl(["-s", stack.gateway(1) + "/v2/team/app/blobs/\(digest)"])
+        #expect(read == chunks.joined())
+
+        // Metadata and blob refuse callers without a certificate from the CA.
+        let ca = stack.certificates.appendingPathComponent("ca.crt").path
+        for port in [stack.metadataPort, stack.blobPorts[0]] {
+            let url = "https://localhost:\(port)\(HealthPaths.live)"
+            await #expect(throws: Command.Failure.self) { try await stack.curl(["-sS", "--cacert", ca, url]) }
+            let other = stack.scratch.appendingPathComponent("other-ca")
+            try await Command.run([SplitModeTests.repositoryRoot.appendingPathComponent("scripts/dev-certs").path, other.path])
+            await #expect(throws: Command.Failure.self) {
+                try await stack.curl([
+                    "-sS", "--cacert", ca, "--cert", other.appendingPathComponent("gateway.crt").path,
+                    "--key", other.appendingPathComponent("gateway.key").path, url,
+                ])
+            }
+            let gatewayCert = stack.certificates.appendingPathComponent("gateway")
+            let ok = try await stack.curl([
+                "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, "--cert", gatewayCert.path + ".crt",
+                "--key", gatewayCert.path + ".key", url,
+            ])
+            #expect(ok == "200")
+        }
+
+        // Killing the blob service in the middle of an upload leaves nothing visible; the retry works.
+        let large = stack.scratch.appendingPathComponent("large.bin")
+        try await Command.run(["sh", "-c", "head -c 64M /dev/urandom > \(large.path)"])
+        let largeDigest = "sha256:" + (try await Command.run(["sh", "-c", "sha256sum \(large.path) | cut -d' ' -f1"]))
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let session = try #require(try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/").headers["location"])
+        async let interrupted = stack.curl([
+            "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", "--limit-rate", "8M",
+            "-T", large.path, stack.gateway(0) + session,
+        ])
+        try await Task.sleep(for: .seconds(2))
+        stack.processes["blob0"]?.kill()
+        let status = (try? await interrupted) ?? "failed"
+        #expect(status != "202")
+        #expect(try await stack.request("HEAD", stack.gateway(1) + "/v2/team/app/blobs/\(largeDigest)").status == 404)
+        try stack.startBlob(0)
+        try await stack.waitReady(stack.gateway(0))
+        let retry = try #require(try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/").headers["location"])
+        let sent = try await stack.curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", "-T", large.path, stack.gateway(0) + retry])
+        #expect(sent == "202")
+        #expect(try await stack.request("PUT", stack.gateway(0) + retry + "?digest=\(largeDigest)").status == 201)
+        #expect(try await stack.request("HEAD", stack.gateway(1) + "/v2/team/app/blobs/\(largeDigest)").status == 200)
+    }
+}
