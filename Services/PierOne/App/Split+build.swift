@@ -77,7 +77,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     clientConfiguration.timeout.connect = .seconds(5)
     clientConfiguration.httpVersion = .automatic
     let jsonClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
-    clientConfiguration.httpVersion = .http1Only
+    clientConfiguration.httpVersion = configuration.blobStreamsOverHTTP2 ? .automatic : .http1Only
     let streamClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     let metadata = RemoteMetadata(url: metadataURL, http: jsonClient)
     let blobs = RemoteBlobs(url: blobURL, http: streamClient)
