@@ -80,10 +80,16 @@ let package = Package(
             path: "Services/Metadata",
             swiftSettings: swiftSettings
         ),
+        // SHA-256/512 with a savable state (system libcrypto), so upload digests resume anywhere.
+        .target(
+            name: "CHashState",
+            path: "Services/CHashState",
+            linkerSettings: [.linkedLibrary("crypto")]
+        ),
         .target(
             name: "Blob",
             dependencies: [
-                "Contracts", "Runtime",
+                "Contracts", "Runtime", "CHashState",
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,5 +1,4 @@
 import Contracts
-import Runtime
 import Logging
 import NIOCore
 
@@ -12,7 +11,7 @@ import Foundation
 /// The blob service: upload sessions with streaming digests over a storage driver.
 package struct BlobService: BlobAPI {
     private let driver: any StorageDriver
-    private let hashes = UploadHashes()
+    private let claims = UploadClaims()
     private let logger: Logger
 
     init(driver: any StorageDriver, logger: Logger) {
@@ -36,7 +35,6 @@ package struct BlobService: BlobAPI {
         let id = UploadID(UUID().uuidString.lowercased())!
         let info = UploadInfo(repository: repository, algorithm: algorithm, startedAt: Date().timeIntervalSince1970)
         try await self.driver.createUpload(id, info: info)
-        await self.hashes.release(id, hasher: StreamingHasher(algorithm), offset: 0)
         return UploadStatus(id: id, repository: repository, offset: 0)
     }
 
@@ -54,29 +52,35 @@ package struct BlobService: BlobAPI {
                 "chunk starts at \(offset) but the upload has \(upload.size) bytes", offset: upload.size
             )
         }
-        var hasher = try await self.hashes.claim(id, size: upload.size)
+        try await self.claims.claim(id)
         do {
+            // Continue the digest where the upload stands, whichever replica hashed the bytes so far.
+            var hasher = try await self.savedHasher(id, size: upload.size, algorithm: upload.info.algorithm)
             let size = try await self.driver.appendUpload(id, at: upload.size, body: body) { chunk in
                 hasher?.update(chunk)
             }
-            await self.hashes.release(id, hasher: hasher, offset: size)
+            if let hasher {
+                try await self.driver.saveHashState(id, SavedHashState(offset: size, algorithm: hasher.algorithm, state: hasher.state))
+            }
+            await self.claims.release(id)
             return UploadStatus(id: id, repository: repository, offset: size)
         } catch {
-            await self.hashes.release(id, hasher: nil, offset: 0)
+            await self.claims.release(id)
             throw error
         }
     }
 
     package func commitUpload(_ id: UploadID, for repository: RepositoryName, digest: Digest) async throws -> BlobRecord {
         let upload = try await self.existingUpload(id, for: repository)
-        let claimed = try await self.hashes.claim(id, size: upload.size)
+        try await self.claims.claim(id)
         do {
-            var hasher: StreamingHasher
-            if let claimed, claimed.algorithm == digest.algorithm {
-                hasher = claimed
+            var hasher: ResumableHasher
+            if let saved = try await self.savedHasher(id, size: upload.size, algorithm: digest.algorithm) {
+                hasher = saved
             } else {
-                // The running state was lost (restart, failed write) or the digest uses another algorithm.
-                hasher = StreamingHasher(digest.algorithm)
+                // No usable saved state (a write failed midway, or the digest uses another algorithm
+                // than the session was opened with): hash the stored bytes.
+                hasher = ResumableHasher(digest.algorithm)
                 try await self.driver.readUpload(id) { chunk in hasher.update(chunk) }
             }
             let actual = hasher.finalize()
@@ -88,19 +92,33 @@ package struct BlobService: BlobAPI {
                 )
             }
             let location = try await self.driver.commitUpload(id, as: digest)
-            await self.hashes.end(id)
+            await self.claims.release(id)
             return BlobRecord(digest: digest, size: upload.size, location: location)
         } catch {
-            await self.hashes.end(id)
+            await self.claims.release(id)
             throw error
         }
     }
 
+    /// The digest state after the upload's `size` stored bytes: a fresh one for an empty upload, the
+    /// saved one when it covers exactly those bytes, nil otherwise.
+    private func savedHasher(_ id: UploadID, size: Int64, algorithm: Digest.Algorithm) async throws -> ResumableHasher? {
+        if size == 0 { return ResumableHasher(algorithm) }
+        guard let saved = try await self.driver.loadHashState(id), saved.offset == size, saved.algorithm == algorithm
+        else { return nil }
+        return ResumableHasher(algorithm: algorithm, state: saved.state)
+    }
+
     package func cancelUpload(_ id: UploadID, for repository: RepositoryName) async throws {
         _ = try await self.existingUpload(id, for: repository)
-        _ = try await self.hashes.claim(id, size: -1)
-        await self.hashes.end(id)
-        try await self.driver.abortUpload(id)
+        try await self.claims.claim(id)
+        do {
+            try await self.driver.abortUpload(id)
+        } catch {
+            await self.claims.release(id)
+            throw error
+        }
+        await self.claims.release(id)
     }
 
     package func read(
@@ -114,9 +132,9 @@ package struct BlobService: BlobAPI {
         let cutoff = Date().timeIntervalSince1970 - maximumAge
         var removed = 0
         for upload in try await self.driver.listUploads() where upload.startedAt < cutoff {
-            guard await self.hashes.claimIfIdle(upload.id) else { continue }
-            try await self.driver.abortUpload(upload.id)
-            await self.hashes.end(upload.id)
+            guard await self.claims.claimIfIdle(upload.id) else { continue }
+            try? await self.driver.abortUpload(upload.id)
+            await self.claims.release(upload.id)
             removed += 1
         }
         if removed > 0 {

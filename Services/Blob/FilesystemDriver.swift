@@ -2,6 +2,12 @@ import Contracts
 import NIOCore
 import _NIOFileSystem
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -14,6 +20,7 @@ import Foundation
 /// ```
 /// <root>/uploads/<uuid>/data        bytes received so far
 /// <root>/uploads/<uuid>/info.json   UploadInfo
+/// <root>/uploads/<uuid>/hashstate   SavedHashState: the running digest after the stored bytes
 /// <root>/blobs/<algorithm>/<first two hex>/<hex>   committed blobs (location = path under root)
 /// ```
 /// Uploads and blobs share one filesystem so that a commit is a `rename(2)`, never a copy; the
@@ -120,6 +127,28 @@ struct FilesystemDriver: StorageDriver {
         return location.string
     }
 
+    func saveHashState(_ id: UploadID, _ state: SavedHashState) async throws {
+        let directory = self.uploadDirectory(id)
+        let temporary = directory.appending("hashstate.tmp")
+        let json = try JSONEncoder().encode(state)
+        try await self.fileSystem.withFileHandle(forWritingAt: temporary, options: .newFile(replaceExisting: true)) { handle in
+            _ = try await handle.write(contentsOf: Array(json), toAbsoluteOffset: 0)
+        }
+        // rename(2) replaces atomically: a reader sees the old state or the new one, never half of one.
+        guard rename(temporary.string, directory.appending("hashstate").string) == 0 else {
+            throw RenameError(errno: errno)
+        }
+    }
+
+    func loadHashState(_ id: UploadID) async throws -> SavedHashState? {
+        let path = self.uploadDirectory(id).appending("hashstate")
+        guard try await self.fileSystem.info(forFileAt: path, infoAboutSymbolicLink: false) != nil else { return nil }
+        let json = try await self.fileSystem.withFileHandle(forReadingAt: path) { handle in
+            try await handle.readToEnd(maximumSizeAllowed: .kibibytes(64))
+        }
+        return try? JSONDecoder().decode(SavedHashState.self, from: Data(json.readableBytesView))
+    }
+
     func abortUpload(_ id: UploadID) async throws {
         try await self.fileSystem.removeItem(at: self.uploadDirectory(id), strategy: .platformDefault, recursively: true)
     }
@@ -148,6 +177,10 @@ struct FilesystemDriver: StorageDriver {
                 try await sink(chunk)
             }
         }
+    }
+
+    struct RenameError: Error {
+        var errno: Int32
     }
 
     /// `blobs/<algorithm>/<first two hex>/<hex>`: two hex characters fan out into 256 directories.

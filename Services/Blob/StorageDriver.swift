@@ -9,6 +9,13 @@ struct UploadInfo: Sendable, Equatable, Codable {
     var startedAt: Double
 }
 
+/// The running digest of an upload after `offset` bytes, stored with the upload.
+struct SavedHashState: Sendable, Codable, Equatable {
+    var offset: Int64
+    var algorithm: Digest.Algorithm
+    var state: [UInt8]
+}
+
 /// The contract every blob storage backend fulfils (filesystem now, S3 later).
 ///
 /// Upload bytes are written where they will finally live as far as the backend allows, so that
@@ -31,6 +38,12 @@ protocol StorageDriver: Sendable {
 
     /// Makes the upload durable and places it as the blob `digest`; returns its location.
     func commitUpload(_ id: UploadID, as digest: Digest) async throws -> String
+
+    /// Saves the running digest of an upload: its state after the first `offset` bytes.
+    func saveHashState(_ id: UploadID, _ state: SavedHashState) async throws
+
+    /// The saved digest state of an upload, if any.
+    func loadHashState(_ id: UploadID) async throws -> SavedHashState?
 
     /// Removes an upload and its bytes; no error when it is already gone.
     func abortUpload(_ id: UploadID) async throws

@@ -104,16 +104,49 @@ import Testing
         }
     }
 
-    @Test func commitAfterRestartRehashesTheStoredBytes() async throws {
+    @Test func digestProgressTravelsWithTheUploadToAnotherReplica() async throws {
         try await self.withService { service, directory in
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
-            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: Self.stream(["persisted"]))
-            // A new service over the same directory has no running hash state.
-            let restarted = try await BlobService.filesystem(directory: directory.path, logger: Logger(label: "test"))
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "persisted"))
-            let blob = try await restarted.commitUpload(session.id, for: self.repository, digest: digest)
-            #expect(try await Self.readAll(restarted, blob) == "persisted")
+            _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: Self.stream(["replica a, "]))
+            // A second service over the same storage continues the session, then the first commits it.
+            let other = try await BlobService.filesystem(directory: directory.path, logger: Logger(label: "test"))
+            _ = try await other.appendUpload(session.id, for: self.repository, at: 11, body: Self.stream(["replica b"]))
+            let saved = try #require(FileManager.default.contents(
+                atPath: directory.appendingPathComponent("uploads/\(session.id)/hashstate").path
+            ))
+            #expect(String(decoding: saved, as: UTF8.self).contains(#""offset":20"#))
+            let digest = StreamingHasher.digest(of: ByteBuffer(string: "replica a, replica b"))
+            let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
+            #expect(try await Self.readAll(service, blob) == "replica a, replica b")
         }
+    }
+
+    @Test func staleDigestStateFallsBackToTheStoredBytes() async throws {
+        try await self.withService { service, directory in
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: Self.stream(["kept"]))
+            // Bytes that reached the file without their digest state (a write that failed midway).
+            let data = directory.appendingPathComponent("uploads/\(session.id)/data")
+            let handle = try FileHandle(forWritingTo: data)
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(" and more".utf8))
+            try handle.close()
+            let digest = StreamingHasher.digest(of: ByteBuffer(string: "kept and more"))
+            let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
+            #expect(blob.size == 13)
+        }
+    }
+
+    @Test func resumableDigestsMatchSwiftCrypto() {
+        for algorithm in Digest.Algorithm.allCases {
+            var resumable = ResumableHasher(algorithm)
+            let bytes = ByteBuffer(bytes: (0..<100_000).map { UInt8($0 % 253) })
+            resumable.update(bytes.getSlice(at: 0, length: 40_000)!)
+            var restored = ResumableHasher(algorithm: algorithm, state: resumable.state)!
+            restored.update(bytes.getSlice(at: 40_000, length: 60_000)!)
+            #expect(restored.finalize() == StreamingHasher.digest(of: bytes, algorithm: algorithm))
+        }
+        #expect(ResumableHasher(algorithm: .sha256, state: [1, 2, 3]) == nil)
     }
 
     @Test func sha512AndZeroByteBlobs() async throws {
