@@ -138,6 +138,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RuntimeTests",
+            dependencies: ["Runtime"],
+            path: "Tests/RuntimeTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GatewayTests",
             dependencies: ["Gateway", "Contracts", "TestSupport"],
             path: "Tests/GatewayTests",
