@@ -199,5 +199,18 @@ import Testing
         #expect(sent == "202")
         #expect(try await stack.request("PUT", stack.gateway(0) + retry + "?digest=\(largeDigest)").status == 201)
         #expect(try await stack.request("HEAD", stack.gateway(1) + "/v2/team/app/blobs/\(largeDigest)").status == 200)
+
+        // SIGTERM while an upload is in flight: the gateway finishes the request, then exits.
+        let slow = try #require(try await stack.request("POST", stack.gateway(1) + "/v2/team/app/blobs/uploads/").headers["location"])
+        async let inFlight = stack.curl([
+            "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", "--limit-rate", "16M",
+            "-T", large.path, stack.gateway(1) + slow,
+        ])
+        try await Task.sleep(for: .seconds(1))
+        let gateway = try #require(stack.processes["gateway1"])
+        gateway.stop()
+        #expect(try await inFlight == "202")
+        for _ in 0..<100 where gateway.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!gateway.isRunning)
     }
 }
