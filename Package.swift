@@ -91,6 +91,9 @@ let package = Package(
             dependencies: [
                 "Contracts", "Runtime", "CHashState",
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -161,7 +164,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BlobTests",
-            dependencies: ["Blob", "Contracts", "Runtime"],
+            dependencies: [
+                "Blob", "Contracts", "Runtime", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             path: "Tests/BlobTests",
             swiftSettings: swiftSettings
         ),
