@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Runtime
+import TestSupport
 import Testing
 
 /// Real registry clients against the live server: skopeo (Debian) and oras (PyPI).

@@ -4,6 +4,7 @@ import Gateway
 import Hummingbird
 import HummingbirdTesting
 import Runtime
+import TestSupport
 import Testing
 
 /// The Docker registry token flow (`/v2/token`, Bearer challenges), with skopeo and by hand.

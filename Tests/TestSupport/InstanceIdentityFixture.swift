@@ -44,18 +44,6 @@ public struct InstanceIdentityFixture: Sendable {
     }
 
     static func openssl(_ arguments: [String]) async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
-        guard status == 0 else { throw PostgresCluster.SetupError("openssl \(arguments.joined(separator: " ")) failed") }
+        try await Command.run(["/usr/bin/openssl"] + arguments)
     }
 }

@@ -39,7 +39,7 @@ public final class MotoServer: @unchecked Sendable {
             s3.create_bucket(Bucket=sys.argv[2])
             print(key["AccessKeyId"] + " " + key["SecretAccessKey"])
             """
-        let output = try await Self.python(setup, arguments: ["http://127.0.0.1:\(port)", bucket])
+        let output = (try? await Command.run(["python3", "-c", setup, "http://127.0.0.1:\(port)", bucket])) ?? ""
         let parts = output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         guard parts.count == 2 else {
             process.terminate()
@@ -57,26 +57,5 @@ public final class MotoServer: @unchecked Sendable {
 
     public func stop() {
         if self.process.isRunning { self.process.terminate() }
-    }
-
-    static func python(_ script: String, arguments: [String]) async throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("moto-\(UUID()).out")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
-        let _: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
-        try handle.close()
-        return (try? String(contentsOf: output, encoding: .utf8)) ?? ""
     }
 }

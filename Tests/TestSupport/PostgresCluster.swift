@@ -183,31 +183,10 @@ public final class PostgresCluster: Sendable {
 
     /// Runs a server tool, as the `postgres` user when this process is root (initdb refuses root).
     static func run(_ tool: String, _ arguments: [String]) async throws {
-        let process = Process()
         if getuid() == 0 {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", "postgres", "--", tool] + arguments
+            try await Command.run(["/usr/sbin/runuser", "-u", "postgres", "--", tool] + arguments)
         } else {
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.arguments = arguments
-        }
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("pg-\(UUID()).log")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
-        try handle.close()
-        guard status == 0 else {
-            let log = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-            throw SetupError("\(tool) \(arguments.joined(separator: " ")) failed (\(status)): \(log)")
+            try await Command.run([tool] + arguments)
         }
     }
 

@@ -1,19 +1,20 @@
 import Foundation
 
-/// Runs an external program (skopeo, python3 with oras, tar) without blocking a thread of the
-/// Swift concurrency pool, which the in-process registry needs to answer it.
-enum Command {
-    struct Failure: Error, CustomStringConvertible {
-        var command: String
-        var status: Int32
-        var output: String
-        var description: String { "\(self.command) exited with \(self.status): \(self.output)" }
+/// Runs an external program (skopeo, python3, openssl, the PostgreSQL tools) without blocking a
+/// thread of the Swift concurrency pool, which an in-process registry needs to answer it. The one
+/// way the tests start a program that exits; long-running servers are `ServiceProcess` and friends.
+public enum Command {
+    public struct Failure: Error, CustomStringConvertible {
+        public var command: String
+        public var status: Int32
+        public var output: String
+        public var description: String { "\(self.command) exited with \(self.status): \(self.output)" }
     }
 
     /// Runs `arguments` (looked up on PATH) and returns standard output; throws with the output
     /// of both streams when it exits non-zero.
     @discardableResult
-    static func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) async throws
+    public static func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) async throws
         -> String
     {
         let process = Process()
