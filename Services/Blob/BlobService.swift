@@ -1,6 +1,8 @@
+import AsyncHTTPClient
 import Contracts
 import Logging
 import NIOCore
+import Runtime
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -24,6 +26,49 @@ package struct BlobService: BlobAPI {
         let driver = FilesystemDriver(root: .init(directory))
         try await driver.prepare()
         return BlobService(driver: driver, logger: logger)
+    }
+
+    /// A blob service on S3, after checking that the bucket answers with the configured
+    /// credentials; a failure names the setting to fix (`ConfigurationError`).
+    package static func s3(settings: S3Settings, http: HTTPClient? = nil, logger: Logger) async throws -> BlobService {
+        let http = http ?? S3Client.sharedHTTPClient
+        let provider = AWSCredentialsProvider(source: settings.credentials, http: http)
+        let client = S3Client(endpoint: settings.endpoint, bucket: settings.bucket, region: settings.region, http: http) {
+            try await provider.credentials()
+        }
+        do {
+            try await client.headBucket()
+        } catch let failure as AWSCredentialsProvider.Failure {
+            throw ConfigurationError(settings.credentialSettings, "no AWS credentials: \(failure)")
+        } catch let failure as S3Client.Failure {
+            switch failure.status {
+            case 403:
+                throw ConfigurationError(
+                    settings.credentialSettings,
+                    "S3 refused access to bucket \(settings.bucket) (403 \(failure.code)): wrong secret key or no permission"
+                )
+            case 404:
+                throw ConfigurationError(
+                    "STORAGE_S3_BUCKET", "bucket \(settings.bucket) does not exist at \(settings.endpoint)"
+                )
+            case 301, 400:
+                throw ConfigurationError(
+                    "AWS_REGION", "bucket \(settings.bucket) is not in \(settings.region) (S3 answered \(failure.status))"
+                )
+            default:
+                throw ConfigurationError("STORAGE_S3_ENDPOINT", "\(settings.endpoint) answered \(failure)")
+            }
+        } catch {
+            throw ConfigurationError("STORAGE_S3_ENDPOINT", "cannot reach \(settings.endpoint): \(error)")
+        }
+        logger.info(
+            "blobs in S3",
+            metadata: [
+                "endpoint": "\(settings.endpoint)", "bucket": "\(settings.bucket)", "prefix": "\(settings.prefix)",
+                "partSize": "\(settings.partSize)", "externalStore": "\(settings.externalStore)",
+            ]
+        )
+        return BlobService(driver: S3StorageDriver(client: client, settings: settings), logger: logger)
     }
 
     /// Whether the storage can be reached.
@@ -56,12 +101,10 @@ package struct BlobService: BlobAPI {
         do {
             // Continue the digest where the upload stands, whichever replica hashed the bytes so far.
             var hasher = try await self.savedHasher(id, size: upload.size, algorithm: upload.info.algorithm)
-            let size = try await self.driver.appendUpload(id, at: upload.size, body: body) { chunk in
-                hasher?.update(chunk)
-            }
-            if let hasher {
-                try await self.driver.saveHashState(id, SavedHashState(offset: size, algorithm: hasher.algorithm, state: hasher.state))
-            }
+            let size = try await self.driver.appendUpload(
+                id, at: upload.size, body: body, observe: { chunk in hasher?.update(chunk) },
+                digestState: { size in hasher.map { SavedHashState(offset: size, algorithm: $0.algorithm, state: $0.state) } }
+            )
             await self.claims.release(id)
             return UploadStatus(id: id, repository: repository, offset: size)
         } catch {
@@ -127,6 +170,10 @@ package struct BlobService: BlobAPI {
         try await self.driver.read(location: blob.location, range: range, into: sink)
     }
 
+    package func externalURL(for blob: BlobRecord) async throws -> String? {
+        try await self.driver.externalURL(location: blob.location)
+    }
+
     /// Removes sessions opened longer than `maximumAge` seconds ago, with their bytes.
     package func expireUploads(olderThan maximumAge: Double) async throws -> Int {
         let cutoff = Date().timeIntervalSince1970 - maximumAge
@@ -137,8 +184,9 @@ package struct BlobService: BlobAPI {
             await self.claims.release(upload.id)
             removed += 1
         }
-        if removed > 0 {
-            self.logger.info("expired abandoned uploads", metadata: ["count": "\(removed)"])
+        let leftovers = try await self.driver.collectGarbage(olderThan: cutoff)
+        if removed + leftovers > 0 {
+            self.logger.info("expired abandoned uploads", metadata: ["count": "\(removed)", "leftovers": "\(leftovers)"])
         }
         return removed
     }

@@ -76,7 +76,8 @@ struct FilesystemDriver: StorageDriver {
     }
 
     func appendUpload<Body: AsyncSequence & Sendable>(
-        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void,
+        digestState: (Int64) -> SavedHashState?
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         let handle = try await self.fileSystem.openFile(
             forWritingAt: self.dataPath(id), options: .modifyFile(createIfNecessary: false)
@@ -90,6 +91,9 @@ struct FilesystemDriver: StorageDriver {
             }
             try await writer.flush()
             try await handle.close()
+            if let state = digestState(size) {
+                try await self.saveHashState(id, state)
+            }
             return size
         } catch {
             try? await handle.close()
@@ -127,6 +131,7 @@ struct FilesystemDriver: StorageDriver {
         return location.string
     }
 
+    /// Saves the running digest of an upload next to its bytes: its state after `state.offset` bytes.
     func saveHashState(_ id: UploadID, _ state: SavedHashState) async throws {
         let directory = self.uploadDirectory(id)
         let temporary = directory.appending("hashstate.tmp")

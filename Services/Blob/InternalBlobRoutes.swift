@@ -33,6 +33,10 @@ package enum InternalBlobRoutes {
             try await service.cancelUpload(id, for: repository)
             return try InternalJSON.response(InternalMetadata.Done())
         }
+        router.post(RouterPath(InternalBlobPaths.externalURL)) { request, _ in
+            let blob = try await InternalJSON.decode(BlobRecord.self, from: request)
+            return try InternalJSON.response(InternalBlobPaths.ExternalURL(url: try await service.externalURL(for: blob)))
+        }
         router.get(RouterPath(InternalBlobPaths.read)) { request, _ in
             let query = request.uri.queryParameters
             guard let location = query["location"].map(String.init), let size = query["size"].flatMap({ Int64($0) }),

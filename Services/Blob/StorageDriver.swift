@@ -16,7 +16,8 @@ struct SavedHashState: Sendable, Codable, Equatable {
     var state: [UInt8]
 }
 
-/// The contract every blob storage backend fulfils (filesystem now, S3 later).
+/// The contract every blob storage backend fulfils (filesystem, S3); `StorageDriverConformance`
+/// in the tests runs the same checks on each.
 ///
 /// Upload bytes are written where they will finally live as far as the backend allows, so that
 /// committing never copies them: `commitUpload` returns the location the digest maps to.
@@ -28,9 +29,11 @@ protocol StorageDriver: Sendable {
     func upload(_ id: UploadID) async throws -> (info: UploadInfo, size: Int64)?
 
     /// Appends `body` at `offset` (the current size), calling `observe` with each chunk before it
-    /// is written. Returns the new size.
+    /// is written, and stores `digestState(newSize)` (the running digest) together with the bytes,
+    /// so a later request on any replica continues it. Returns the new size.
     func appendUpload<Body: AsyncSequence & Sendable>(
-        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void,
+        digestState: (Int64) -> SavedHashState?
     ) async throws -> Int64 where Body.Element == ByteBuffer
 
     /// Streams the upload's bytes received so far (used to re-hash after a restart).
@@ -38,9 +41,6 @@ protocol StorageDriver: Sendable {
 
     /// Makes the upload durable and places it as the blob `digest`; returns its location.
     func commitUpload(_ id: UploadID, as digest: Digest) async throws -> String
-
-    /// Saves the running digest of an upload: its state after the first `offset` bytes.
-    func saveHashState(_ id: UploadID, _ state: SavedHashState) async throws
 
     /// The saved digest state of an upload, if any.
     func loadHashState(_ id: UploadID) async throws -> SavedHashState?
@@ -55,4 +55,16 @@ protocol StorageDriver: Sendable {
     func read(
         location: String, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws
+
+    /// A URL where a client can fetch the blob itself (S3 presigned), or nil to stream it here.
+    func externalURL(location: String) async throws -> String?
+
+    /// Removes storage-level leftovers older than `cutoff` (seconds since 1970) that no session
+    /// knows; returns how many.
+    func collectGarbage(olderThan cutoff: Double) async throws -> Int
+}
+
+extension StorageDriver {
+    func externalURL(location: String) async throws -> String? { nil }
+    func collectGarbage(olderThan cutoff: Double) async throws -> Int { 0 }
 }

@@ -37,6 +37,13 @@ struct BlobHandlers: Sendable {
         if head {
             return Response(status: status, headers: headers)
         }
+        if let url = try await self.blobs.externalURL(for: blob) {
+            // The client fetches the bytes (and its range) from the storage itself.
+            return Response(
+                status: .temporaryRedirect,
+                headers: [.location: url, .dockerContentDigest: digest.description, .contentLength: "0"]
+            )
+        }
         let blobs = self.blobs
         let body = ResponseBody(contentLength: Int(length)) { writer in
             try await blobs.read(blob, range: range) { chunk in

@@ -63,4 +63,8 @@ public protocol BlobAPI: Sendable {
     func read(
         _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws
+
+    /// A URL where the client can fetch `blob` itself (a presigned S3 URL when
+    /// `STORAGE_S3_EXTERNAL_STORE` is on), or nil to stream it through the registry.
+    func externalURL(for blob: BlobRecord) async throws -> String?
 }

@@ -98,11 +98,20 @@ public enum InternalMetadata {
 /// Paths of the blob service. Sessions: `POST uploads` (JSON `StartUpload`), `GET|DELETE
 /// uploads/<id>?repository=`, `PATCH uploads/<id>?repository=&offset=` with the bytes as the body,
 /// `POST uploads/<id>/commit` (JSON `Commit`). Reads: `GET read?location=&start=&end=` answers the
-/// bytes.
+/// bytes. `POST external-url` (JSON `BlobRecord`) answers a presigned URL when the storage has one.
 public enum InternalBlobPaths {
     public static let prefix = "/internal/blob"
     public static let uploads = prefix + "/uploads"
     public static let read = prefix + "/read"
+    /// `POST` (JSON `BlobRecord`): where a client may fetch the blob directly (`ExternalURL`).
+    public static let externalURL = prefix + "/external-url"
+
+    public struct ExternalURL: Codable, Sendable {
+        public var url: String?
+        public init(url: String?) {
+            self.url = url
+        }
+    }
 
     public struct StartUpload: Codable, Sendable {
         public var repository: RepositoryName

@@ -7,6 +7,8 @@ import Testing
 
 @testable import Blob
 
+/// What is particular to the filesystem driver; `StorageDriverConformanceTests` checks what every
+/// driver must do.
 @Suite struct BlobServiceTests {
     let repository = RepositoryName("team/app")!
 
@@ -44,67 +46,7 @@ import Testing
         }
     }
 
-    @Test func chunksAppendAndCommitVerifiesTheDigest() async throws {
-        try await self.withService { service, directory in
-            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
-            var status = try await service.appendUpload(session.id, for: self.repository, at: 0, body: Self.stream(["hello ", "wor"]))
-            #expect(status.offset == 9)
-            status = try await service.appendUpload(session.id, for: self.repository, at: 9, body: Self.stream(["ld"]))
-            #expect(status.offset == 11)
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "hello world"))
-            let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
-            #expect(blob.size == 11)
-            #expect(try await Self.readAll(service, blob) == "hello world")
-            #expect(try await Self.readAll(service, blob, range: 6...10) == "world")
-            #expect(Self.files(under: directory, "uploads").isEmpty)
-            await #expect(throws: RegistryError.self) { try await service.uploadStatus(session.id, for: self.repository) }
-        }
-    }
-
-    @Test func wrongDigestStoresNothing() async throws {
-        try await self.withService { service, directory in
-            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
-            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: Self.stream(["data"]))
-            let wrong = StreamingHasher.digest(of: ByteBuffer(string: "other"))
-            do {
-                _ = try await service.commitUpload(session.id, for: self.repository, digest: wrong)
-                Issue.record("commit with a wrong digest succeeded")
-            } catch let error as RegistryError {
-                #expect(error.code == .digestInvalid)
-            }
-            #expect(Self.files(under: directory, "blobs").isEmpty)
-            #expect(Self.files(under: directory, "uploads").isEmpty)
-        }
-    }
-
-    @Test func outOfOrderChunkIs416() async throws {
-        try await self.withService { service, _ in
-            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
-            _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: Self.stream(["abc"]))
-            do {
-                _ = try await service.appendUpload(session.id, for: self.repository, at: 5, body: Self.stream(["x"]))
-                Issue.record("out-of-order chunk accepted")
-            } catch let error as RegistryError {
-                #expect(error.status == 416)
-            }
-            #expect(try await service.uploadStatus(session.id, for: self.repository).offset == 3)
-        }
-    }
-
-    @Test func sessionsBelongToTheirRepository() async throws {
-        try await self.withService { service, _ in
-            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
-            let other = RepositoryName("other/app")!
-            do {
-                _ = try await service.appendUpload(session.id, for: other, at: nil, body: Self.stream(["x"]))
-                Issue.record("another repository wrote into the session")
-            } catch let error as RegistryError {
-                #expect(error.code == .blobUploadUnknown)
-            }
-        }
-    }
-
-    @Test func digestProgressTravelsWithTheUploadToAnotherReplica() async throws {
+    @Test func digestStateIsSavedNextToTheBytes() async throws {
         try await self.withService { service, directory in
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
             _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: Self.stream(["replica a, "]))
@@ -149,25 +91,4 @@ import Testing
         #expect(ResumableHasher(algorithm: .sha256, state: [1, 2, 3]) == nil)
     }
 
-    @Test func sha512AndZeroByteBlobs() async throws {
-        try await self.withService { service, _ in
-            let session = try await service.startUpload(for: self.repository, algorithm: .sha512)
-            let digest = StreamingHasher.digest(of: ByteBuffer(), algorithm: .sha512)
-            let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
-            #expect(blob.size == 0)
-            #expect(blob.location.hasPrefix("blobs/sha512/"))
-            #expect(try await Self.readAll(service, blob) == "")
-        }
-    }
-
-    @Test func expiryRemovesOldSessionsOnly() async throws {
-        try await self.withService { service, directory in
-            let old = try await service.startUpload(for: self.repository, algorithm: .sha256)
-            _ = try await service.appendUpload(old.id, for: self.repository, at: nil, body: Self.stream(["abandoned"]))
-            #expect(try await service.expireUploads(olderThan: 3600) == 0)
-            #expect(try await service.expireUploads(olderThan: -1) == 1)
-            #expect(Self.files(under: directory, "uploads").isEmpty)
-            await #expect(throws: RegistryError.self) { try await service.uploadStatus(old.id, for: self.repository) }
-        }
-    }
 }

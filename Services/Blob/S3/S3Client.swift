@@ -4,6 +4,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Runtime
 
 /// The S3 REST calls the blob service needs, signed with Signature V4, path-style addressing
@@ -19,6 +20,8 @@ struct S3Client: Sendable {
     let signer: AWSSigV4
     let credentials: @Sendable () async throws -> AWSCredentials
     let http: HTTPClient
+    /// Tries per request, for transient failures.
+    var attempts = 3
 
     struct Failure: Error, CustomStringConvertible {
         var status: Int
@@ -35,6 +38,18 @@ struct S3Client: Sendable {
         self.credentials = credentials
         self.http = http
     }
+
+    /// The HTTP client for S3 calls: it fails a request at once when no connection can be made
+    /// (async-http-client's default keeps retrying the connection until the request's deadline,
+    /// which turns an outage into minutes-long hangs instead of a prompt 503), and connects within
+    /// 5 seconds. Lives as long as the process.
+    static let sharedHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(5)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// A signed request for `key` (nil: the bucket itself).
     func request(
@@ -61,33 +76,105 @@ struct S3Client: Sendable {
         return request
     }
 
-    /// Sends `request`; a non-2xx answer becomes a `Failure` with S3's error code.
+    /// Sends `request`; a non-2xx answer becomes a `Failure` with S3's error code. Server errors,
+    /// throttling and connection failures are retried (every request here is idempotent and its
+    /// body, when it has one, is in memory), up to `attempts` times with growing pauses.
     func execute(_ request: HTTPClientRequest, timeout: TimeAmount = .seconds(60)) async throws -> HTTPClientResponse {
-        let response = try await self.http.execute(request, timeout: timeout)
-        guard (200..<300).contains(response.status.code) else {
-            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
-            throw Failure(status: Int(response.status.code), code: Self.element("Code", in: body) ?? "",
-                          message: Self.element("Message", in: body) ?? body)
+        var attempt = 1
+        while true {
+            do {
+                let response = try await self.http.execute(request, timeout: timeout)
+                guard (200..<300).contains(response.status.code) else {
+                    let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                    throw Failure(status: Int(response.status.code), code: Self.element("Code", in: body) ?? "",
+                                  message: Self.element("Message", in: body) ?? body)
+                }
+                return response
+            } catch {
+                guard attempt < self.attempts, Self.isTransient(error) else { throw error }
+                try await Task.sleep(for: .milliseconds(100 << (2 * attempt)))
+                attempt += 1
+            }
         }
-        return response
+    }
+
+    /// Throttling, server errors and failed connections: worth another try, and a 503 to the client
+    /// when they persist.
+    static func isTransient(_ error: any Error) -> Bool {
+        if let failure = error as? Failure {
+            return failure.status >= 500 || failure.status == 429 || failure.code == "SlowDown"
+                || failure.code == "RequestTimeout"
+        }
+        return error is HTTPClientError || error is ChannelError || error is IOError
+            || error is NIOConnectionError
     }
 
     func headBucket() async throws {
         _ = try await self.execute(try await self.request(.HEAD, key: nil))
     }
 
-    func putObject(_ key: String, _ bytes: ByteBuffer) async throws {
+    /// Stores `bytes` at `key`; returns the new object's ETag.
+    @discardableResult
+    func putObject(_ key: String, _ bytes: ByteBuffer) async throws -> String {
         var request = try await self.request(
             .PUT, key: key, payloadHash: Self.hex(SHA256.hash(data: Data(bytes.readableBytesView)))
         )
         request.body = .bytes(bytes)
-        _ = try await self.execute(request)
+        let response = try await self.execute(request)
+        return response.headers.first(name: "ETag") ?? ""
+    }
+
+    /// The object's size and ETag, or nil when there is none.
+    func headObject(_ key: String) async throws -> (size: Int64, etag: String)? {
+        do {
+            let response = try await self.execute(try await self.request(.HEAD, key: key))
+            return (Int64(response.headers.first(name: "Content-Length") ?? "") ?? 0, response.headers.first(name: "ETag") ?? "")
+        } catch let failure as Failure where failure.status == 404 {
+            return nil
+        }
+    }
+
+    /// Every key under `prefix` with its last modification, following continuation tokens.
+    func listObjects(prefix: String) async throws -> [(key: String, lastModified: String)] {
+        var result: [(key: String, lastModified: String)] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let response = try await self.execute(try await self.request(.GET, key: nil, query: query))
+            let body = String(buffer: try await response.body.collect(upTo: 64 << 20))
+            for entry in body.components(separatedBy: "<Contents>").dropFirst() {
+                guard let key = Self.element("Key", in: entry) else { continue }
+                result.append((Self.unescapeXML(key), Self.element("LastModified", in: entry) ?? ""))
+            }
+            token = Self.element("IsTruncated", in: body) == "true" ? Self.element("NextContinuationToken", in: body) : nil
+        } while token != nil
+        return result
+    }
+
+    /// A URL that lets its holder GET `key` without credentials for `expires` seconds.
+    func presignedGet(_ key: String, expires: Int, now: Date = Date()) async throws -> String {
+        let path = "/" + AWSSigV4.encode(self.bucket) + "/" + AWSSigV4.encode(key, keepSlash: true)
+        guard let url = URL(string: self.endpoint), let host = url.host else {
+            throw Failure(status: 0, code: "Endpoint", message: self.endpoint)
+        }
+        let query = self.signer.presignedQuery(
+            method: "GET", path: path, host: host + (url.port.map { ":\($0)" } ?? ""), expires: expires,
+            credentials: try await self.credentials(), amzDate: AWSSigV4.amzDate(now)
+        )
+        return self.endpoint + path + "?" + query.map { AWSSigV4.encode($0.0) + "=" + AWSSigV4.encode($0.1) }
+            .joined(separator: "&")
     }
 
     /// The object's bytes (or the inclusive `range` of them), streamed to `sink`.
-    func getObject(_ key: String, range: ClosedRange<Int64>? = nil, into sink: (ByteBuffer) async throws -> Void) async throws {
+    /// With `ifMatch`, S3 answers 412 unless the object still has that ETag.
+    func getObject(
+        _ key: String, range: ClosedRange<Int64>? = nil, ifMatch: String? = nil,
+        into sink: (ByteBuffer) async throws -> Void
+    ) async throws {
         var headers: [(String, String)] = []
         if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
+        if let ifMatch { headers.append(("if-match", ifMatch)) }
         let response = try await self.execute(try await self.request(.GET, key: key, headers: headers), timeout: .hours(24))
         for try await chunk in response.body { try await sink(chunk) }
     }
@@ -138,10 +225,38 @@ struct S3Client: Sendable {
     }
 
     /// Keys of the multipart uploads in progress in the bucket.
-    func listMultipartUploads() async throws -> [String] {
-        let response = try await self.execute(try await self.request(.GET, key: nil, query: [("uploads", "")]))
-        let body = String(buffer: try await response.body.collect(upTo: 16 << 20))
-        return body.components(separatedBy: "<Upload>").dropFirst().compactMap { Self.element("Key", in: $0) }
+    func listMultipartUploads(prefix: String = "") async throws -> [String] {
+        try await self.multipartUploads(prefix: prefix).map(\.key)
+    }
+
+    /// The multipart uploads in progress under `prefix`: key, upload id and when each was initiated.
+    func multipartUploads(prefix: String = "") async throws -> [(key: String, uploadID: String, initiated: String)] {
+        var result: [(key: String, uploadID: String, initiated: String)] = []
+        var markers: (key: String, id: String)?
+        repeat {
+            var query = [("uploads", ""), ("prefix", prefix)]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.id)] }
+            let response = try await self.execute(try await self.request(.GET, key: nil, query: query))
+            let body = String(buffer: try await response.body.collect(upTo: 16 << 20))
+            for entry in body.components(separatedBy: "<Upload>").dropFirst() {
+                guard let key = Self.element("Key", in: entry), let id = Self.element("UploadId", in: entry) else { continue }
+                result.append((Self.unescapeXML(key), id, Self.element("Initiated", in: entry) ?? ""))
+            }
+            if Self.element("IsTruncated", in: body) == "true", let key = Self.element("NextKeyMarker", in: body),
+               let id = Self.element("NextUploadIdMarker", in: body)
+            {
+                markers = (Self.unescapeXML(key), id)
+            } else {
+                markers = nil
+            }
+        } while markers != nil
+        return result
+    }
+
+    static func unescapeXML(_ text: String) -> String {
+        text.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
+            .replacingOccurrences(of: "&amp;", with: "&")
     }
 
     /// The text of the first `<name>` element of a small XML answer.

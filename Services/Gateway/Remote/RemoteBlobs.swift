@@ -85,6 +85,11 @@ package struct RemoteBlobs: BlobAPI {
         let _: InternalMetadata.Done = try await self.client.json(request)
     }
 
+    package func externalURL(for blob: BlobRecord) async throws -> String? {
+        let answer: InternalBlobPaths.ExternalURL = try await self.client.call(InternalBlobPaths.externalURL, blob)
+        return answer.url
+    }
+
     package func read(
         _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws {

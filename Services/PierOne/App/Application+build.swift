@@ -14,16 +14,14 @@ import ServiceLifecycle
 package func buildApplication(
     _ configuration: ServeConfiguration, logger: Logger
 ) async throws -> some ApplicationProtocol {
-    let directory = try storageDirectory(configuration)
     let metadata = try await makeMetadata(configuration, logger: logger)
-    let blobs = try await BlobService.filesystem(directory: directory, logger: logger)
+    let blobs = try await makeBlobs(configuration, logger: logger)
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     let router = Gateway.router(
         metadata: metadata.service, blobs: blobs, authenticator: authenticator,
         ready: { await metadata.service.isReady() }
     )
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
-    logger.info("storage", metadata: ["directory": "\(directory)"])
 
     var app = Application(
         router: router,
@@ -60,6 +58,17 @@ func makeMetadata(_ configuration: ServeConfiguration, logger: Logger) async thr
     let database = try await MetadataService.sqlite(path: file, settings: tagSettings, logger: logger)
     logger.info("metadata in SQLite", metadata: ["file": "\(file)"])
     return (database.service, [ShutdownHook(name: "metadata store", action: database.close)], nil)
+}
+
+/// The blob service on S3 when `STORAGE_S3_BUCKET` is set (after checking the bucket answers),
+/// else on the filesystem under `STORAGE_DIRECTORY`.
+func makeBlobs(_ configuration: ServeConfiguration, logger: Logger) async throws -> BlobService {
+    if let s3 = configuration.s3 {
+        return try await BlobService.s3(settings: s3, logger: logger)
+    }
+    let directory = try storageDirectory(configuration)
+    logger.info("blobs on the filesystem", metadata: ["directory": "\(directory)"])
+    return try await BlobService.filesystem(directory: directory, logger: logger)
 }
 
 /// `STORAGE_DIRECTORY`, created when missing.

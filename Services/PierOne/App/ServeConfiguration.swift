@@ -1,3 +1,4 @@
+import Blob
 import Contracts
 import Gateway
 import Metadata
@@ -34,6 +35,9 @@ package struct ServeConfiguration: Sendable {
     package var blobURL: String?
     /// `INTERNAL_TLS_CA`, `INTERNAL_TLS_CERT`, `INTERNAL_TLS_KEY`: mutual TLS between the services.
     package var internalTLS: InternalTLS?
+    /// `STORAGE_S3_BUCKET` and the other `STORAGE_S3_*` / `AWS_*` settings: blobs in S3 instead
+    /// of under `STORAGE_DIRECTORY`.
+    package var s3: S3Settings?
     /// `BLOB_STREAMS_HTTP2`: let blob byte streams negotiate HTTP/2 too (default HTTP/1.1, faster here).
     package var blobStreamsOverHTTP2 = false
 
@@ -55,11 +59,6 @@ package struct ServeConfiguration: Sendable {
 
     /// Reads and validates the environment; throws `ConfigurationError` naming the variable.
     package init(environment: EnvironmentReader) throws {
-        for variable in ["STORAGE_S3_BUCKET"]
-        where environment.string(variable) != nil {
-            // Refuse rather than silently run without what the operator asked for.
-            throw ConfigurationError(variable, "is set, but this version of pierone does not support it yet")
-        }
         if environment.string("HTTP_IIDINFO_URL") != nil {
             throw ConfigurationError(
                 "HTTP_IIDINFO_URL",
@@ -98,5 +97,6 @@ package struct ServeConfiguration: Sendable {
         self.blobURL = environment.string("BLOB_URL")
         self.internalTLS = internalTLS
         self.blobStreamsOverHTTP2 = try environment.bool("BLOB_STREAMS_HTTP2", default: false)
+        self.s3 = try S3Settings.from(environment)
     }
 }

@@ -43,8 +43,7 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
 package func buildBlobApplication(_ configuration: ServeConfiguration, logger: Logger) async throws
     -> some ApplicationProtocol
 {
-    let directory = try storageDirectory(configuration)
-    let blobs = try await BlobService.filesystem(directory: directory, logger: logger)
+    let blobs = try await makeBlobs(configuration, logger: logger)
     let router = Router()
     router.add(middleware: InternalErrorMiddleware())
     HealthRoutes.register(on: router, ready: { await blobs.isReady() })

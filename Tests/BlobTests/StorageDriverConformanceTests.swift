@@ -1,0 +1,203 @@
+import Contracts
+import Foundation
+import NIOCore
+import Runtime
+import Testing
+
+@testable import Blob
+
+/// What every storage driver must do, run on each: the filesystem, and S3 on moto with signature
+/// checking on. Each S3 run uses a key prefix of its own in the shared moto bucket.
+@Suite struct StorageDriverConformanceTests {
+    let repository = RepositoryName("team/app")!
+    typealias F = StorageFixture
+
+    @Test(arguments: StorageBackend.allCases)
+    func chunksAppendAndCommitVerifiesTheDigest(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            var status = try await service.appendUpload(session.id, for: self.repository, at: 0, body: F.stream(["hello ", "wor"]))
+            #expect(status.offset == 9)
+            #expect(try await service.uploadStatus(session.id, for: self.repository).offset == 9)
+            status = try await service.appendUpload(session.id, for: self.repository, at: 9, body: F.stream(["ld"]))
+            #expect(status.offset == 11)
+            let digest = StreamingHasher.digest(of: ByteBuffer(string: "hello world"))
+            let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
+            #expect(blob.size == 11)
+            #expect(String(buffer: try await F.readAll(service, blob)) == "hello world")
+            #expect(String(buffer: try await F.readAll(service, blob, range: 6...10)) == "world")
+            #expect(try await storage.uploadLeftovers().isEmpty)
+            #expect(try await storage.storedBlobs().count == 1)
+            await #expect(throws: RegistryError.self) { try await service.uploadStatus(session.id, for: self.repository) }
+        }
+    }
+
+    /// Several requests with chunks of odd sizes add up to more than two S3 parts; every byte
+    /// arrives in order, and ranges across part boundaries read back exactly.
+    @Test(arguments: StorageBackend.allCases)
+    func uploadsSpanningPartsReadBackExactly(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let total = 2 * F.partSize + 777_777
+            let bytes = F.pattern(total)
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            // Requests of 3 MiB + 1 byte each, in chunks of 100,000 bytes.
+            let request = 3 << 20 + 1
+            var offset = 0
+            while offset < total {
+                let length = min(request, total - offset)
+                let chunks = stride(from: offset, to: offset + length, by: 100_000).map {
+                    bytes.getSlice(at: $0, length: min(100_000, offset + length - $0))!
+                }
+                let status = try await service.appendUpload(session.id, for: self.repository, at: Int64(offset), body: F.stream(chunks))
+                offset += length
+                #expect(status.offset == Int64(offset))
+            }
+            let blob = try await service.commitUpload(session.id, for: self.repository, digest: StreamingHasher.digest(of: bytes))
+            #expect(blob.size == Int64(total))
+            #expect(try await F.readAll(service, blob) == bytes)
+            let boundary = F.partSize
+            let range = Int64(boundary - 10)...Int64(boundary + 10)
+            #expect(try await F.readAll(service, blob, range: range) == bytes.getSlice(at: boundary - 10, length: 21))
+            #expect(try await storage.uploadLeftovers().isEmpty)
+        }
+    }
+
+    @Test(arguments: StorageBackend.allCases)
+    func wrongDigestStoresNothing(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream([F.pattern(F.partSize + 5)]))
+            let wrong = StreamingHasher.digest(of: ByteBuffer(string: "other"))
+            do {
+                _ = try await service.commitUpload(session.id, for: self.repository, digest: wrong)
+                Issue.record("commit with a wrong digest succeeded")
+            } catch let error as RegistryError {
+                #expect(error.code == .digestInvalid)
+            }
+            #expect(try await storage.storedBlobs().isEmpty)
+            #expect(try await storage.uploadLeftovers().isEmpty)
+        }
+    }
+
+    /// A digest of another algorithm than the session hashes with makes the driver read the
+    /// upload back (S3: after completing its multipart upload); a match commits, a mismatch
+    /// leaves nothing.
+    @Test(arguments: StorageBackend.allCases)
+    func aDigestOfAnotherAlgorithmReadsTheUploadBack(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let bytes = F.pattern(F.partSize + 1000)
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream([bytes]))
+            let blob = try await service.commitUpload(
+                session.id, for: self.repository, digest: StreamingHasher.digest(of: bytes, algorithm: .sha512)
+            )
+            #expect(try await F.readAll(service, blob) == bytes)
+
+            let other = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(other.id, for: self.repository, at: nil, body: F.stream([bytes]))
+            await #expect(throws: RegistryError.self) {
+                try await service.commitUpload(
+                    other.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "x"), algorithm: .sha512)
+                )
+            }
+            #expect(try await storage.storedBlobs().count == 1)
+            #expect(try await storage.uploadLeftovers().isEmpty)
+        }
+    }
+
+    @Test(arguments: StorageBackend.allCases)
+    func outOfOrderChunkIs416(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: F.stream(["abc"]))
+            do {
+                _ = try await service.appendUpload(session.id, for: self.repository, at: 5, body: F.stream(["x"]))
+                Issue.record("out-of-order chunk accepted")
+            } catch let error as RegistryError {
+                #expect(error.status == 416)
+            }
+            #expect(try await service.uploadStatus(session.id, for: self.repository).offset == 3)
+        }
+    }
+
+    @Test(arguments: StorageBackend.allCases)
+    func sessionsBelongToTheirRepository(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            let other = RepositoryName("other/app")!
+            do {
+                _ = try await service.appendUpload(session.id, for: other, at: nil, body: F.stream(["x"]))
+                Issue.record("another repository wrote into the session")
+            } catch let error as RegistryError {
+                #expect(error.code == .blobUploadUnknown)
+            }
+            await #expect(throws: RegistryError.self) { try await service.cancelUpload(session.id, for: other) }
+            #expect(try await service.uploadStatus(session.id, for: self.repository).offset == 0)
+        }
+    }
+
+    @Test(arguments: StorageBackend.allCases)
+    func digestProgressTravelsWithTheUploadToAnotherReplica(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let first = F.pattern(F.partSize + 3)
+            let second = F.pattern(1000, from: 7)
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: F.stream([first]))
+            // A second service over the same storage continues the session, then the first commits it.
+            let other = try await storage.replica()
+            _ = try await other.appendUpload(session.id, for: self.repository, at: Int64(first.readableBytes), body: F.stream([second]))
+            var whole = first
+            whole.writeImmutableBuffer(second)
+            let blob = try await service.commitUpload(session.id, for: self.repository, digest: StreamingHasher.digest(of: whole))
+            #expect(try await F.readAll(other, blob) == whole)
+        }
+    }
+
+    @Test(arguments: StorageBackend.allCases)
+    func sha512AndZeroByteBlobs(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha512)
+            let digest = StreamingHasher.digest(of: ByteBuffer(), algorithm: .sha512)
+            let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
+            #expect(blob.size == 0)
+            #expect(try await F.readAll(service, blob).readableBytes == 0)
+            #expect(try await storage.uploadLeftovers().isEmpty)
+        }
+    }
+
+    @Test(arguments: StorageBackend.allCases)
+    func cancelRemovesEverything(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream([F.pattern(F.partSize + 10)]))
+            #expect(try await !storage.uploadLeftovers().isEmpty)
+            try await service.cancelUpload(session.id, for: self.repository)
+            #expect(try await storage.uploadLeftovers().isEmpty)
+            #expect(try await storage.storedBlobs().isEmpty)
+            await #expect(throws: RegistryError.self) { try await service.uploadStatus(session.id, for: self.repository) }
+        }
+    }
+
+    @Test(arguments: StorageBackend.allCases)
+    func expiryRemovesOldSessionsOnly(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let old = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(old.id, for: self.repository, at: nil, body: F.stream([F.pattern(F.partSize + 1)]))
+            #expect(try await service.expireUploads(olderThan: 3600) == 0)
+            #expect(try await service.expireUploads(olderThan: -1) == 1)
+            #expect(try await storage.uploadLeftovers().isEmpty)
+            #expect(try await storage.storedBlobs().isEmpty)
+            await #expect(throws: RegistryError.self) { try await service.uploadStatus(old.id, for: self.repository) }
+        }
+    }
+}
