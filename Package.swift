@@ -178,9 +178,10 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "PierOneApp", "Contracts", "Runtime", "Gateway", "Metadata", "TestSupport",
+                "PierOneApp", "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings

@@ -21,6 +21,8 @@ import Testing
         var blobPorts: [Int] { [self.ports[1], self.ports[2]] }
         var gatewayPorts: [Int] { [self.ports[3], self.ports[4]] }
         var databaseURL = ""
+        /// Extra settings of the blob processes (S3 storage).
+        var blobEnvironment: [String: String] = [:]
 
         init() throws {
             self.scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-split-\(UUID())")
@@ -42,7 +44,7 @@ import Testing
                 environment: self.tls("blob").merging([
                     "BLOB_PORT": String(self.blobPorts[index]), "HTTP_BIND_ADDRESS": "127.0.0.1",
                     "STORAGE_DIRECTORY": self.scratch.appendingPathComponent("blobs").path,
-                ]) { $1 },
+                ]) { $1 }.merging(self.blobEnvironment) { $1 },
                 logDirectory: self.scratch
             )
         }
@@ -212,5 +214,61 @@ import Testing
         #expect(try await inFlight == "202")
         for _ in 0..<100 where gateway.isRunning { try await Task.sleep(for: .milliseconds(100)) }
         #expect(!gateway.isRunning)
+    }
+
+    /// Both blob replicas on one S3 bucket (moto, signature checks on): skopeo pushes through one
+    /// gateway and pulls through the other, and a chunked upload whose requests alternate between
+    /// the replicas continues from the session state in the bucket. A blob process with a wrong
+    /// secret refuses to start, naming the setting.
+    @Test func splitStackWithBlobsInS3() async throws {
+        let moto = try await MotoServer.shared()
+        let stack = try Stack()
+        defer { stack.stop() }
+        stack.blobEnvironment = [
+            "STORAGE_S3_BUCKET": moto.bucket, "STORAGE_S3_ENDPOINT": moto.endpoint, "STORAGE_S3_PREFIX": "split-\(UUID())",
+            "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": moto.accessKeyID, "AWS_SECRET_ACCESS_KEY": moto.secretAccessKey,
+            "STORAGE_S3_PART_SIZE_MB": "5",
+        ]
+        try await stack.start()
+
+        try await ClientTests.makeOCILayout(at: stack.scratch, content: "split image in S3")
+        let layout = "oci:\(stack.scratch.appendingPathComponent("layout").path):1.0"
+        try await ClientTests.skopeo(["copy", "--dest-tls-verify=false", layout, "docker://\(stack.host(0))/team/app:1.0"])
+        let pulled = stack.scratch.appendingPathComponent("pulled")
+        try await ClientTests.skopeo(["copy", "--src-tls-verify=false", "docker://\(stack.host(1))/team/app:1.0", "oci:\(pulled.path):x"])
+
+        // 3 MiB chunks, alternating replicas: parts are filled and sent across requests and replicas.
+        let chunk = stack.scratch.appendingPathComponent("chunk.bin")
+        try await Command.run(["sh", "-c", "head -c 3145728 /dev/urandom > \(chunk.path)"])
+        let whole = stack.scratch.appendingPathComponent("whole.bin")
+        try await Command.run(["sh", "-c", "cat \(chunk.path) \(chunk.path) \(chunk.path) \(chunk.path) > \(whole.path)"])
+        let digest = "sha256:" + (try await Command.run(["sh", "-c", "sha256sum \(whole.path) | cut -d' ' -f1"]))
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var location = try #require(try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/").headers["location"])
+        for index in 0..<4 {
+            let offset = index * 3_145_728
+            let status = try await stack.curl([
+                "-s", "-D", "-", "-o", "/dev/null", "-X", "PATCH", "-H", "Content-Type: application/octet-stream",
+                "-H", "Content-Range: \(offset)-\(offset + 3_145_727)", "--data-binary", "@\(chunk.path)",
+                stack.gateway(index % 2) + location,
+            ])
+            #expect(status.contains(" 202"), "chunk \(index)")
+            if let next = status.split(whereSeparator: \.isNewline).first(where: { $0.lowercased().hasPrefix("location:") }) {
+                location = next.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        #expect(try await stack.request("PUT", stack.gateway(1) + location + "?digest=\(digest)").status == 201)
+        let read = stack.scratch.appendingPathComponent("read.bin")
+        try await stack.curl(["-sSf", "-o", read.path, stack.gateway(0) + "/v2/team/app/blobs/\(digest)"])
+        #expect(FileManager.default.contentsEqual(atPath: read.path, andPath: whole.path))
+
+        // A blob replica with a wrong secret stops at start-up and says which setting to fix.
+        stack.blobEnvironment["AWS_SECRET_ACCESS_KEY"] = "wrong"
+        stack.processes["blob0"]?.stop()
+        try stack.startBlob(0)
+        let refused = try #require(stack.processes["blob0"])
+        for _ in 0..<100 where refused.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!refused.isRunning)
+        #expect(refused.output.contains("AWS_SECRET_ACCESS_KEY"))
     }
 }
