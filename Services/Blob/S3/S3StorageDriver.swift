@@ -14,8 +14,9 @@ import Synchronization
 /// uploads/<upload uuid>/session.json  the session: info, multipart upload id, parts with ETags, size,
 ///                                     the tail's ETag and the running digest, written in one PUT
 /// ```
-/// An append reads the tail back, streams on, sends every full part as it fills (so memory stays
-/// at one part per active upload, however long the request), stores the remainder as the new tail,
+/// An append reads the tail back, streams on, sends every full part as it fills while the next
+/// one fills (so memory stays at two parts per active upload, however long the request), stores
+/// the remainder as the new tail,
 /// and then writes the session: the session object is the commit point of every append. A crash
 /// before it leaves the previous session valid (parts are re-sent under the same numbers, and a
 /// tail that changed under it is detected by its ETag). Blobs smaller than a part never become
@@ -114,22 +115,40 @@ struct S3StorageDriver: StorageDriver {
             try await self.readTail(session, id, into: &buffer)
             var size = session.size
             var appended = false
-            for try await chunk in body {
-                observe(chunk)
-                buffer.writeImmutableBuffer(chunk)
-                size += Int64(chunk.readableBytes)
-                appended = appended || chunk.readableBytes > 0
-                self.buffered.record(buffer.readableBytes)
-                while buffer.readableBytes >= self.partSize {
-                    let part = buffer.readSlice(length: self.partSize)!
-                    try await self.send(part, of: id, session: &session)
-                    // Keep the remainder (less than a chunk) in a buffer of its own so the part's
-                    // memory is released now.
-                    var rest = ByteBuffer()
-                    rest.reserveCapacity(self.partSize + (256 << 10))
-                    rest.writeImmutableBuffer(buffer)
-                    buffer = rest
+            // One part travels to S3 while the next one fills: at most two parts in memory.
+            var inFlight: Task<Session.Part, any Error>?
+            do {
+                for try await chunk in body {
+                    observe(chunk)
+                    buffer.writeImmutableBuffer(chunk)
+                    size += Int64(chunk.readableBytes)
+                    appended = appended || chunk.readableBytes > 0
+                    self.buffered.record(buffer.readableBytes + (inFlight == nil ? 0 : self.partSize))
+                    while buffer.readableBytes >= self.partSize {
+                        let part = buffer.readSlice(length: self.partSize)!
+                        if let previous = inFlight {
+                            inFlight = nil
+                            session.parts.append(try await previous.value)
+                        }
+                        inFlight = try await self.startSending(part, of: id, session: &session)
+                        // Keep the remainder (less than a chunk) in a buffer of its own so the
+                        // part's memory is released once it is sent.
+                        var rest = ByteBuffer()
+                        rest.reserveCapacity(self.partSize + (256 << 10))
+                        rest.writeImmutableBuffer(buffer)
+                        buffer = rest
+                    }
                 }
+                if let previous = inFlight {
+                    inFlight = nil
+                    session.parts.append(try await previous.value)
+                }
+            } catch {
+                if let inFlight {
+                    inFlight.cancel()
+                    _ = try? await inFlight.value
+                }
+                throw error
             }
             guard appended else { return session.size }
             session.tailETag = buffer.readableBytes > 0 ? try await self.client.putObject(self.dataKey(id), buffer) : nil
@@ -137,6 +156,23 @@ struct S3StorageDriver: StorageDriver {
             session.digest = digestState(size)
             try await self.save(session, id)
             return size
+        }
+    }
+
+    /// Starts sending the next part in the background, opening the multipart upload first if this
+    /// is the first part. The caller appends the finished part to the session.
+    private func startSending(_ part: ByteBuffer, of id: UploadID, session: inout Session) async throws
+        -> Task<Session.Part, any Error>
+    {
+        if session.multipartID == nil {
+            session.multipartID = try await self.client.createMultipartUpload(self.dataKey(id))
+            // Record it at once, so that an abort or expiry can always find and end it.
+            try await self.save(session, id)
+        }
+        let (client, key, uploadID, number) = (self.client, self.dataKey(id), session.multipartID!, session.parts.count + 1)
+        return Task {
+            let etag = try await client.uploadPart(key, uploadID: uploadID, number: number, bytes: part)
+            return Session.Part(number: number, etag: etag, size: Int64(part.readableBytes))
         }
     }
 

@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Side-by-side registry benchmark; run through scripts/benchmark (which installs and builds).
+
+Registries, all on loopback with filesystem blob storage in temporary directories:
+  distribution   Debian's docker-registry (CNCF Distribution 2.8), the reference
+  pierone        pierone serve, SQLite metadata
+  pierone-pg     pierone serve, PostgreSQL metadata (a throwaway cluster started here)
+  split          pierone metadata + blob + gateway, internal mutual TLS, SQLite metadata
+
+Each workload runs against each registry in turn (the order rotates every round), for --rounds
+rounds; the table shows the median and the ratio against Distribution measured in the same run.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+MiB = 1 << 20
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# --- registries -------------------------------------------------------------------------------
+
+
+class Registry:
+    def __init__(self, name, port, processes):
+        self.name = name
+        self.port = port
+        self.processes = processes  # [(label, Popen)]
+
+    def reset_peak(self):
+        for _, process in self.processes:
+            with open(f"/proc/{process.pid}/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+
+    def peaks(self):
+        result = {}
+        for label, process in self.processes:
+            with open(f"/proc/{process.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        result[label] = int(line.split()[1]) // 1024
+        return result
+
+    def stop(self):
+        for _, process in self.processes:
+            process.kill()
+            process.wait()
+
+
+def wait_ready(port, what, processes):
+    for _ in range(300):
+        for label, process in processes:
+            if process.poll() is not None:
+                sys.exit(f"{what}: {label} exited with {process.returncode}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/v2/")
+            if connection.getresponse().status in (200, 401):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"{what} did not answer on port {port}")
+
+
+def start_distribution(work):
+    port = free_port()
+    config = os.path.join(work, "distribution.yml")
+    with open(config, "w") as f:
+        f.write(f"""version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {work}/distribution
+  cache:
+    blobdescriptor: inmemory
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+""")
+    log = open(os.path.join(work, "distribution.log"), "w")
+    processes = [("registry", subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log))]
+    wait_ready(port, "distribution", processes)
+    return Registry("distribution", port, processes)
+
+
+def pierone(arguments, environment, work, label):
+    log = open(os.path.join(work, f"{label}.log"), "w")
+    env = dict(os.environ, LOG_LEVEL="error", **environment)
+    return subprocess.Popen([os.environ["PIERONE_BIN"]] + arguments, stdout=log, stderr=log, env=env)
+
+
+def start_pierone(work, name, environment=None):
+    port = free_port()
+    processes = [("serve", pierone(["serve"], dict(
+        HTTP_PORT=str(port), STORAGE_DIRECTORY=os.path.join(work, name), **(environment or {})), work, name))]
+    wait_ready(port, name, processes)
+    return Registry(name, port, processes)
+
+
+def start_postgres(work):
+    """A throwaway PostgreSQL cluster as a child process; returns (DATABASE_URL, Popen)."""
+    binaries = sorted(__import__("glob").glob("/usr/lib/postgresql/*/bin"))[-1]
+    directory = os.path.join(work, "pg")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    os.makedirs(directory)
+    if os.getuid() == 0:
+        shutil.chown(directory, "postgres")
+        os.chmod(work, 0o755)
+    subprocess.run(as_postgres + [f"{binaries}/initdb", "-D", directory, "-U", "postgres", "--auth=trust"],
+                   check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    log = open(os.path.join(work, "postgres.log"), "w")
+    process = subprocess.Popen(as_postgres + [f"{binaries}/postgres", "-D", directory, "-p", str(port), "-k", directory,
+                                              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"], stdout=log, stderr=log)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(0.5)
+                return f"postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable", process
+        time.sleep(0.1)
+    sys.exit("postgres did not start")
+
+
+def start_split(work):
+    certificates = os.path.join(work, "certs")
+    subprocess.run([os.path.join(ROOT, "scripts/dev-certs"), certificates], check=True, stdout=subprocess.DEVNULL)
+
+    def tls(service):
+        return dict(INTERNAL_TLS_CA=f"{certificates}/ca.crt", INTERNAL_TLS_CERT=f"{certificates}/{service}.crt",
+                    INTERNAL_TLS_KEY=f"{certificates}/{service}.key", HTTP_BIND_ADDRESS="127.0.0.1")
+
+    metadata_port, blob_port, gateway_port = free_port(), free_port(), free_port()
+    storage = os.path.join(work, "split")
+    processes = [
+        ("metadata", pierone(["metadata"], dict(tls("metadata"), METADATA_PORT=str(metadata_port), STORAGE_DIRECTORY=storage), work, "split-metadata")),
+        ("blob", pierone(["blob"], dict(tls("blob"), BLOB_PORT=str(blob_port), STORAGE_DIRECTORY=storage), work, "split-blob")),
+        ("gateway", pierone(["gateway"], dict(tls("gateway"), HTTP_PORT=str(gateway_port),
+                                              METADATA_URL=f"https://localhost:{metadata_port}",
+                                              BLOB_URL=f"https://localhost:{blob_port}"), work, "split-gateway")),
+    ]
+    wait_ready(gateway_port, "split", processes)
+    return Registry("split", gateway_port, processes)
+
+
+# --- the protocol, as a client ------------------------------------------------------------------
+
+
+def path_of(location):
+    parts = urllib.parse.urlsplit(location)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def with_digest(location, digest):
+    return location + ("&" if "?" in location else "?") + "digest=" + digest
+
+
+def check(response, expected, what):
+    body = response.read()
+    if response.status not in expected:
+        raise RuntimeError(f"{what}: {response.status} {body[:300]!r}")
+    return body
+
+
+def start_upload(connection, repository):
+    connection.request("POST", f"/v2/{repository}/blobs/uploads/", headers={"Content-Length": "0"})
+    response = connection.getresponse()
+    check(response, (202,), "start upload")
+    return path_of(response.getheader("Location"))
+
+
+def push_streamed(connection, repository, data, digest, chunk=MiB):
+    """POST, one PATCH with chunked transfer encoding (as docker/podman/skopeo), PUT ?digest."""
+    location = start_upload(connection, repository)
+    view = memoryview(data)
+    body = (view[i:i + chunk] for i in range(0, len(data), chunk))
+    connection.request("PATCH", location, body=body, encode_chunked=True,
+                       headers={"Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"})
+    response = connection.getresponse()
+    check(response, (202,), "patch")
+    location = path_of(response.getheader("Location"))
+    connection.request("PUT", with_digest(location, digest), headers={"Content-Length": "0"})
+    check(connection.getresponse(), (201,), "commit")
+
+
+def push_monolithic(connection, repository, data, digest):
+    location = start_upload(connection, repository)
+    connection.request("PUT", with_digest(location, digest), body=data,
+                       headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
+    check(connection.getresponse(), (201,), "monolithic put")
+
+
+def pull(connection, repository, digest):
+    connection.request("GET", f"/v2/{repository}/blobs/{digest}")
+    response = connection.getresponse()
+    if response.status in (307, 302):
+        raise RuntimeError("redirects are not used in this benchmark")
+    if response.status != 200:
+        raise RuntimeError(f"pull: {response.status}")
+    size = 0
+    while True:
+        chunk = response.read(MiB)
+        if not chunk:
+            return size
+        size += len(chunk)
+
+
+def push_image(connection, repository, tag, layer_size, seed):
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+                         "config": {"Labels": {"seed": seed}}}).encode()
+    layer = hashlib.sha256(seed.encode()).digest() * (layer_size // 32)
+    config_digest, layer_digest = sha256(config), sha256(layer)
+    push_monolithic(connection, repository, config, config_digest)
+    push_monolithic(connection, repository, layer, layer_digest)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)}],
+    }).encode()
+    connection.request("PUT", f"/v2/{repository}/manifests/{tag}", body=manifest,
+                       headers={"Content-Type": OCI_MANIFEST, "Content-Length": str(len(manifest))})
+    check(connection.getresponse(), (201,), "manifest put")
+
+
+# --- workloads ----------------------------------------------------------------------------------
+
+
+class Data:
+    def __init__(self, quick):
+        self.large_count = 2 if quick else 4
+        self.small_count = 32 if quick else 64
+        self.large = [os.urandom(64 * MiB) for _ in range(self.large_count)]
+        self.large_digests = [sha256(d) for d in self.large]
+        self.small = [os.urandom(MiB) for _ in range(self.small_count)]
+        self.small_digests = [sha256(d) for d in self.small]
+        self.memory_size = 256 * MiB if quick else 1024 * MiB
+        self.memory_block = os.urandom(MiB)
+        hasher = hashlib.sha256()
+        for _ in range(self.memory_size // MiB):
+            hasher.update(self.memory_block)
+        self.memory_digest = "sha256:" + hasher.hexdigest()
+
+
+def connect(registry):
+    return http.client.HTTPConnection("127.0.0.1", registry.port, timeout=600)
+
+
+def blob_push_64(registry, data, round_):
+    connection = connect(registry)
+    started = time.perf_counter()
+    for blob, digest in zip(data.large, data.large_digests):
+        push_streamed(connection, f"bench/large-{round_}", blob, digest)
+    return data.large_count * 64 / (time.perf_counter() - started)
+
+
+def blob_push_1(registry, data, round_):
+    connection = connect(registry)
+    started = time.perf_counter()
+    for blob, digest in zip(data.small, data.small_digests):
+        push_monolithic(connection, f"bench/small-{round_}", blob, digest)
+    return data.small_count / (time.perf_counter() - started)
+
+
+def blob_pull_64(registry, data, round_):
+    connection = connect(registry)
+    started = time.perf_counter()
+    for digest in data.large_digests:
+        pull(connection, f"bench/large-{round_}", digest)
+    return data.large_count * 64 / (time.perf_counter() - started)
+
+
+def blob_pull_1(registry, data, round_):
+    connection = connect(registry)
+    started = time.perf_counter()
+    for digest in data.small_digests:
+        pull(connection, f"bench/small-{round_}", digest)
+    return data.small_count / (time.perf_counter() - started)
+
+
+def manifest_get(registry, data, round_, duration):
+    if round_ == 0:
+        push_image(connect(registry), "bench/manifest", "v1", 1024, "manifest")
+    output = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{duration}s", "--latency", "-H", f"Accept: {OCI_MANIFEST}",
+         f"http://127.0.0.1:{registry.port}/v2/bench/manifest/manifests/v1"],
+        check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError("manifest GET answered errors:\n" + output)
+
+    def latency(label):
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "p50": latency("50%"), "p99": latency("99%")}
+
+
+def _pusher(arguments):
+    port, client, images, round_, barrier_at = arguments
+    while time.time() < barrier_at:
+        time.sleep(0.001)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    for image in range(images):
+        push_image(connection, f"team/c{client}", f"r{round_}-{image}", 256 * 1024, f"{round_}-{client}-{image}-{port}")
+    return time.time()
+
+
+def concurrent_pushes(registry, data, round_, pool, images_per_client):
+    barrier_at = time.time() + 0.5
+    ends = pool.map(_pusher, [(registry.port, client, images_per_client, round_, barrier_at) for client in range(8)])
+    return 8 * images_per_client / (max(ends) - barrier_at)
+
+
+def memory(registry, data, round_):
+    registry.reset_peak()
+    connection = connect(registry)
+    location = start_upload(connection, "bench/memory")
+    body = (data.memory_block for _ in range(data.memory_size // MiB))
+    connection.request("PATCH", location, body=body, encode_chunked=True,
+                       headers={"Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"})
+    response = connection.getresponse()
+    check(response, (202,), "patch")
+    connection.request("PUT", with_digest(path_of(response.getheader("Location")), data.memory_digest),
+                       headers={"Content-Length": "0"})
+    check(connection.getresponse(), (201,), "commit")
+    size = pull(connection, "bench/memory", data.memory_digest)
+    assert size == data.memory_size
+    return registry.peaks()
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smaller data and shorter runs, to try the script")
+    parser.add_argument("--only", default="distribution,pierone,pierone-pg,split")
+    parser.add_argument("--json", help="also write the raw results here")
+    options = parser.parse_args()
+    names = options.only.split(",")
+    work = tempfile.mkdtemp(prefix="pierone-bench-")
+    registries = []
+    postgres = None
+    try:
+        starters = {
+            "distribution": lambda: start_distribution(work),
+            "pierone": lambda: start_pierone(work, "pierone"),
+            "pierone-pg": lambda: start_pierone(work, "pierone-pg", dict(DATABASE_URL=database_url)),
+            "split": lambda: start_split(work),
+        }
+        if "pierone-pg" in names:
+            database_url, postgres = start_postgres(work)
+        for name in names:
+            registries.append(starters[name]())
+        data = Data(options.quick)
+        duration = 5 if options.quick else 10
+        images = 5 if options.quick else 20
+        pool = multiprocessing.Pool(8)
+        workloads = [
+            ("blob push 64 MiB (MB/s)", blob_push_64),
+            ("blob push 1 MiB (blobs/s)", blob_push_1),
+            ("blob pull 64 MiB (MB/s)", blob_pull_64),
+            ("blob pull 1 MiB (blobs/s)", blob_pull_1),
+            ("manifest GET", lambda r, d, n: manifest_get(r, d, n, duration)),
+            ("8 concurrent pushes (images/s)", lambda r, d, n: concurrent_pushes(r, d, n, pool, images)),
+        ]
+        results = {(w, r.name): [] for w, _ in workloads for r in registries}
+        for round_ in range(options.rounds):
+            order = registries[round_ % len(registries):] + registries[:round_ % len(registries)]
+            for workload, run in workloads:
+                for registry in order:
+                    results[(workload, registry.name)].append(run(registry, data, round_))
+            print(f"round {round_ + 1}/{options.rounds} done", file=sys.stderr)
+        peaks = {}
+        for registry in registries:
+            peaks[registry.name] = memory(registry, data, 0)
+        report(workloads, registries, results, peaks, data, options)
+        if options.json:
+            with open(options.json, "w") as f:
+                json.dump({"results": {f"{w}|{r}": v for (w, r), v in results.items()}, "peaks": peaks}, f, indent=1)
+    finally:
+        for registry in registries:
+            registry.stop()
+        if postgres:
+            postgres.kill()
+            postgres.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(workloads, registries, results, peaks, data, options):
+    names = [r.name for r in registries]
+    reference = "distribution" if "distribution" in names else None
+    rows = []
+
+    def add(label, values, higher_is_better=True, unit_format="{:.0f}"):
+        cells = [label]
+        for name in names:
+            value = values[name]
+            cell = unit_format.format(value)
+            if reference and name != reference and values[reference]:
+                ratio = value / values[reference]
+                cell += f" ({ratio:.2f}x)"
+            cells.append(cell)
+        rows.append(cells)
+
+    for workload, _ in workloads:
+        if workload == "manifest GET":
+            for key, label, fmt in (("rps", "manifest GET (req/s)", "{:.0f}"), ("p50", "manifest GET p50 (ms)", "{:.2f}"),
+                                    ("p99", "manifest GET p99 (ms)", "{:.2f}")):
+                add(label, {n: statistics.median(x[key] for x in results[(workload, n)]) for n in names}, unit_format=fmt)
+        else:
+            add(workload, {n: statistics.median(results[(workload, n)]) for n in names},
+                unit_format="{:.1f}" if "images" in workload else "{:.0f}")
+    memory_label = f"peak RSS MiB, {data.memory_size // MiB} MiB push+pull"
+    rows.append([memory_label] + [", ".join(f"{k} {v}" for k, v in peaks[n].items()) for n in names])
+    widths = [max(len(row[i]) for row in rows + [["workload"] + names]) for i in range(len(names) + 1)]
+    print()
+    print(f"{options.rounds} rounds, median; ratio = this registry / distribution in the same run")
+    print("  ".join(h.ljust(widths[i]) for i, h in enumerate(["workload"] + names)))
+    for row in rows:
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)))
+    if "split" in names and "pierone" in names:
+        for workload in ("blob push 64 MiB (MB/s)", "blob pull 64 MiB (MB/s)"):
+            split = statistics.median(results[(workload, "split")])
+            single = statistics.median(results[(workload, "pierone")])
+            print(f"split / all-in-one, {workload}: {split / single:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
