@@ -6,6 +6,7 @@ Registries, all on loopback with filesystem blob storage in temporary directorie
   pierone        pierone serve, SQLite metadata
   pierone-pg     pierone serve, PostgreSQL metadata (a throwaway cluster started here)
   split          pierone metadata + blob + gateway, internal mutual TLS, SQLite metadata
+  split-plain    the same without internal TLS (development setting), to show what TLS costs
 
 Each workload runs against each registry in turn (the order rotates every round), for --rounds
 rounds; the table shows the median and the ratio against Distribution measured in the same run.
@@ -152,25 +153,29 @@ def start_postgres(work):
     sys.exit("postgres did not start")
 
 
-def start_split(work):
+def start_split(work, name="split", internal_tls=True):
     certificates = os.path.join(work, "certs")
-    subprocess.run([os.path.join(ROOT, "scripts/dev-certs"), certificates], check=True, stdout=subprocess.DEVNULL)
+    if internal_tls and not os.path.exists(certificates):
+        subprocess.run([os.path.join(ROOT, "scripts/dev-certs"), certificates], check=True, stdout=subprocess.DEVNULL)
 
     def tls(service):
+        if not internal_tls:
+            return dict(HTTP_BIND_ADDRESS="127.0.0.1")
         return dict(INTERNAL_TLS_CA=f"{certificates}/ca.crt", INTERNAL_TLS_CERT=f"{certificates}/{service}.crt",
                     INTERNAL_TLS_KEY=f"{certificates}/{service}.key", HTTP_BIND_ADDRESS="127.0.0.1")
 
+    scheme = "https://localhost" if internal_tls else "http://127.0.0.1"
     metadata_port, blob_port, gateway_port = free_port(), free_port(), free_port()
-    storage = os.path.join(work, "split")
+    storage = os.path.join(work, name)
     processes = [
-        ("metadata", pierone(["metadata"], dict(tls("metadata"), METADATA_PORT=str(metadata_port), STORAGE_DIRECTORY=storage), work, "split-metadata")),
-        ("blob", pierone(["blob"], dict(tls("blob"), BLOB_PORT=str(blob_port), STORAGE_DIRECTORY=storage), work, "split-blob")),
+        ("metadata", pierone(["metadata"], dict(tls("metadata"), METADATA_PORT=str(metadata_port), STORAGE_DIRECTORY=storage), work, f"{name}-metadata")),
+        ("blob", pierone(["blob"], dict(tls("blob"), BLOB_PORT=str(blob_port), STORAGE_DIRECTORY=storage), work, f"{name}-blob")),
         ("gateway", pierone(["gateway"], dict(tls("gateway"), HTTP_PORT=str(gateway_port),
-                                              METADATA_URL=f"https://localhost:{metadata_port}",
-                                              BLOB_URL=f"https://localhost:{blob_port}"), work, "split-gateway")),
+                                              METADATA_URL=f"{scheme}:{metadata_port}",
+                                              BLOB_URL=f"{scheme}:{blob_port}"), work, f"{name}-gateway")),
     ]
-    wait_ready(gateway_port, "split", processes)
-    return Registry("split", gateway_port, processes)
+    wait_ready(gateway_port, name, processes)
+    return Registry(name, gateway_port, processes)
 
 
 # --- the protocol, as a client ------------------------------------------------------------------
@@ -359,6 +364,55 @@ def memory(registry, data, round_):
     return registry.peaks()
 
 
+def _serve_file(arguments):
+    path, mode, repeats, ports = arguments
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    ports.put(server.getsockname()[1])
+    connection, _ = server.accept()
+    with open(path, "rb") as f:
+        for _ in range(repeats):
+            f.seek(0)
+            if mode == "sendfile":
+                connection.sendfile(f)
+            else:
+                while True:
+                    block = f.read(256 * 1024)
+                    if not block:
+                        break
+                    connection.sendall(block)
+    connection.close()
+
+
+def copy_limit(data, work):
+    """What serving a file over loopback costs with a copy through user space (read + write, as
+    pierone does) against sendfile (zero-copy, as Go's net/http does for Distribution), with the
+    same reader: the physical ceiling for a pull on this machine."""
+    path = os.path.join(work, "copy-limit.bin")
+    with open(path, "wb") as f:
+        f.write(data.large[0])
+    repeats = 16
+    results = {}
+    manager = multiprocessing.Manager()
+    for mode in ("read+write", "sendfile"):
+        ports = manager.Queue()
+        server = multiprocessing.Process(target=_serve_file, args=((path, mode, repeats, ports),))
+        server.start()
+        client = socket.create_connection(("127.0.0.1", ports.get()))
+        buffer = bytearray(MiB)
+        started, total = time.perf_counter(), 0
+        while True:
+            n = client.recv_into(buffer)
+            if n == 0:
+                break
+            total += n
+        results[mode] = total / MiB / (time.perf_counter() - started)
+        client.close()
+        server.join()
+    return results
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -366,7 +420,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller data and shorter runs, to try the script")
-    parser.add_argument("--only", default="distribution,pierone,pierone-pg,split")
+    parser.add_argument("--only", default="distribution,pierone,pierone-pg,split,split-plain")
     parser.add_argument("--json", help="also write the raw results here")
     options = parser.parse_args()
     names = options.only.split(",")
@@ -379,6 +433,7 @@ def main():
             "pierone": lambda: start_pierone(work, "pierone"),
             "pierone-pg": lambda: start_pierone(work, "pierone-pg", dict(DATABASE_URL=database_url)),
             "split": lambda: start_split(work),
+            "split-plain": lambda: start_split(work, "split-plain", internal_tls=False),
         }
         if "pierone-pg" in names:
             database_url, postgres = start_postgres(work)
@@ -407,6 +462,9 @@ def main():
         for registry in registries:
             peaks[registry.name] = memory(registry, data, 0)
         report(workloads, registries, results, peaks, data, options)
+        limit = copy_limit(data, work)
+        print(f"limit, loopback file -> socket (same reader): read+write {limit['read+write']:.0f} MB/s, "
+              f"sendfile {limit['sendfile']:.0f} MB/s ({limit['read+write'] / limit['sendfile']:.2f}x)")
         if options.json:
             with open(options.json, "w") as f:
                 json.dump({"results": {f"{w}|{r}": v for (w, r), v in results.items()}, "peaks": peaks}, f, indent=1)
