@@ -170,6 +170,11 @@ package struct BlobService: BlobAPI {
         try await self.driver.read(location: blob.location, range: range, into: sink)
     }
 
+    package func discard(_ blob: BlobRecord) async throws {
+        try await self.driver.deleteBlob(location: blob.location)
+        self.logger.debug("discarded a duplicate upload", metadata: ["digest": "\(blob.digest)", "location": "\(blob.location)"])
+    }
+
     package func externalURL(for blob: BlobRecord) async throws -> String? {
         try await self.driver.externalURL(location: blob.location)
     }

@@ -184,6 +184,10 @@ struct FilesystemDriver: StorageDriver {
         }
     }
 
+    func deleteBlob(location: String) async throws {
+        try await self.fileSystem.removeItem(at: self.root.appending(location), strategy: .platformDefault, recursively: false)
+    }
+
     struct RenameError: Error {
         var errno: Int32
     }

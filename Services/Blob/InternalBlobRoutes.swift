@@ -33,6 +33,10 @@ package enum InternalBlobRoutes {
             try await service.cancelUpload(id, for: repository)
             return try InternalJSON.response(InternalMetadata.Done())
         }
+        router.post(RouterPath(InternalBlobPaths.discard)) { request, _ in
+            try await service.discard(try await InternalJSON.decode(BlobRecord.self, from: request))
+            return try InternalJSON.response(InternalMetadata.Done())
+        }
         router.post(RouterPath(InternalBlobPaths.externalURL)) { request, _ in
             let blob = try await InternalJSON.decode(BlobRecord.self, from: request)
             return try InternalJSON.response(InternalBlobPaths.ExternalURL(url: try await service.externalURL(for: blob)))

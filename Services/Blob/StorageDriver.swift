@@ -56,6 +56,9 @@ protocol StorageDriver: Sendable {
         location: String, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws
 
+    /// Deletes the blob at `location`; no error when it is already gone.
+    func deleteBlob(location: String) async throws
+
     /// A URL where a client can fetch the blob itself (S3 presigned), or nil to stream it here.
     func externalURL(location: String) async throws -> String?
 

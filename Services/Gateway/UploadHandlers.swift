@@ -96,7 +96,12 @@ struct UploadHandlers: Sendable {
             _ = try await self.blobs.appendUpload(session.id, for: name, at: offset, body: request.body)
         }
         let blob = try await self.blobs.commitUpload(session.id, for: name, digest: digest)
-        try await self.metadata.linkBlob(blob, into: name)
+        let recorded = try await self.metadata.linkBlob(blob, into: name)
+        if recorded.location != blob.location {
+            // The digest was stored before (S3 keeps each upload at its own key): keep one copy.
+            // Failing here leaves only an unreferenced object, never a missing one.
+            try? await self.blobs.discard(blob)
+        }
         return Self.created(name: name, digest: digest)
     }
 

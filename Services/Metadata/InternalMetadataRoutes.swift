@@ -19,7 +19,6 @@ package enum InternalMetadataRoutes {
         }
         route(InternalMetadataPaths.linkBlob, M.LinkBlob.self) {
             try await service.linkBlob($0.blob, into: $0.repository)
-            return M.Done()
         }
         route(InternalMetadataPaths.putManifest, ManifestPut.self) {
             try await service.putManifest($0)

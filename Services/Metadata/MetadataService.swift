@@ -37,7 +37,8 @@ package struct MetadataService: MetadataAPI {
         try await self.store.blob(digest, in: repository)
     }
 
-    package func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws {
+    @discardableResult
+    package func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
         try await self.store.linkBlob(blob, into: repository)
     }
 

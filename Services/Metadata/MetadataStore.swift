@@ -3,7 +3,9 @@ import Contracts
 /// Blob records and their links into repositories.
 protocol BlobLinkStore: Sendable {
     func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord?
-    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws
+    /// Returns the blob as recorded (the first location stored for the digest).
+    @discardableResult
+    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord
     /// The blob if any repository links it.
     func linkedBlob(_ digest: Digest) async throws -> BlobRecord?
 }

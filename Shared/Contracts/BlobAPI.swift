@@ -64,6 +64,11 @@ public protocol BlobAPI: Sendable {
         _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws
 
+    /// Removes the bytes of a committed blob that metadata did not record because the digest was
+    /// stored before at another location (two uploads of one digest). Never called for a
+    /// location metadata refers to.
+    func discard(_ blob: BlobRecord) async throws
+
     /// A URL where the client can fetch `blob` itself (a presigned S3 URL when
     /// `STORAGE_S3_EXTERNAL_STORE` is on), or nil to stream it through the registry.
     func externalURL(for blob: BlobRecord) async throws -> String?

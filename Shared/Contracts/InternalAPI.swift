@@ -103,6 +103,8 @@ public enum InternalBlobPaths {
     public static let prefix = "/internal/blob"
     public static let uploads = prefix + "/uploads"
     public static let read = prefix + "/read"
+    /// `POST` (JSON `BlobRecord`): removes an unrecorded duplicate's bytes.
+    public static let discard = prefix + "/discard"
     /// `POST` (JSON `BlobRecord`): where a client may fetch the blob directly (`ExternalURL`).
     public static let externalURL = prefix + "/external-url"
 

@@ -6,8 +6,11 @@ public protocol MetadataAPI: Sendable {
     /// The blob if it is linked into `repository` (pushed or mounted there), else nil.
     func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord?
 
-    /// Records a committed blob and links it into `repository`. Idempotent.
-    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws
+    /// Records a committed blob and links it into `repository`. Idempotent. Returns the blob as
+    /// recorded: when the digest was stored before, its first location stays, and the caller
+    /// discards the bytes it just stored elsewhere (`BlobAPI.discard`).
+    @discardableResult
+    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord
 
     /// Stores a manifest and moves its tags in one transaction, enforcing tag immutability and
     /// that every referenced blob and manifest exists in the repository.

@@ -188,6 +188,21 @@ import Testing
     }
 
     @Test(arguments: StorageBackend.allCases)
+    func discardRemovesACommittedBlob(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream(["duplicate"]))
+            let blob = try await service.commitUpload(
+                session.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "duplicate"))
+            )
+            #expect(try await storage.storedBlobs().count == 1)
+            try await service.discard(blob)
+            #expect(try await storage.storedBlobs().isEmpty)
+        }
+    }
+
+    @Test(arguments: StorageBackend.allCases)
     func expiryRemovesOldSessionsOnly(_ backend: StorageBackend) async throws {
         try await F.with(backend) { storage in
             let service = storage.service

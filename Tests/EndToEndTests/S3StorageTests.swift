@@ -107,6 +107,27 @@ import Testing
         }
     }
 
+    /// One digest uploaded into two repositories (and twice into one) is kept once: S3 stores each
+    /// upload at its own key, and the duplicates are deleted once metadata says the digest was
+    /// there already.
+    @Test func aDigestUploadedAgainIsStoredOnce() async throws {
+        let moto = try await MotoServer.shared()
+        let settings = Self.settings(moto)
+        let client = Self.client(moto)
+        try await RegistryHarness.withRegistry(configure: { $0.s3 = settings }) { registry in
+            let layer = ByteBuffer(repeating: 7, count: 100_000)
+            let digest = try await registry.pushBlob(layer, to: "team/one")
+            try await registry.pushBlob(layer, to: "team/two")
+            try await registry.pushBlob(layer, to: "team/two")
+            #expect(try await client.listObjects(prefix: settings.prefix + "blobs/").count == 1)
+            for repository in ["team/one", "team/two"] {
+                let get = try await registry.request(.get, "/v2/\(repository)/blobs/\(digest)")
+                #expect(get.status == .ok)
+                #expect(get.body == layer)
+            }
+        }
+    }
+
     /// `STORAGE_S3_EXTERNAL_STORE`: blob GETs answer 307 to a presigned URL, and skopeo follows it.
     /// moto cannot check presigned signatures while its checks are on, so this runs on a moto
     /// whose checks never start; `presignedURLsMatchTheAWSSDK` checks the signature itself.

@@ -40,9 +40,14 @@ enum MetadataStoreConformance {
         let layer = self.blob("layer")
         #expect(try await store.blob(layer.digest, in: self.repository) == nil)
         try await store.linkBlob(layer, into: self.repository)
-        try await store.linkBlob(layer, into: self.repository)
+        #expect(try await store.linkBlob(layer, into: self.repository) == layer)
         #expect(try await store.blob(layer.digest, in: self.repository) == layer)
         #expect(try await store.blob(layer.digest, in: self.other) == nil)
+        // A second upload of the digest stored elsewhere: the first location stays, and is returned
+        // so that the caller can discard the duplicate.
+        let duplicate = BlobRecord(digest: layer.digest, size: layer.size, location: "blobs/another-upload")
+        #expect(try await store.linkBlob(duplicate, into: self.other) == layer)
+        #expect(try await store.blob(layer.digest, in: self.other) == layer)
     }
 
     static func manifestNeedsItsBlobsInTheRepository(_ store: some MetadataStore) async throws {

@@ -319,6 +319,12 @@ struct S3StorageDriver: StorageDriver {
         }
     }
 
+    func deleteBlob(location: String) async throws {
+        try await Self.translating {
+            try await self.client.deleteObject(self.prefix + location)
+        }
+    }
+
     func externalURL(location: String) async throws -> String? {
         guard let expiry = self.presignExpiry else { return nil }
         return try await Self.translating {

@@ -96,6 +96,10 @@ package struct RemoteBlobs: BlobAPI {
         let _: InternalMetadata.Done = try await self.client.json(request)
     }
 
+    package func discard(_ blob: BlobRecord) async throws {
+        let _: InternalMetadata.Done = try await self.client.call(InternalBlobPaths.discard, blob)
+    }
+
     package func externalURL(for blob: BlobRecord) async throws -> String? {
         let answer: InternalBlobPaths.ExternalURL = try await self.client.call(InternalBlobPaths.externalURL, blob)
         return answer.url

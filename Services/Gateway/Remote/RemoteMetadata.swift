@@ -19,8 +19,9 @@ package struct RemoteMetadata: MetadataAPI {
         return answer.value
     }
 
-    package func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws {
-        let _: M.Done = try await self.client.call(P.linkBlob, M.LinkBlob(blob: blob, repository: repository))
+    @discardableResult
+    package func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
+        try await self.client.call(P.linkBlob, M.LinkBlob(blob: blob, repository: repository))
     }
 
     package func putManifest(_ put: ManifestPut) async throws {

@@ -125,9 +125,9 @@ final class PostgresMetadataStore: MetadataStore {
         }
     }
 
-    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws {
+    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
         let logger = self.logger
-        try await self.transaction { connection in
+        return try await self.transaction { connection in
             let id = try await Self.ensureRepository(repository, on: connection, logger: logger)
             try await connection.query(
                 """
@@ -141,6 +141,13 @@ final class PostgresMetadataStore: MetadataStore {
                 ON CONFLICT DO NOTHING
                 """, logger: logger
             )
+            let rows = try await connection.query(
+                "SELECT size, location FROM blobs WHERE digest = \(blob.digest.description)", logger: logger
+            )
+            for try await (size, location) in rows.decode((Int64, String).self) {
+                return BlobRecord(digest: blob.digest, size: size, location: location)
+            }
+            throw RegistryError(.unknown, "blob row vanished")
         }
     }
 

@@ -123,7 +123,7 @@ final class SQLiteMetadataStore: MetadataStore {
         return BlobRecord(digest: digest, size: Int64(size), location: location)
     }
 
-    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws {
+    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
         try await self.transaction { connection in
             let repositoryID = try await Self.ensureRepository(repository, on: connection)
             _ = try await connection.query(
@@ -134,6 +134,12 @@ final class SQLiteMetadataStore: MetadataStore {
                 "INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at) VALUES (?1, ?2, ?3)",
                 [.integer(repositoryID), .text(blob.digest.description), .integer(Self.now)]
             )
+            let rows = try await connection.query(
+                "SELECT size, location FROM blobs WHERE digest = ?1", [.text(blob.digest.description)]
+            )
+            guard let row = rows.first, let size = row.column("size")?.integer, let location = row.column("location")?.string
+            else { throw RegistryError(.unknown, "blob row vanished") }
+            return BlobRecord(digest: blob.digest, size: Int64(size), location: location)
         }
     }
 
