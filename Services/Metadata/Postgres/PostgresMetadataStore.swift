@@ -289,10 +289,11 @@ final class PostgresMetadataStore: MetadataStore {
                 WHERE r.name = \(repository.value) AND m.digest = \(digest.description)
                 """, logger: self.logger
             )
-            for try await (mediaType, content) in rows.decode((String, ByteBuffer).self) {
-                return ManifestRecord(digest: digest, mediaType: mediaType, bytes: content)
+            var record: ManifestRecord?
+            for try await (mediaType, content) in rows.decode((String, ByteBuffer).self) where record == nil {
+                record = ManifestRecord(digest: digest, mediaType: mediaType, bytes: content)
             }
-            return nil
+            return record
         }
     }
 
@@ -304,8 +305,9 @@ final class PostgresMetadataStore: MetadataStore {
                 WHERE r.name = \(repository.value) AND t.name = \(tag.value)
                 """, logger: self.logger
             )
-            for try await value in rows.decode(String.self) { return Digest(value) }
-            return nil
+            var digest: Digest?
+            for try await value in rows.decode(String.self) where digest == nil { digest = Digest(value) }
+            return digest
         }
     }
 
