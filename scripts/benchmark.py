@@ -59,12 +59,12 @@ class Registry:
             with open(f"/proc/{process.pid}/clear_refs", "w") as f:
                 f.write("5")  # resets VmHWM to the current RSS
 
-    def peaks(self):
+    def peaks(self, field="VmHWM"):
         result = {}
         for label, process in self.processes:
             with open(f"/proc/{process.pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmHWM:"):
+                    if line.startswith(field + ":"):
                         result[label] = int(line.split()[1]) // 1024
         return result
 
@@ -348,6 +348,8 @@ def concurrent_pushes(registry, data, round_, pool, images_per_client):
 
 
 def memory(registry, data, round_):
+    """Resident memory before (after all other workloads) and peak during the transfer."""
+    before = registry.peaks("VmRSS")
     registry.reset_peak()
     connection = connect(registry)
     location = start_upload(connection, "bench/memory")
@@ -361,7 +363,7 @@ def memory(registry, data, round_):
     check(connection.getresponse(), (201,), "commit")
     size = pull(connection, "bench/memory", data.memory_digest)
     assert size == data.memory_size
-    return registry.peaks()
+    return {label: (before[label], peak) for label, peak in registry.peaks().items()}
 
 
 def _serve_file(arguments):
@@ -501,8 +503,8 @@ def report(workloads, registries, results, peaks, data, options):
         else:
             add(workload, {n: statistics.median(results[(workload, n)]) for n in names},
                 unit_format="{:.1f}" if "images" in workload else "{:.0f}")
-    memory_label = f"peak RSS MiB, {data.memory_size // MiB} MiB push+pull"
-    rows.append([memory_label] + [", ".join(f"{k} {v}" for k, v in peaks[n].items()) for n in names])
+    memory_label = f"RSS MiB before -> peak, {data.memory_size // MiB} MiB push+pull"
+    rows.append([memory_label] + [", ".join(f"{k} {v[0]}->{v[1]}" for k, v in peaks[n].items()) for n in names])
     widths = [max(len(row[i]) for row in rows + [["workload"] + names]) for i in range(len(names) + 1)]
     print()
     print(f"{options.rounds} rounds, median; ratio = this registry / distribution in the same run")
