@@ -64,7 +64,7 @@ package struct MetadataService: MetadataAPI {
         case .tag(let tag) where self.settings.latestIsAlias && tag.value == Self.latest:
             digest = try await self.store.newestTagDigest(in: repository)
         case .tag(let tag):
-            digest = try await self.store.manifestDigest(tagged: tag, in: repository)
+            return try await self.store.manifest(tagged: tag, in: repository)
         }
         guard let digest else { return nil }
         return try await self.store.manifest(digest, in: repository)

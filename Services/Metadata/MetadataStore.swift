@@ -17,8 +17,17 @@ protocol ManifestStore: Sendable {
     func putManifest(_ put: ManifestPut, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws
     func manifest(_ digest: Digest, in repository: RepositoryName) async throws -> ManifestRecord?
     func manifestDigest(tagged tag: Tag, in repository: RepositoryName) async throws -> Digest?
+    /// The manifest `tag` names, in one read where the store can (a pull's first request).
+    func manifest(tagged tag: Tag, in repository: RepositoryName) async throws -> ManifestRecord?
     /// The digest of the most recently created tag (Pier One's `latest`).
     func newestTagDigest(in repository: RepositoryName) async throws -> Digest?
+}
+
+extension ManifestStore {
+    func manifest(tagged tag: Tag, in repository: RepositoryName) async throws -> ManifestRecord? {
+        guard let digest = try await self.manifestDigest(tagged: tag, in: repository) else { return nil }
+        return try await self.manifest(digest, in: repository)
+    }
 }
 
 /// Removal of tags, manifests and blob links, each in one transaction.

@@ -33,7 +33,7 @@ enum RegistryHarness {
         if backend == .postgres {
             let database = if let cluster { cluster } else { try await PostgresCluster.shared() }
             let url = try await database.makeDatabase()
-            configuration.postgres = try PostgresSettings.from(EnvironmentReader(["DATABASE_URL": url, "DB_TIMEOUT": "3"]))
+            configuration.postgres = try PostgresSettings.from(EnvironmentReader(["DATABASE_URL": url, "DB_TIMEOUT": "3", "DB_MAX_CONNECTIONS": "4"]))
         }
         configure(&configuration)
         var logger = Logger(label: "pierone-test")

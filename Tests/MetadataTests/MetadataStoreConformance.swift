@@ -74,6 +74,12 @@ enum MetadataStoreConformance {
         #expect(stored?.mediaType == MediaType.ociManifest)
         #expect(try await store.manifestDigest(tagged: Contracts.Tag("stable")!, in: self.repository) == put.digest)
         #expect(try await store.manifest(put.digest, in: self.other) == nil)
+        let tagged = try await store.manifest(tagged: Contracts.Tag("1.0")!, in: self.repository)
+        #expect(tagged?.digest == put.digest)
+        #expect(tagged?.bytes == put.bytes)
+        #expect(tagged?.mediaType == MediaType.ociManifest)
+        #expect(try await store.manifest(tagged: Contracts.Tag("2.0")!, in: self.repository) == nil)
+        #expect(try await store.manifest(tagged: Contracts.Tag("1.0")!, in: self.other) == nil)
     }
 
     static func immutableTagsDoNotMove(_ store: some MetadataStore) async throws {

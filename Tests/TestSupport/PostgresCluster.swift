@@ -110,6 +110,8 @@ public final class PostgresCluster: Sendable {
         let server = [
             self.binaries + "/postgres", "-D", self.directory, "-p", String(self.port),
             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off",
+            // Every registry under test keeps its whole pool open, and many run at once.
+            "-c", "max_connections=500",
         ] + (self.tls ? [
             "-c", "ssl=on", "-c", "ssl_cert_file=\(self.directory)/server.crt",
             "-c", "ssl_key_file=\(self.directory)/server.key",

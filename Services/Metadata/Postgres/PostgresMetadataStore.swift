@@ -311,6 +311,26 @@ final class PostgresMetadataStore: MetadataStore {
         }
     }
 
+    /// Tag and manifest in one round trip.
+    func manifest(tagged tag: Contracts.Tag, in repository: RepositoryName) async throws -> ManifestRecord? {
+        try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT m.digest, m.media_type, m.content FROM tags t
+                JOIN repositories r ON r.id = t.repository_id
+                JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+                WHERE r.name = \(repository.value) AND t.name = \(tag.value)
+                """, logger: self.logger
+            )
+            var record: ManifestRecord?
+            for try await (digest, mediaType, content) in rows.decode((String, String, ByteBuffer).self) where record == nil {
+                guard let digest = Digest(digest) else { continue }
+                record = ManifestRecord(digest: digest, mediaType: mediaType, bytes: content)
+            }
+            return record
+        }
+    }
+
     func newestTagDigest(in repository: RepositoryName) async throws -> Digest? {
         try await self.run {
             let rows = try await self.client.query(
