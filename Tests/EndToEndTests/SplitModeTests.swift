@@ -194,6 +194,11 @@ import Testing
         let status = (try? await interrupted) ?? "failed"
         #expect(status != "202")
         #expect(try await stack.request("HEAD", stack.gateway(1) + "/v2/team/app/blobs/\(largeDigest)").status == 404)
+        // With its blob service down, the gateway answers 503 at once instead of hanging.
+        let asked = ContinuousClock.now
+        let down = try await stack.request("GET", stack.gateway(0) + "/v2/team/app/blobs/\(digest)")
+        #expect(down.status == 503)
+        #expect(ContinuousClock.now - asked < .seconds(10))
         try stack.startBlob(0)
         try await stack.waitReady(stack.gateway(0))
         let retry = try #require(try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/").headers["location"])
