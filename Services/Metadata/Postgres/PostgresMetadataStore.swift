@@ -125,7 +125,44 @@ final class PostgresMetadataStore: MetadataStore {
         }
     }
 
+    /// One statement, so one round trip in the common case: the repository upsert, the blob
+    /// insert (the first location wins) and the link, answering the blob as recorded. Rows that
+    /// another transaction committed after this statement's snapshot are invisible to it (a
+    /// concurrent first push of the same repository or digest); then the transaction below,
+    /// statement by statement, decides.
     func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
+        let digest = blob.digest.description
+        let recorded: BlobRecord? = try await self.run {
+            let rows = try await self.client.query(
+                """
+                WITH new_repository AS (
+                    INSERT INTO repositories (name) VALUES (\(repository.value)) ON CONFLICT (name) DO NOTHING RETURNING id
+                ), repository AS (
+                    SELECT id FROM new_repository UNION ALL SELECT id FROM repositories WHERE name = \(repository.value)
+                ), new_blob AS (
+                    INSERT INTO blobs (digest, size, location) VALUES (\(digest), \(blob.size), \(blob.location))
+                    ON CONFLICT (digest) DO NOTHING RETURNING size, location
+                ), recorded AS (
+                    SELECT size, location FROM new_blob UNION ALL SELECT size, location FROM blobs WHERE digest = \(digest)
+                ), link AS (
+                    INSERT INTO repository_blobs (repository_id, digest)
+                    SELECT id, \(digest) FROM repository WHERE EXISTS (SELECT 1 FROM recorded) LIMIT 1
+                    ON CONFLICT DO NOTHING
+                )
+                SELECT size, location FROM recorded WHERE EXISTS (SELECT 1 FROM repository) LIMIT 1
+                """, logger: self.logger
+            )
+            var recorded: BlobRecord?
+            for try await (size, location) in rows.decode((Int64, String).self) where recorded == nil {
+                recorded = BlobRecord(digest: blob.digest, size: size, location: location)
+            }
+            return recorded
+        }
+        if let recorded { return recorded }
+        return try await self.linkBlobStepByStep(blob, into: repository)
+    }
+
+    private func linkBlobStepByStep(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
         let logger = self.logger
         return try await self.transaction { connection in
             let id = try await Self.ensureRepository(repository, on: connection, logger: logger)
