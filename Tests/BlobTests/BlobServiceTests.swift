@@ -20,53 +20,27 @@ import Testing
         try await body(service, directory)
     }
 
-    static func stream(_ chunks: [String]) -> AsyncStream<ByteBuffer> {
-        AsyncStream { continuation in
-            for chunk in chunks { continuation.yield(ByteBuffer(string: chunk)) }
-            continuation.finish()
-        }
-    }
-
-    static func readAll(_ service: BlobService, _ blob: BlobRecord, range: ClosedRange<Int64>? = nil) async throws -> String {
-        var collected = ByteBuffer()
-        try await service.read(blob, range: range) { chunk in
-            var chunk = chunk
-            collected.writeBuffer(&chunk)
-        }
-        return String(buffer: collected)
-    }
-
-    static func files(under directory: URL, _ subdirectory: String) -> [String] {
-        let root = directory.appendingPathComponent(subdirectory)
-        let enumerator = FileManager.default.enumerator(atPath: root.path)
-        return (enumerator?.allObjects as? [String] ?? []).filter {
-            var isDirectory: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: root.appendingPathComponent($0).path, isDirectory: &isDirectory)
-            return !isDirectory.boolValue
-        }
-    }
-
     @Test func digestStateIsSavedNextToTheBytes() async throws {
         try await self.withService { service, directory in
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
-            _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: Self.stream(["replica a, "]))
+            _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: StorageFixture.stream(["replica a, "]))
             // A second service over the same storage continues the session, then the first commits it.
             let other = try await BlobService.filesystem(directory: directory.path, logger: Logger(label: "test"))
-            _ = try await other.appendUpload(session.id, for: self.repository, at: 11, body: Self.stream(["replica b"]))
+            _ = try await other.appendUpload(session.id, for: self.repository, at: 11, body: StorageFixture.stream(["replica b"]))
             let saved = try #require(FileManager.default.contents(
                 atPath: directory.appendingPathComponent("uploads/\(session.id)/hashstate").path
             ))
             #expect(String(decoding: saved, as: UTF8.self).contains(#""offset":20"#))
             let digest = StreamingHasher.digest(of: ByteBuffer(string: "replica a, replica b"))
             let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
-            #expect(try await Self.readAll(service, blob) == "replica a, replica b")
+            #expect(String(buffer: try await StorageFixture.readAll(service, blob)) == "replica a, replica b")
         }
     }
 
     @Test func staleDigestStateFallsBackToTheStoredBytes() async throws {
         try await self.withService { service, directory in
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
-            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: Self.stream(["kept"]))
+            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: StorageFixture.stream(["kept"]))
             // Bytes that reached the file without their digest state (a write that failed midway).
             let data = directory.appendingPathComponent("uploads/\(session.id)/data")
             let handle = try FileHandle(forWritingTo: data)

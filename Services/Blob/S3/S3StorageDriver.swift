@@ -176,18 +176,6 @@ struct S3StorageDriver: StorageDriver {
         }
     }
 
-    /// Sends one full part, opening the multipart upload first if this is the first one.
-    private func send(_ part: ByteBuffer, of id: UploadID, session: inout Session) async throws {
-        if session.multipartID == nil {
-            session.multipartID = try await self.client.createMultipartUpload(self.dataKey(id))
-            // Record it at once, so that an abort or expiry can always find and end it.
-            try await self.save(session, id)
-        }
-        let number = session.parts.count + 1
-        let etag = try await self.client.uploadPart(self.dataKey(id), uploadID: session.multipartID!, number: number, bytes: part)
-        session.parts.append(.init(number: number, etag: etag, size: Int64(part.readableBytes)))
-    }
-
     /// Appends the session's pending tail bytes to `buffer`, checking they are the ones the session names.
     private func readTail(_ session: Session, _ id: UploadID, into buffer: inout ByteBuffer) async throws {
         guard session.tailSize > 0, let etag = session.tailETag else { return }
@@ -211,7 +199,7 @@ struct S3StorageDriver: StorageDriver {
             if session.tailSize > 0 {
                 var tail = ByteBuffer()
                 try await self.readTail(session, id, into: &tail)
-                try await self.send(tail, of: id, session: &session)
+                session.parts.append(try await self.startSending(tail, of: id, session: &session).value)
             }
             do {
                 try await self.client.completeMultipartUpload(
