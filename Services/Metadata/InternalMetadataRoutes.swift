@@ -52,5 +52,26 @@ package enum InternalMetadataRoutes {
         route(InternalMetadataPaths.referrers, M.ReferrersQuery.self) {
             try await service.referrers(of: $0.subject, in: $0.repository, artifactType: $0.artifactType, page: $0.page)
         }
+        route(InternalMetadataPaths.teams, M.Listing.self) { try await service.teams(page: $0.page) }
+        route(InternalMetadataPaths.artifacts, M.TeamQuery.self) {
+            try await service.artifacts(ofTeam: $0.team, page: $0.page)
+        }
+        route(InternalMetadataPaths.tagDetails, M.Listing.self) { listing in
+            guard let repository = listing.repository else { throw RegistryError(.nameInvalid) }
+            return M.Maybe(try await service.tagDetails(in: repository, page: listing.page))
+        }
+        route(InternalMetadataPaths.scmSource, M.TagInRepository.self) {
+            M.Maybe(try await service.scmSource(of: $0.tag, in: $0.repository))
+        }
+        route(InternalMetadataPaths.recordScmSource, M.ScmSourceRecord.self) {
+            try await service.recordScmSource($0.source, for: $0.manifest, in: $0.repository)
+            return M.Done()
+        }
+        route(InternalMetadataPaths.imageTags, M.Prefix.self) { try await service.imageTags(idPrefix: $0.prefix) }
+        route(InternalMetadataPaths.statistics, M.Done.self) { _ in try await service.statistics() }
+        route(InternalMetadataPaths.teamStatistics, M.Listing.self) { try await service.teamStatistics(page: $0.page) }
+        route(InternalMetadataPaths.oneTeamStatistics, M.TeamQuery.self) {
+            M.Maybe(try await service.teamStatistics(team: $0.team))
+        }
     }
 }

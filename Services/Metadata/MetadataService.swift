@@ -20,7 +20,7 @@ package struct TagSettings: Sendable {
 package struct MetadataService: MetadataAPI {
     static let latest = "latest"
 
-    private let store: any MetadataStore
+    let store: any MetadataStore
     private let settings: TagSettings
 
     init(store: any MetadataStore, settings: TagSettings) {
@@ -118,12 +118,56 @@ package struct MetadataService: MetadataAPI {
     }
 }
 
+// MARK: The Pier One API
+
+extension MetadataService {
+    package func teams(page: PageRequest) async throws -> Page<String> {
+        try await self.store.teams(page: page)
+    }
+
+    package func artifacts(ofTeam team: String, page: PageRequest) async throws -> Page<String> {
+        try await self.store.artifacts(ofTeam: team, page: page)
+    }
+
+    package func tagDetails(in repository: RepositoryName, page: PageRequest) async throws -> Page<TagDetail>? {
+        guard var details = try await self.store.tagDetails(in: repository, page: page) else { return nil }
+        for index in details.items.indices {
+            details.items[index].immutable = self.settings.policy.isImmutable(tag: details.items[index].name, in: repository)
+        }
+        return details
+    }
+
+    package func scmSource(of tag: Tag, in repository: RepositoryName) async throws -> ScmSource? {
+        try await self.store.scmSource(of: tag, in: repository)
+    }
+
+    package func recordScmSource(_ source: ScmSource, for manifest: Digest, in repository: RepositoryName) async throws {
+        try await self.store.recordScmSource(source, for: manifest, in: repository)
+    }
+
+    package func imageTags(idPrefix prefix: String) async throws -> ImageLookup {
+        try await self.store.imageTags(idPrefix: prefix)
+    }
+
+    package func statistics() async throws -> RegistryStatistics {
+        try await self.store.statistics()
+    }
+
+    package func teamStatistics(page: PageRequest) async throws -> Page<TeamStatistics> {
+        try await self.store.teamStatistics(page: page)
+    }
+
+    package func teamStatistics(team: String) async throws -> TeamStatistics? {
+        try await self.store.teamStatistics(team: team)
+    }
+}
+
 extension MetadataService {
     /// The embedded metadata service on an SQLite file, with its store for closing at shutdown.
-    package static func sqlite(path: String, settings: TagSettings, logger: Logger) async throws
+    package static func sqlite(path: String, settings: TagSettings, outboxSinks: [String] = [], logger: Logger) async throws
         -> (service: MetadataService, close: @Sendable () async throws -> Void)
     {
-        let store = try await SQLiteMetadataStore.open(path: path, logger: logger)
+        let store = try await SQLiteMetadataStore.open(path: path, outboxSinks: outboxSinks, logger: logger)
         return (MetadataService(store: store, settings: settings), { try await store.close() })
     }
 }
@@ -131,11 +175,13 @@ extension MetadataService {
 extension MetadataService {
     /// The production metadata service on PostgreSQL. The returned client must run (it is a
     /// `Service`) before `migrate` and any request.
-    package static func postgres(settings: PostgresSettings, tags: TagSettings, logger: Logger) throws
-        -> (service: MetadataService, client: any Service, migrate: @Sendable () async throws -> Void)
-    {
+    package static func postgres(
+        settings: PostgresSettings, tags: TagSettings, outboxSinks: [String] = [], logger: Logger
+    ) throws -> (service: MetadataService, client: any Service, migrate: @Sendable () async throws -> Void) {
         let client = try PostgresClient.make(settings, logger: logger)
-        let store = PostgresMetadataStore(client: client, timeout: .seconds(settings.timeout), logger: logger)
+        let store = PostgresMetadataStore(
+            client: client, timeout: .seconds(settings.timeout), outboxSinks: outboxSinks, logger: logger
+        )
         return (MetadataService(store: store, settings: tags), client, { try await PostgresMigrator.migrate(client, logger: logger) })
     }
 }

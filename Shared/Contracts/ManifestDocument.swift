@@ -18,11 +18,17 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
     /// `artifactType`, or for an image manifest without it the config media type.
     public var artifactType: String?
     public var annotations: [String: String]?
+    /// The config of an image manifest (its digest is the image id).
+    public var config: Digest?
+    /// The distributable layers of an image manifest, in order (read for `scm-source.json`).
+    public var layers: [Descriptor]?
 
     public init(
         mediaType: String, blobs: [Digest], manifests: [Digest], subject: Digest?,
-        artifactType: String?, annotations: [String: String]?
+        artifactType: String?, annotations: [String: String]?, config: Digest? = nil, layers: [Descriptor]? = nil
     ) {
+        self.config = config
+        self.layers = layers
         self.mediaType = mediaType
         self.blobs = blobs
         self.manifests = manifests
@@ -82,10 +88,11 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
         else {
             throw RegistryError(.manifestInvalid, "an image manifest must have a layers array")
         }
-        let blobs = [config.digest] + layers.filter { !MediaType.isNonDistributable($0.mediaType) }.map(\.digest)
+        let distributable = layers.filter { !MediaType.isNonDistributable($0.mediaType) }
         return ManifestDocument(
-            mediaType: mediaType, blobs: blobs, manifests: [], subject: raw.subject?.digest,
-            artifactType: raw.artifactType ?? config.mediaType, annotations: raw.annotations
+            mediaType: mediaType, blobs: [config.digest] + distributable.map(\.digest), manifests: [],
+            subject: raw.subject?.digest, artifactType: raw.artifactType ?? config.mediaType,
+            annotations: raw.annotations, config: config.digest, layers: distributable
         )
     }
 

@@ -29,11 +29,14 @@ public struct ManifestPut: Sendable {
     public var tags: [Tag]
     /// Who pushed, recorded with each tag.
     public var pushedBy: String?
+    /// Where the image was built from, from a trusted pusher's `X-SCM-Source` header.
+    public var scmSource: ScmSource?
 
     public init(
         repository: RepositoryName, digest: Digest, bytes: ByteBuffer, document: ManifestDocument, tags: [Tag],
-        pushedBy: String?
+        pushedBy: String?, scmSource: ScmSource? = nil
     ) {
+        self.scmSource = scmSource
         self.repository = repository
         self.digest = digest
         self.bytes = bytes
@@ -65,7 +68,7 @@ extension ManifestRecord: Codable {
 }
 
 extension ManifestPut: Codable {
-    private enum CodingKeys: String, CodingKey { case repository, digest, bytes, document, tags, pushedBy }
+    private enum CodingKeys: String, CodingKey { case repository, digest, bytes, document, tags, pushedBy, scmSource }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -75,7 +78,8 @@ extension ManifestPut: Codable {
             bytes: ByteBuffer(bytes: try container.decode(Data.self, forKey: .bytes)),
             document: try container.decode(ManifestDocument.self, forKey: .document),
             tags: try container.decode([Tag].self, forKey: .tags),
-            pushedBy: try container.decodeIfPresent(String.self, forKey: .pushedBy)
+            pushedBy: try container.decodeIfPresent(String.self, forKey: .pushedBy),
+            scmSource: try container.decodeIfPresent(ScmSource.self, forKey: .scmSource)
         )
     }
 
@@ -87,5 +91,6 @@ extension ManifestPut: Codable {
         try container.encode(self.document, forKey: .document)
         try container.encode(self.tags, forKey: .tags)
         try container.encodeIfPresent(self.pushedBy, forKey: .pushedBy)
+        try container.encodeIfPresent(self.scmSource, forKey: .scmSource)
     }
 }

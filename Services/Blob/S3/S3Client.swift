@@ -253,18 +253,10 @@ struct S3Client: Sendable {
         return result
     }
 
-    static func unescapeXML(_ text: String) -> String {
-        text.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
-            .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
-            .replacingOccurrences(of: "&amp;", with: "&")
-    }
+    static func unescapeXML(_ text: String) -> String { AWSXML.unescape(text) }
 
     /// The text of the first `<name>` element of a small XML answer.
-    static func element(_ name: String, in xml: String) -> String? {
-        guard let start = xml.range(of: "<\(name)>"), let end = xml.range(of: "</\(name)>", range: start.upperBound..<xml.endIndex)
-        else { return nil }
-        return String(xml[start.upperBound..<end.lowerBound])
-    }
+    static func element(_ name: String, in xml: String) -> String? { AWSXML.element(name, in: xml) }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
         bytes.map { String(format: "%02x", $0) }.joined()

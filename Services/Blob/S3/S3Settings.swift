@@ -60,27 +60,7 @@ package struct S3Settings: Sendable {
     }
 
     static func credentialSource(_ environment: EnvironmentReader, region: String) throws -> AWSCredentialsProvider.Source {
-        if let accessKey = environment.string("AWS_ACCESS_KEY_ID") {
-            guard let secret = environment.string("AWS_SECRET_ACCESS_KEY") else {
-                throw ConfigurationError("AWS_SECRET_ACCESS_KEY", "must be set together with AWS_ACCESS_KEY_ID")
-            }
-            return .fixed(AWSCredentials(
-                accessKeyID: accessKey, secretAccessKey: secret, sessionToken: environment.string("AWS_SESSION_TOKEN")
-            ))
-        }
-        if let tokenFile = environment.string("AWS_WEB_IDENTITY_TOKEN_FILE") {
-            guard let role = environment.string("AWS_ROLE_ARN") else {
-                throw ConfigurationError("AWS_ROLE_ARN", "must be set together with AWS_WEB_IDENTITY_TOKEN_FILE")
-            }
-            return .webIdentity(
-                tokenFile: tokenFile, roleARN: role,
-                sessionName: environment.string("AWS_ROLE_SESSION_NAME", default: "pierone"),
-                stsEndpoint: environment.string("AWS_ENDPOINT_URL_STS", default: "https://sts.\(region).amazonaws.com")
-            )
-        }
-        return .instanceMetadata(
-            endpoint: environment.string("AWS_EC2_METADATA_SERVICE_ENDPOINT", default: "http://169.254.169.254")
-        )
+        try AWSCredentialsProvider.Source(environment: environment, region: region)
     }
 
     /// "", or the prefix without a leading slash and with one trailing slash.

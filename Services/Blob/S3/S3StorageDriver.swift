@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import NIOCore
+import Runtime
 import Synchronization
 
 /// Blobs and uploads in an S3 bucket (or an S3-compatible server).

@@ -68,4 +68,49 @@ package struct RemoteMetadata: MetadataAPI {
             P.referrers, M.ReferrersQuery(subject: subject, repository: repository, artifactType: artifactType, page: page)
         )
     }
+
+    // MARK: The Pier One API
+
+    package func teams(page: PageRequest) async throws -> Page<String> {
+        try await self.client.call(P.teams, M.Listing(repository: nil, page: page))
+    }
+
+    package func artifacts(ofTeam team: String, page: PageRequest) async throws -> Page<String> {
+        try await self.client.call(P.artifacts, M.TeamQuery(team: team, page: page))
+    }
+
+    package func tagDetails(in repository: RepositoryName, page: PageRequest) async throws -> Page<TagDetail>? {
+        let answer: M.Maybe<Page<TagDetail>> = try await self.client.call(
+            P.tagDetails, M.Listing(repository: repository, page: page)
+        )
+        return answer.value
+    }
+
+    package func scmSource(of tag: Tag, in repository: RepositoryName) async throws -> ScmSource? {
+        let answer: M.Maybe<ScmSource> = try await self.client.call(P.scmSource, M.TagInRepository(tag: tag, repository: repository))
+        return answer.value
+    }
+
+    package func recordScmSource(_ source: ScmSource, for manifest: Digest, in repository: RepositoryName) async throws {
+        let _: M.Done = try await self.client.call(
+            P.recordScmSource, M.ScmSourceRecord(source: source, manifest: manifest, repository: repository)
+        )
+    }
+
+    package func imageTags(idPrefix prefix: String) async throws -> ImageLookup {
+        try await self.client.call(P.imageTags, M.Prefix(prefix: prefix))
+    }
+
+    package func statistics() async throws -> RegistryStatistics {
+        try await self.client.call(P.statistics, M.Done())
+    }
+
+    package func teamStatistics(page: PageRequest) async throws -> Page<TeamStatistics> {
+        try await self.client.call(P.teamStatistics, M.Listing(repository: nil, page: page))
+    }
+
+    package func teamStatistics(team: String) async throws -> TeamStatistics? {
+        let answer: M.Maybe<TeamStatistics> = try await self.client.call(P.oneTeamStatistics, M.TeamQuery(team: team))
+        return answer.value
+    }
 }

@@ -20,9 +20,12 @@ final class PostgresMetadataStore: MetadataStore {
     let logger: Logger
     /// Longest a call may take, waiting for a connection included, before it fails with 503.
     let timeout: Duration
+    /// Notification sinks: each tag change writes one outbox row per sink.
+    let outboxSinks: [String]
 
-    init(client: PostgresClient, timeout: Duration, logger: Logger) {
+    init(client: PostgresClient, timeout: Duration, outboxSinks: [String] = [], logger: Logger) {
         self.client = client
+        self.outboxSinks = outboxSinks
         self.timeout = timeout
         self.logger = logger
     }
@@ -218,10 +221,12 @@ final class PostgresMetadataStore: MetadataStore {
             let annotations = try Self.referrerAnnotations(of: put.document)
             try await connection.query(
                 """
-                INSERT INTO manifests (repository_id, digest, media_type, content, size, subject, artifact_type, annotations)
+                INSERT INTO manifests
+                    (repository_id, digest, media_type, content, size, subject, artifact_type, annotations, image_id)
                 VALUES (\(id), \(put.digest.description), \(put.document.mediaType), \(put.bytes),
                         \(Int64(put.bytes.readableBytes)), \(put.document.subject?.description),
-                        \(put.document.artifactType), \(annotations)::jsonb)
+                        \(put.document.artifactType), \(annotations)::jsonb,
+                        \((put.document.config ?? put.digest).description))
                 ON CONFLICT DO NOTHING
                 """, logger: logger
             )
@@ -235,8 +240,27 @@ final class PostgresMetadataStore: MetadataStore {
                     """, logger: logger
                 )
             }
+            try await connection.query(
+                """
+                UPDATE manifests SET total_size = size
+                    + (SELECT COALESCE(SUM(b.size), 0) FROM manifest_references mr
+                       JOIN blobs b ON b.digest = mr.referenced_digest
+                       WHERE mr.repository_id = \(id) AND mr.manifest_digest = \(put.digest.description))
+                    + (SELECT COALESCE(SUM(c.total_size), 0) FROM manifest_references mr
+                       JOIN manifests c ON c.repository_id = mr.repository_id AND c.digest = mr.referenced_digest
+                       WHERE mr.repository_id = \(id) AND mr.manifest_digest = \(put.digest.description))
+                WHERE repository_id = \(id) AND digest = \(put.digest.description) AND total_size IS NULL
+                """, logger: logger
+            )
+            if let source = put.scmSource {
+                try await Self.recordScmSource(source, for: put.digest, in: put.repository, on: connection, logger: logger)
+            }
             for tag in put.tags {
-                try await Self.moveTag(tag, to: put, repositoryID: id, immutable: isImmutable(tag), on: connection, logger: logger)
+                if let event = try await Self.moveTag(
+                    tag, to: put, repositoryID: id, immutable: isImmutable(tag), on: connection, logger: logger
+                ) {
+                    try await self.enqueue(event, on: connection)
+                }
             }
         }
     }
@@ -286,11 +310,12 @@ final class PostgresMetadataStore: MetadataStore {
     }
 
     /// Creates the tag, or moves it: the insert waits for a concurrent insert of the same tag to
-    /// finish, and the row lock makes the comparison and the update one step.
+    /// finish, and the row lock makes the comparison and the update one step. Returns the event to
+    /// announce, nil when nothing changed.
     private static func moveTag(
         _ tag: Contracts.Tag, to put: ManifestPut, repositoryID: Int64, immutable: Bool, on connection: PostgresConnection,
         logger: Logger
-    ) async throws {
+    ) async throws -> TagEvent? {
         let digest = put.digest.description
         let inserted = try await connection.query(
             """
@@ -299,14 +324,19 @@ final class PostgresMetadataStore: MetadataStore {
             ON CONFLICT (repository_id, name) DO NOTHING RETURNING 1
             """, logger: logger
         )
-        for try await _ in inserted.decode(Int.self) { return }
+        for try await _ in inserted.decode(Int.self) {
+            return TagEvent(
+                action: .created, repository: put.repository, tag: tag.value, digest: put.digest, previous: nil,
+                pushedBy: put.pushedBy
+            )
+        }
         let rows = try await connection.query(
             "SELECT manifest_digest FROM tags WHERE repository_id = \(repositoryID) AND name = \(tag.value) FOR UPDATE",
             logger: logger
         )
         var current: String?
         for try await value in rows.decode(String.self) { current = value }
-        guard let current, current != digest else { return }
+        guard let current, current != digest else { return nil }
         if immutable {
             throw RegistryError.tagImmutable(repository: put.repository, tag: tag.value, current: Digest(current)!)
         }
@@ -315,6 +345,10 @@ final class PostgresMetadataStore: MetadataStore {
             UPDATE tags SET manifest_digest = \(digest), updated_at = clock_timestamp(), pushed_by = \(put.pushedBy)
             WHERE repository_id = \(repositoryID) AND name = \(tag.value)
             """, logger: logger
+        )
+        return TagEvent(
+            action: .moved, repository: put.repository, tag: tag.value, digest: put.digest, previous: current,
+            pushedBy: put.pushedBy
         )
     }
 

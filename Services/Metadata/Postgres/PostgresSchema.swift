@@ -77,6 +77,49 @@ enum PostgresSchema {
             """,
             "CREATE INDEX tags_by_creation ON tags (repository_id, created_at)",
             "CREATE INDEX tags_by_manifest ON tags (repository_id, manifest_digest)",
-        ]
+        ],
+        // 2: the Pier One API (image ids, sizes, tag order by push, scm-source) and the
+        //    notification outbox.
+        [
+            "ALTER TABLE manifests ADD COLUMN image_id TEXT COLLATE \"C\"",
+            "ALTER TABLE manifests ADD COLUMN total_size BIGINT",
+            """
+            UPDATE manifests SET
+                image_id = COALESCE(convert_from(content, 'UTF8')::jsonb -> 'config' ->> 'digest', digest),
+                total_size = size + COALESCE((
+                    SELECT SUM(b.size) FROM manifest_references mr JOIN blobs b ON b.digest = mr.referenced_digest
+                    WHERE mr.repository_id = manifests.repository_id AND mr.manifest_digest = manifests.digest
+                ), 0)
+            """,
+            "CREATE INDEX manifests_by_image ON manifests (image_id text_pattern_ops)",
+            "CREATE INDEX tags_by_update ON tags (repository_id, updated_at, name)",
+            """
+            CREATE TABLE scm_sources (
+                repository_id BIGINT NOT NULL,
+                manifest_digest TEXT COLLATE "C" NOT NULL,
+                url TEXT,
+                revision TEXT,
+                author TEXT,
+                status TEXT,
+                origin TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                PRIMARY KEY (repository_id, manifest_digest),
+                FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests (repository_id, digest)
+                    ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE notification_outbox (
+                id BIGSERIAL PRIMARY KEY,
+                sink TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                last_error TEXT
+            )
+            """,
+            "CREATE INDEX notification_outbox_due ON notification_outbox (sink, next_attempt_at, id)",
+        ],
     ]
 }

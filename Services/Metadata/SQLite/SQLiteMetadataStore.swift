@@ -20,14 +20,19 @@ final class SQLiteMetadataStore: MetadataStore {
     private let readers: [SQLiteConnection]
     private let nextReader = Mutex(0)
     private let writeLock = AsyncMutex()
+    /// Notification sinks: each tag change writes one outbox row per sink.
+    let outboxSinks: [String]
 
-    private init(writer: SQLiteConnection, readers: [SQLiteConnection]) {
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection], outboxSinks: [String]) {
         self.writer = writer
         self.readers = readers
+        self.outboxSinks = outboxSinks
     }
 
     /// Opens (creating and migrating) the database at `path`.
-    static func open(path: String, readers readerCount: Int = 2, logger: Logger) async throws -> SQLiteMetadataStore {
+    static func open(
+        path: String, readers readerCount: Int = 2, outboxSinks: [String] = [], logger: Logger
+    ) async throws -> SQLiteMetadataStore {
         let writer = try await Self.connect(path: path, logger: logger)
         do {
             try await SQLiteMigrator.migrate(writer, logger: logger)
@@ -39,7 +44,7 @@ final class SQLiteMetadataStore: MetadataStore {
         for _ in 0..<readerCount {
             readers.append(try await Self.connect(path: path, logger: logger))
         }
-        return SQLiteMetadataStore(writer: writer, readers: readers)
+        return SQLiteMetadataStore(writer: writer, readers: readers, outboxSinks: outboxSinks)
     }
 
     /// A plain connection to the database file, for tools and tests.
@@ -173,14 +178,15 @@ final class SQLiteMetadataStore: MetadataStore {
             _ = try await connection.query(
                 """
                 INSERT OR IGNORE INTO manifests
-                    (repository_id, digest, media_type, content, size, subject, artifact_type, created_at, annotations)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                    (repository_id, digest, media_type, content, size, subject, artifact_type, created_at, annotations,
+                     image_id)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                 """,
                 [
                     .integer(repositoryID), .text(digest), .text(put.document.mediaType), .blob(put.bytes),
                     .integer(put.bytes.readableBytes), put.document.subject.map { .text($0.description) } ?? .null,
                     put.document.artifactType.map { .text($0) } ?? .null, .integer(Self.now),
-                    try Self.referrerAnnotations(of: put.document),
+                    try Self.referrerAnnotations(of: put.document), .text((put.document.config ?? put.digest).description),
                 ]
             )
             for reference in Set(put.document.blobs + put.document.manifests) {
@@ -192,11 +198,31 @@ final class SQLiteMetadataStore: MetadataStore {
                     [.integer(repositoryID), .text(digest), .text(reference.description)]
                 )
             }
+            _ = try await connection.query(Self.totalSizeUpdate, [.integer(repositoryID), .text(digest)])
+            if let source = put.scmSource {
+                try await Self.recordScmSource(source, for: put.digest, in: put.repository, on: connection)
+            }
             for tag in put.tags {
-                try await Self.moveTag(tag, to: put, repositoryID: repositoryID, isImmutable: isImmutable, on: connection)
+                if let event = try await Self.moveTag(
+                    tag, to: put, repositoryID: repositoryID, isImmutable: isImmutable, on: connection
+                ) {
+                    try await self.enqueue(event, on: connection)
+                }
             }
         }
     }
+
+    /// Sets a new manifest's `total_size`: its bytes, the blobs it references, and the totals of
+    /// the child manifests of an index.
+    static let totalSizeUpdate = """
+        UPDATE manifests SET total_size = size
+            + (SELECT COALESCE(SUM(b.size), 0) FROM manifest_references mr JOIN blobs b ON b.digest = mr.referenced_digest
+               WHERE mr.repository_id = ?1 AND mr.manifest_digest = ?2)
+            + (SELECT COALESCE(SUM(c.total_size), 0) FROM manifest_references mr
+               JOIN manifests c ON c.repository_id = mr.repository_id AND c.digest = mr.referenced_digest
+               WHERE mr.repository_id = ?1 AND mr.manifest_digest = ?2)
+        WHERE repository_id = ?1 AND digest = ?2 AND total_size IS NULL
+        """
 
     /// Annotations are kept (as JSON) only for manifests with a subject: the referrers API serves them.
     private static func referrerAnnotations(of document: ManifestDocument) throws -> SQLiteData {
@@ -232,9 +258,10 @@ final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Creates or moves the tag; the event to announce, nil when nothing changed.
     private static func moveTag(
         _ tag: Tag, to put: ManifestPut, repositoryID: Int, isImmutable: (Tag) -> Bool, on connection: SQLiteConnection
-    ) async throws {
+    ) async throws -> TagEvent? {
         let digest = put.digest.description
         let rows = try await connection.query(
             "SELECT manifest_digest FROM tags WHERE repository_id = ?1 AND name = ?2",
@@ -249,9 +276,12 @@ final class SQLiteMetadataStore: MetadataStore {
                 """,
                 [.integer(repositoryID), .text(tag.value), .text(digest), .integer(Self.now), pushedBy]
             )
-            return
+            return TagEvent(
+                action: .created, repository: put.repository, tag: tag.value, digest: put.digest, previous: nil,
+                pushedBy: put.pushedBy
+            )
         }
-        guard current != digest else { return }
+        guard current != digest else { return nil }
         if isImmutable(tag) {
             throw RegistryError.tagImmutable(repository: put.repository, tag: tag.value, current: Digest(current)!)
         }
@@ -261,6 +291,10 @@ final class SQLiteMetadataStore: MetadataStore {
             WHERE repository_id = ?1 AND name = ?2
             """,
             [.integer(repositoryID), .text(tag.value), .text(digest), .integer(Self.now), pushedBy]
+        )
+        return TagEvent(
+            action: .moved, repository: put.repository, tag: tag.value, digest: put.digest, previous: current,
+            pushedBy: put.pushedBy
         )
     }
 

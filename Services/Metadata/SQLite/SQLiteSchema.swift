@@ -76,5 +76,48 @@ enum SQLiteSchema {
             """,
             "CREATE INDEX tags_by_manifest ON tags (repository_id, manifest_digest)",
         ],
+        // 3: the Pier One API (image ids, sizes, tag order by push, scm-source) and the
+        //    notification outbox.
+        [
+            "ALTER TABLE manifests ADD COLUMN image_id TEXT",
+            "ALTER TABLE manifests ADD COLUMN total_size INTEGER",
+            """
+            UPDATE manifests SET
+                image_id = COALESCE(json_extract(CAST(content AS TEXT), '$.config.digest'), digest),
+                total_size = size + COALESCE((
+                    SELECT SUM(b.size) FROM manifest_references mr JOIN blobs b ON b.digest = mr.referenced_digest
+                    WHERE mr.repository_id = manifests.repository_id AND mr.manifest_digest = manifests.digest
+                ), 0)
+            """,
+            "CREATE INDEX manifests_by_image ON manifests (image_id)",
+            "CREATE INDEX tags_by_update ON tags (repository_id, updated_at, name)",
+            """
+            CREATE TABLE scm_sources (
+                repository_id INTEGER NOT NULL,
+                manifest_digest TEXT NOT NULL,
+                url TEXT,
+                revision TEXT,
+                author TEXT,
+                status TEXT,
+                origin TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (repository_id, manifest_digest),
+                FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests (repository_id, digest)
+                    ON DELETE CASCADE
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE notification_outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                sink TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at INTEGER NOT NULL,
+                last_error TEXT
+            )
+            """,
+            "CREATE INDEX notification_outbox_due ON notification_outbox (sink, next_attempt_at, id)",
+        ],
     ]
 }

@@ -2,9 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
-import Runtime
 
-/// Where the S3 driver gets its AWS credentials, in the order the AWS SDKs look:
+/// Where the S3 driver and the SNS sink get their AWS credentials, in the order the AWS SDKs look:
 ///
 /// 1. `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`): used as given.
 /// 2. `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (Kubernetes service accounts, IRSA): the token
@@ -13,24 +12,24 @@ import Runtime
 ///
 /// Temporary credentials are refreshed `refreshMargin` before they expire, by the first caller
 /// that finds them due; the others wait for that one refresh instead of starting their own.
-actor AWSCredentialsProvider {
-    enum Source: Sendable, Equatable {
+package actor AWSCredentialsProvider {
+    package enum Source: Sendable, Equatable {
         case fixed(AWSCredentials)
         case webIdentity(tokenFile: String, roleARN: String, sessionName: String, stsEndpoint: String)
         case instanceMetadata(endpoint: String)
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
-    let source: Source
+    package let source: Source
     private let http: HTTPClient
     private let refreshMargin: TimeInterval
     private var current: (credentials: AWSCredentials, expiration: Date?)?
     private var refreshing: Task<(AWSCredentials, Date?), any Error>?
 
-    init(source: Source, http: HTTPClient, refreshMargin: TimeInterval = 300) {
+    package init(source: Source, http: HTTPClient, refreshMargin: TimeInterval = 300) {
         self.source = source
         self.http = http
         self.refreshMargin = refreshMargin
@@ -38,7 +37,7 @@ actor AWSCredentialsProvider {
     }
 
     /// Valid credentials, fetched or refreshed when they are missing or about to expire.
-    func credentials() async throws -> AWSCredentials {
+    package func credentials() async throws -> AWSCredentials {
         if let current, current.expiration.map({ $0.timeIntervalSinceNow > self.refreshMargin }) ?? true {
             return current.credentials
         }
@@ -51,7 +50,7 @@ actor AWSCredentialsProvider {
         return fetched.0
     }
 
-    static func fetch(_ source: Source, http: HTTPClient) async throws -> (AWSCredentials, Date?) {
+    package static func fetch(_ source: Source, http: HTTPClient) async throws -> (AWSCredentials, Date?) {
         switch source {
         case .fixed(let credentials):
             return (credentials, nil)
@@ -81,17 +80,17 @@ actor AWSCredentialsProvider {
         request.body = .bytes(ByteBuffer(string: form))
         let response = try await http.execute(request, timeout: .seconds(10))
         let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        guard response.status == .ok, let accessKey = S3Client.element("AccessKeyId", in: body),
-              let secret = S3Client.element("SecretAccessKey", in: body)
+        guard response.status == .ok, let accessKey = AWSXML.element("AccessKeyId", in: body),
+              let secret = AWSXML.element("SecretAccessKey", in: body)
         else {
-            let reason = S3Client.element("Message", in: body) ?? "HTTP \(response.status.code)"
+            let reason = AWSXML.element("Message", in: body) ?? "HTTP \(response.status.code)"
             throw Failure(description: "STS AssumeRoleWithWebIdentity for AWS_ROLE_ARN=\(roleARN) failed: \(reason)")
         }
         let credentials = AWSCredentials(
             accessKeyID: accessKey, secretAccessKey: secret,
-            sessionToken: S3Client.element("SessionToken", in: body).map(S3Client.unescapeXML)
+            sessionToken: AWSXML.element("SessionToken", in: body).map(AWSXML.unescape)
         )
-        return (credentials, S3Client.element("Expiration", in: body).flatMap(Self.parseDate))
+        return (credentials, AWSXML.element("Expiration", in: body).flatMap(Self.parseDate))
     }
 
     /// IMDSv2: a session token (PUT), the instance profile's role name, then its credentials.
@@ -140,11 +139,40 @@ actor AWSCredentialsProvider {
         return body
     }
 
-    static func parseDate(_ text: String) -> Date? {
+    package static func parseDate(_ text: String) -> Date? {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let date = formatter.date(from: text) { return date }
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.date(from: text)
+    }
+}
+
+extension AWSCredentialsProvider.Source {
+    /// The first source the environment configures, in the AWS SDKs' order.
+    package init(environment: EnvironmentReader, region: String) throws {
+        if let accessKey = environment.string("AWS_ACCESS_KEY_ID") {
+            guard let secret = environment.string("AWS_SECRET_ACCESS_KEY") else {
+                throw ConfigurationError("AWS_SECRET_ACCESS_KEY", "must be set together with AWS_ACCESS_KEY_ID")
+            }
+            self = .fixed(AWSCredentials(
+                accessKeyID: accessKey, secretAccessKey: secret, sessionToken: environment.string("AWS_SESSION_TOKEN")
+            ))
+            return
+        }
+        if let tokenFile = environment.string("AWS_WEB_IDENTITY_TOKEN_FILE") {
+            guard let role = environment.string("AWS_ROLE_ARN") else {
+                throw ConfigurationError("AWS_ROLE_ARN", "must be set together with AWS_WEB_IDENTITY_TOKEN_FILE")
+            }
+            self = .webIdentity(
+                tokenFile: tokenFile, roleARN: role,
+                sessionName: environment.string("AWS_ROLE_SESSION_NAME", default: "pierone"),
+                stsEndpoint: environment.string("AWS_ENDPOINT_URL_STS", default: "https://sts.\(region).amazonaws.com")
+            )
+            return
+        }
+        self = .instanceMetadata(
+            endpoint: environment.string("AWS_EC2_METADATA_SERVICE_ENDPOINT", default: "http://169.254.169.254")
+        )
     }
 }

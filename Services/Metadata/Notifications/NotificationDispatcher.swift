@@ -1,0 +1,114 @@
+import AsyncHTTPClient
+import Logging
+import Runtime
+import ServiceLifecycle
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Delivers the outbox: for each sink, claims due entries, sends them in order, removes what was
+/// taken and postpones what was not (exponential back-off from one second up to
+/// `NOTIFICATION_RETRY_MAX_SECONDS`). At least once: an entry is removed only after its sink
+/// answered, so a process stopped between the two sends it again after the claim's lease.
+/// Replicas share the work through the claims.
+package struct NotificationDispatcher: Service {
+    let outbox: any NotificationOutbox
+    let sinks: [any NotificationSink]
+    let settings: NotificationSettings
+    let logger: Logger
+    /// How long a claimed entry is left to its claimer.
+    static let lease: Duration = .seconds(60)
+    static let batch = 32
+
+    /// The dispatcher of `service`'s outbox for the sinks `settings` names; nil without sinks.
+    package init?(service: MetadataService, settings: NotificationSettings, http: HTTPClient, logger: Logger) {
+        var sinks: [any NotificationSink] = []
+        if let sns = settings.sns {
+            sinks.append(SNSSink(settings: sns, credentials: AWSCredentialsProvider(source: sns.credentials, http: http), http: http))
+        }
+        sinks += settings.webhooks.map { WebhookSink(url: $0.url, secret: $0.secret, http: http) }
+        guard !sinks.isEmpty else { return nil }
+        self.init(outbox: service.store, sinks: sinks, settings: settings, logger: logger)
+    }
+
+    init(outbox: any NotificationOutbox, sinks: [any NotificationSink], settings: NotificationSettings, logger: Logger) {
+        self.outbox = outbox
+        self.sinks = sinks
+        self.settings = settings
+        self.logger = logger
+    }
+
+    package func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for sink in self.sinks {
+                    group.addTask { await self.deliverForever(to: sink) }
+                }
+            }
+        } onGracefulShutdown: {
+            // Cancellation of the group follows from the service group; nothing to flush: what was
+            // not delivered stays in the outbox.
+        }
+    }
+
+    /// Delivers `sink`'s entries until cancelled.
+    func deliverForever(to sink: any NotificationSink) async {
+        while !Task.isCancelled {
+            let delivered = await self.deliverDue(to: sink)
+            if delivered == 0 {
+                try? await Task.sleep(for: self.settings.pollInterval)
+            }
+        }
+    }
+
+    /// One round: claims and delivers due entries of `sink`; how many it delivered or tried.
+    @discardableResult
+    func deliverDue(to sink: any NotificationSink) async -> Int {
+        let entries: [OutboxEntry]
+        do {
+            entries = try await self.outbox.claimNotifications(sink: sink.name, limit: Self.batch, lease: Self.lease)
+        } catch {
+            self.logger.warning("cannot read the notification outbox", metadata: ["error": "\(error)"])
+            return 0
+        }
+        for entry in entries {
+            await self.deliver(entry, to: sink)
+        }
+        return entries.count
+    }
+
+    private func deliver(_ entry: OutboxEntry, to sink: any NotificationSink) async {
+        guard let event = try? JSONDecoder().decode(TagEvent.self, from: Data(entry.payload.utf8)) else {
+            self.logger.error("dropping an unreadable notification", metadata: ["id": "\(entry.id)", "sink": "\(sink.name)"])
+            try? await self.outbox.completeNotification(id: entry.id)
+            return
+        }
+        do {
+            try await sink.deliver(NotificationMessage(event, registry: self.settings.registry))
+        } catch {
+            let delay = self.retryDelay(afterAttempts: entry.attempts)
+            self.logger.warning(
+                "notification not delivered; will retry",
+                metadata: ["sink": "\(sink.name)", "event": "\(event.id)", "attempts": "\(entry.attempts)",
+                           "retry_in": "\(delay)", "error": "\(error)"]
+            )
+            try? await self.outbox.postponeNotification(id: entry.id, delay: delay, error: "\(error)")
+            return
+        }
+        do {
+            try await self.outbox.completeNotification(id: entry.id)
+        } catch {
+            // Delivered but still in the outbox: it goes out again after the lease (at least once).
+            self.logger.warning("delivered notification not removed", metadata: ["id": "\(entry.id)", "error": "\(error)"])
+        }
+    }
+
+    /// 1 s, 2 s, 4 s … up to the configured maximum.
+    func retryDelay(afterAttempts attempts: Int) -> Duration {
+        let exponent = min(max(attempts - 1, 0), 20)
+        return min(.seconds(1 << exponent), self.settings.maximumRetryDelay)
+    }
+}

@@ -1,0 +1,190 @@
+/// What the Pier One REST API (`/teams`, `/tags/<image>`, `/stats`, scm-source) asks of the
+/// metadata service, beside the registry calls of `MetadataAPI`.
+///
+/// A team is the first component of a repository name and an artifact everything after it.
+/// Teams and artifacts are listed only while they have at least one tag, as in the original.
+public protocol PierOneQueries: Sendable {
+    /// Teams with at least one tag, in lexical order.
+    func teams(page: PageRequest) async throws -> Page<String>
+
+    /// Artifacts of `team` with at least one tag, in lexical order; an empty page for an unknown team.
+    func artifacts(ofTeam team: String, page: PageRequest) async throws -> Page<String>
+
+    /// Tags of `repository`, oldest first (by when each got its current manifest; `after` is a tag
+    /// name); nil when the repository has no tag.
+    func tagDetails(in repository: RepositoryName, page: PageRequest) async throws -> Page<TagDetail>?
+
+    /// The scm-source of the manifest `tag` names; nil when the tag is unknown or has none.
+    func scmSource(of tag: Tag, in repository: RepositoryName) async throws -> ScmSource?
+
+    /// Records where a manifest was built from. A source from a layer never replaces one given by
+    /// a trusted pusher's header.
+    func recordScmSource(_ source: ScmSource, for manifest: Digest, in repository: RepositoryName) async throws
+
+    /// Tags whose image id (config digest, or manifest digest without a config) starts with
+    /// `prefix` (lowercase hex, optionally after `sha256:`).
+    func imageTags(idPrefix prefix: String) async throws -> ImageLookup
+
+    /// Counts and storage of the whole registry.
+    func statistics() async throws -> RegistryStatistics
+
+    /// Per-team counts, in team order.
+    func teamStatistics(page: PageRequest) async throws -> Page<TeamStatistics>
+
+    /// Counts of one team; nil when it has no tag.
+    func teamStatistics(team: String) async throws -> TeamStatistics?
+}
+
+/// One tag as the Pier One API shows it.
+public struct TagDetail: Sendable, Equatable, Codable {
+    public var name: String
+    /// When the tag got its current manifest, milliseconds since 1970 UTC (a moved `-SNAPSHOT`
+    /// counts as created again, as in the original).
+    public var createdMillis: Int64
+    /// Who pushed it there.
+    public var createdBy: String?
+    public var manifestDigest: Digest
+    public var mediaType: String
+    /// Manifest plus every blob it references (children's totals for an index), in bytes.
+    public var totalSize: Int64
+    /// The image id: the config digest, or the manifest digest when there is no config.
+    public var imageID: Digest
+    /// Whether the tag policy keeps this tag from moving.
+    public var immutable: Bool
+
+    public init(
+        name: String, createdMillis: Int64, createdBy: String?, manifestDigest: Digest, mediaType: String,
+        totalSize: Int64, imageID: Digest, immutable: Bool
+    ) {
+        self.name = name
+        self.createdMillis = createdMillis
+        self.createdBy = createdBy
+        self.manifestDigest = manifestDigest
+        self.mediaType = mediaType
+        self.totalSize = totalSize
+        self.imageID = imageID
+        self.immutable = immutable
+    }
+}
+
+/// Where an image was built from: the `scm-source.json` of the original.
+public struct ScmSource: Sendable, Equatable, Codable {
+    /// Where the record came from.
+    public enum Origin: String, Sendable, Codable {
+        /// The `X-SCM-Source` header of a trusted pusher.
+        case header
+        /// A `scm-source.json` at the root of a layer.
+        case layer
+    }
+
+    public var url: String?
+    public var revision: String?
+    public var author: String?
+    public var status: String?
+    public var origin: Origin
+    /// When it was recorded, milliseconds since 1970 UTC.
+    public var createdMillis: Int64
+
+    public init(url: String?, revision: String?, author: String?, status: String?, origin: Origin, createdMillis: Int64) {
+        self.url = url
+        self.revision = revision
+        self.author = author
+        self.status = status
+        self.origin = origin
+        self.createdMillis = createdMillis
+    }
+}
+
+/// A tag found by image id.
+public struct ImageTagReference: Sendable, Equatable, Codable {
+    public var name: String
+    public var team: String
+    public var artifact: String
+
+    public init(name: String, team: String, artifact: String) {
+        self.name = name
+        self.team = team
+        self.artifact = artifact
+    }
+}
+
+/// The answer of an image id lookup.
+public enum ImageLookup: Sendable, Equatable, Codable {
+    /// No image id starts with the prefix.
+    case none
+    /// More than one image id starts with it.
+    case ambiguous
+    /// Exactly one image; its tags in every repository.
+    case tags([ImageTagReference])
+}
+
+/// `/stats`.
+public struct RegistryStatistics: Sendable, Equatable, Codable {
+    public var teams: Int
+    public var artifacts: Int
+    public var tags: Int
+    /// Bytes of every stored blob, each counted once.
+    public var storage: Int64
+
+    public init(teams: Int, artifacts: Int, tags: Int, storage: Int64) {
+        self.teams = teams
+        self.artifacts = artifacts
+        self.tags = tags
+        self.storage = storage
+    }
+}
+
+/// `/stats/teams`.
+public struct TeamStatistics: Sendable, Equatable, Codable {
+    public var team: String
+    public var artifacts: Int
+    public var tags: Int
+    /// Bytes of the blobs linked into the team's repositories, each counted once.
+    public var storage: Int64
+
+    public init(team: String, artifacts: Int, tags: Int, storage: Int64) {
+        self.team = team
+        self.artifacts = artifacts
+        self.tags = tags
+        self.storage = storage
+    }
+}
+
+extension InternalMetadataPaths {
+    public static let teams = prefix + "/pierone/teams"
+    public static let artifacts = prefix + "/pierone/artifacts"
+    public static let tagDetails = prefix + "/pierone/tag-details"
+    public static let scmSource = prefix + "/pierone/scm-source"
+    public static let recordScmSource = prefix + "/pierone/record-scm-source"
+    public static let imageTags = prefix + "/pierone/image-tags"
+    public static let statistics = prefix + "/pierone/statistics"
+    public static let teamStatistics = prefix + "/pierone/team-statistics"
+    public static let oneTeamStatistics = prefix + "/pierone/one-team-statistics"
+}
+
+extension InternalMetadata {
+    public struct TeamQuery: Codable, Sendable {
+        public var team: String
+        public var page: PageRequest
+        public init(team: String, page: PageRequest = PageRequest()) {
+            self.team = team
+            self.page = page
+        }
+    }
+
+    public struct ScmSourceRecord: Codable, Sendable {
+        public var source: ScmSource
+        public var manifest: Digest
+        public var repository: RepositoryName
+        public init(source: ScmSource, manifest: Digest, repository: RepositoryName) {
+            self.source = source
+            self.manifest = manifest
+            self.repository = repository
+        }
+    }
+
+    public struct Prefix: Codable, Sendable {
+        public var prefix: String
+        public init(prefix: String) { self.prefix = prefix }
+    }
+}
