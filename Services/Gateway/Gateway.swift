@@ -1,8 +1,10 @@
 import Contracts
 import Hummingbird
+import Logging
 import Runtime
 
-/// The public face of the registry: the OCI distribution API over `MetadataAPI` and `BlobAPI`.
+/// The public face of the registry: the OCI distribution API and the Pier One REST API over
+/// `MetadataAPI` and `BlobAPI`, the OpenAPI document and the `/ui/` page.
 ///
 /// The gateway never knows whether the two services run in this process or elsewhere.
 package enum Gateway {
@@ -10,7 +12,8 @@ package enum Gateway {
     /// Without an `authenticator` every request is allowed (Pier One without `HTTP_TOKENINFO_URL`).
     package static func router(
         metadata: any MetadataAPI, blobs: any BlobAPI, authenticator: Authenticator? = nil,
-        ready: @escaping @Sendable () async -> Bool = { true }
+        ready: @escaping @Sendable () async -> Bool = { true }, scanLayers: Bool = true,
+        logger: Logger = Logger(label: "pierone.gateway")
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         HealthRoutes.register(on: router, ready: ready)
@@ -21,7 +24,10 @@ package enum Gateway {
                 TokenController(authenticator: authenticator, tokens: tokens).register(on: router)
             }
         }
-        RegistryController(metadata: metadata, blobs: blobs).register(on: router)
+        let scanner = scanLayers ? ScmSourceScanner(metadata: metadata, blobs: blobs, logger: logger) : nil
+        RegistryController(metadata: metadata, blobs: blobs, scanner: scanner).register(on: router)
+        PierOneAPIController(metadata: metadata, ready: ready).register(on: router)
+        StaticPages.register(on: router)
         return router
     }
 }

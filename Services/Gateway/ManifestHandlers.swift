@@ -1,10 +1,14 @@
 import Contracts
+import HTTPTypes
 import Hummingbird
+import Logging
 import Runtime
 
 /// `GET|HEAD|PUT /v2/<name>/manifests/<reference>`.
 struct ManifestHandlers: Sendable {
     let metadata: any MetadataAPI
+    /// Reads pushed layers for `scm-source.json` after the push; nil to not look.
+    let scanner: ScmSourceScanner?
 
     func get(_ request: Request, name: RepositoryName, reference: String, head: Bool) async throws -> Response {
         let reference = try RequestParsing.reference(reference)
@@ -69,9 +73,14 @@ struct ManifestHandlers: Sendable {
             tags = [tag]
         }
         let document = try ManifestDocument.parse(bytes.readableBytesView, contentType: request.headers[.contentType])
-        try await self.metadata.putManifest(
-            ManifestPut(repository: name, digest: digest, bytes: bytes, document: document, tags: tags, pushedBy: nil)
-        )
+        let scmSource = try Self.scmSource(request, identity: context.identity, logger: context.logger)
+        try await self.metadata.putManifest(ManifestPut(
+            repository: name, digest: digest, bytes: bytes, document: document, tags: tags,
+            pushedBy: context.identity.uid, scmSource: scmSource
+        ))
+        if scmSource == nil {
+            self.scanner?.enqueue(name, manifest: digest, document: document)
+        }
         var headers: HTTPFields = [
             .location: "/v2/\(name)/manifests/\(digest)",
             .dockerContentDigest: digest.description,
@@ -84,6 +93,31 @@ struct ManifestHandlers: Sendable {
             headers.append(.init(name: .ociTag, value: tag.value))
         }
         return Response(status: .created, headers: headers)
+    }
+
+    static let scmSourceHeader = HTTPField.Name("X-SCM-Source")!
+
+    /// The `X-SCM-Source` header (`{"url","revision","author","status"}`) of a pusher trusted to give
+    /// it (scope `application.write_all_trusted`, or authentication off). Anyone else's is ignored,
+    /// as the original did, so a CI job setting it everywhere still pushes.
+    static func scmSource(_ request: Request, identity: Identity, logger: Logger) throws(RegistryError) -> ScmSource? {
+        guard let header = request.headers[Self.scmSourceHeader] else { return nil }
+        switch identity {
+        case .unrestricted: break
+        case .oauth(let user) where user.scopes.contains(AccessRules.trustedScope): break
+        default:
+            logger.info("ignoring X-SCM-Source of an untrusted pusher", metadata: ["uid": "\(identity.uid)"])
+            return nil
+        }
+        guard header.utf8.count <= 4096,
+              let source = ScmSourceScanner.parse(ByteBuffer(string: header), origin: .header)
+        else {
+            throw RegistryError(
+                .manifestInvalid,
+                "X-SCM-Source must be a JSON object with string fields url, revision, author, status (at most 4 KiB)"
+            )
+        }
+        return source
     }
 
     /// By tag: removes the tag. By digest: removes the manifest and every tag on it. 202 either way.

@@ -10,8 +10,8 @@ struct RegistryController: Sendable {
     let listings: ListingHandlers
     let referrers: ReferrersHandlers
 
-    init(metadata: any MetadataAPI, blobs: any BlobAPI) {
-        self.manifests = ManifestHandlers(metadata: metadata)
+    init(metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner?) {
+        self.manifests = ManifestHandlers(metadata: metadata, scanner: scanner)
         self.blobs = BlobHandlers(metadata: metadata, blobs: blobs)
         self.uploads = UploadHandlers(metadata: metadata, blobs: blobs)
         self.listings = ListingHandlers(metadata: metadata)

@@ -7,6 +7,10 @@ public enum MediaType {
     public static let dockerSchema1 = "application/vnd.docker.distribution.manifest.v1+json"
     public static let dockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
     public static let ociEmpty = "application/vnd.oci.empty.v1+json"
+    public static let ociLayer = "application/vnd.oci.image.layer.v1.tar"
+    public static let ociLayerGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
+    public static let dockerLayerTar = "application/vnd.docker.image.rootfs.diff.tar"
+    public static let dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
     /// Manifest types accepted on push.
     public static let manifests: Set<String> = [ociManifest, ociIndex, dockerManifest, dockerManifestList]

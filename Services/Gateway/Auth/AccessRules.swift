@@ -41,6 +41,8 @@ package struct AccessRules: Sendable {
 
     static let writeScope = "application.write"
     static let writeAllScope = "application.write_all"
+    /// May record where an image was built from (`X-SCM-Source` on a manifest push).
+    static let trustedScope = "application.write_all_trusted"
 
     /// Decides `action` on `repository` (nil: the catalog). `teams` are the caller's teams, needed
     /// only for pushes and deletes of OAuth users (nil when unknown).

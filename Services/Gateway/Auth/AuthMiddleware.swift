@@ -2,8 +2,8 @@ import Contracts
 import Hummingbird
 import Logging
 
-/// Authenticates every `/v2/` request, decides it with `AccessRules`, and records the caller in
-/// the request context. 401 answers carry a challenge so clients log in; 403 says why.
+/// Authenticates every `/v2/` and Pier One API request, decides it with `AccessRules`, and records
+/// the caller in the request context. 401 answers carry a challenge so clients log in; 403 says why.
 /// Successful pushes and deletes are logged with the caller's uid (never a token).
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
@@ -12,10 +12,14 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        guard let route = try? RegistryRoute(path: request.uri.path) else {
+        let requirement: Requirement
+        if let route = try? RegistryRoute(path: request.uri.path) {
+            requirement = Requirement(route, method: request.method)
+        } else if let route = try? PierOneRoute(path: request.uri.path) {
+            requirement = route.requirement
+        } else {
             return try await next(request, context)
         }
-        let requirement = Requirement(route, method: request.method)
         let credentials = Credentials(authorization: request.headers[.authorization])
         guard let (identity, token) = try await self.authenticator.identify(credentials) else {
             return self.challenge(requirement, request, message: "the credentials are not valid")

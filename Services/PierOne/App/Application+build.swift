@@ -19,7 +19,7 @@ package func buildApplication(
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     let router = Gateway.router(
         metadata: metadata.service, blobs: blobs, authenticator: authenticator,
-        ready: { await metadata.service.isReady() }
+        ready: { await metadata.service.isReady() }, scanLayers: configuration.scanLayersForScmSource, logger: logger
     )
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
 
@@ -43,8 +43,18 @@ func makeMetadata(_ configuration: ServeConfiguration, logger: Logger) async thr
     -> (service: MetadataService, services: [any Service], beforeStart: (@Sendable () async throws -> Void)?)
 {
     let tagSettings = TagSettings(policy: configuration.tagPolicy, latestIsAlias: configuration.latestIsAlias)
+    let notifications = configuration.notifications
+    func dispatcher(_ service: MetadataService) -> [any Service] {
+        guard let dispatcher = NotificationDispatcher(
+            service: service, settings: notifications, http: HTTPClient.shared, logger: logger
+        ) else { return [] }
+        logger.info("notifications", metadata: ["sinks": "\(notifications.sinkNames)", "registry": "\(notifications.registry)"])
+        return [dispatcher]
+    }
     if let postgres = configuration.postgres {
-        let database = try MetadataService.postgres(settings: postgres, tags: tagSettings, logger: logger)
+        let database = try MetadataService.postgres(
+            settings: postgres, tags: tagSettings, outboxSinks: notifications.sinkNames, logger: logger
+        )
         logger.info(
             "metadata in PostgreSQL",
             metadata: [
@@ -52,12 +62,16 @@ func makeMetadata(_ configuration: ServeConfiguration, logger: Logger) async thr
                 "sslmode": "\(postgres.sslMode.rawValue)",
             ]
         )
-        return (database.service, [database.client], database.migrate)
+        return (database.service, [database.client] + dispatcher(database.service), database.migrate)
     }
     let file = try storageDirectory(configuration) + "/metadata.sqlite"
-    let database = try await MetadataService.sqlite(path: file, settings: tagSettings, logger: logger)
+    let database = try await MetadataService.sqlite(
+        path: file, settings: tagSettings, outboxSinks: notifications.sinkNames, logger: logger
+    )
     logger.info("metadata in SQLite", metadata: ["file": "\(file)"])
-    return (database.service, [ShutdownHook(name: "metadata store", action: database.close)], nil)
+    return (
+        database.service, dispatcher(database.service) + [ShutdownHook(name: "metadata store", action: database.close)], nil
+    )
 }
 
 /// The blob service on S3 when `STORAGE_S3_BUCKET` is set (after checking the bucket answers),

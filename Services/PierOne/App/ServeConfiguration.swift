@@ -38,6 +38,10 @@ package struct ServeConfiguration: Sendable {
     /// `STORAGE_S3_BUCKET` and the other `STORAGE_S3_*` / `AWS_*` settings: blobs in S3 instead
     /// of under `STORAGE_DIRECTORY`.
     package var s3: S3Settings?
+    /// Where tag changes are announced (SNS, webhooks); see `NotificationSettings`.
+    package var notifications = NotificationSettings()
+    /// `SCM_SOURCE_SCAN`: read pushed layers for `scm-source.json` (default on).
+    package var scanLayersForScmSource = true
     /// `BLOB_STREAMS_HTTP2`: let blob byte streams negotiate HTTP/2 too (default HTTP/1.1, faster here).
     package var blobStreamsOverHTTP2 = false
 
@@ -98,5 +102,7 @@ package struct ServeConfiguration: Sendable {
         self.internalTLS = internalTLS
         self.blobStreamsOverHTTP2 = try environment.bool("BLOB_STREAMS_HTTP2", default: false)
         self.s3 = try S3Settings.from(environment)
+        self.notifications = try NotificationSettings(environment: environment)
+        self.scanLayersForScmSource = try environment.bool("SCM_SOURCE_SCAN", default: true)
     }
 }

@@ -88,7 +88,8 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
             let metadataReady = await metadata.isReady()
             let blobsReady = await blobs.isReady()
             return metadataReady && blobsReady
-        }
+        },
+        scanLayers: configuration.scanLayersForScmSource, logger: logger
     )
     return Application(
         router: router,

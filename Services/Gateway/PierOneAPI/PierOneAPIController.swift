@@ -1,0 +1,252 @@
+import Contracts
+import Foundation
+import Hummingbird
+
+/// The Pier One REST API: the original's paths and JSON shapes (`/teams`, `/tags/<image>`,
+/// `/stats`, scm-source), for the `pierone` CLI, deployment tooling and the `/ui/` page.
+///
+/// Listings take `?limit=&after=` and answer a `Link: <…>; rel="next"` header when more follow;
+/// the body stays the plain JSON array old clients read. Without `limit` a listing answers
+/// everything, as the original did, up to `unpagedLimit` entries (then `Link` again).
+struct PierOneAPIController: Sendable {
+    let metadata: any MetadataAPI
+    let ready: @Sendable () async -> Bool
+
+    /// Entries answered without `limit` before a listing asks the client to follow `Link`.
+    static let unpagedLimit = 10_000
+
+    func register(on router: Router<GatewayRequestContext>) {
+        router.get("/teams") { request, _ in try await self.respond(request) }
+        router.get("/teams/**") { request, _ in try await self.respond(request) }
+        router.get("/tags/:prefix") { request, _ in try await self.respond(request) }
+        router.get("/stats") { request, _ in try await self.respond(request) }
+        router.get("/stats/**") { request, _ in try await self.respond(request) }
+        router.get("/.well-known/health") { _, _ in
+            let ready = await self.ready()
+            return try Self.json(["health": ready ? "OK" : "UNAVAILABLE"], status: ready ? .ok : .serviceUnavailable)
+        }
+    }
+
+    func respond(_ request: Request) async throws -> Response {
+        guard let route = try PierOneRoute(path: request.uri.path) else {
+            throw RegistryError(.unsupported, "no such Pier One API resource", status: 404)
+        }
+        switch route {
+        case .teams:
+            return try await self.list(request, path: "/teams") { try await self.metadata.teams(page: $0) }
+        case .artifacts(let team):
+            return try await self.list(request, path: "/teams/\(team)/artifacts", notFound: Self.unknownTeam(team)) {
+                try await self.metadata.artifacts(ofTeam: team, page: $0)
+            }
+        case .tags(let name):
+            return try await self.tags(request, name: name)
+        case .scmSource(let name, let tag):
+            guard let source = try await self.metadata.scmSource(of: tag, in: name) else {
+                throw RegistryError(.manifestUnknown, "\(name):\(tag) is unknown or has no scm-source", detail: ["tag": tag.value])
+            }
+            return try Self.json(ScmSourceBody(source))
+        case .imageTags(let prefix):
+            return try await self.imageTags(prefix: prefix)
+        case .statistics:
+            let stats = try await self.metadata.statistics()
+            return try Self.json(StatisticsBody(stats))
+        case .teamStatistics:
+            return try await self.list(request, path: "/stats/teams", key: \.team) {
+                try await self.metadata.teamStatistics(page: $0)
+            } render: { TeamStatisticsEntry($0) }
+        case .oneTeamStatistics(let team):
+            guard let stats = try await self.metadata.teamStatistics(team: team) else { throw Self.unknownTeam(team) }
+            return try Self.json(TeamStatisticsBody(stats))
+        }
+    }
+
+    // MARK: Endpoints
+
+    private func tags(_ request: Request, name: RepositoryName) async throws -> Response {
+        let notFound = RegistryError(.nameUnknown, "\(name) has no tags", detail: ["name": name.value])
+        return try await self.list(request, path: "/teams/\(name.team)/artifacts/\(name.artifact)/tags", key: \.name) { page in
+            guard let tags = try await self.metadata.tagDetails(in: name, page: page) else { throw notFound }
+            return tags
+        } render: { TagBody($0) }
+    }
+
+    private func imageTags(prefix raw: String) async throws -> Response {
+        let prefix = try Self.imagePrefix(raw)
+        switch try await self.metadata.imageTags(idPrefix: prefix) {
+        case .none:
+            throw RegistryError(.manifestUnknown, "no image id starts with \(raw)", detail: ["prefix": raw])
+        case .ambiguous:
+            throw RegistryError(
+                .unsupported, "more than one image id starts with \(raw); give more digits", detail: ["prefix": raw], status: 412
+            )
+        case .tags(let references):
+            return try Self.json(references)
+        }
+    }
+
+    /// `sha256:` plus lowercase hex: the prefix as stored. Accepts the bare hex `docker images`
+    /// shows (any case) and a full `algorithm:hex`.
+    static func imagePrefix(_ raw: String) throws(RegistryError) -> String {
+        let lowered = raw.lowercased()
+        let (algorithm, hex) = lowered.contains(":")
+            ? (String(lowered.prefix { $0 != ":" }), String(lowered.drop { $0 != ":" }.dropFirst()))
+            : ("sha256", lowered)
+        guard ["sha256", "sha512"].contains(algorithm), !hex.isEmpty, hex.count <= 128,
+              hex.allSatisfy({ $0.isHexDigit })
+        else {
+            throw RegistryError(
+                .unsupported, "an image id prefix is hexadecimal digits, optionally after sha256:", detail: ["prefix": raw],
+                status: 400
+            )
+        }
+        return algorithm + ":" + hex
+    }
+
+    private static func unknownTeam(_ team: String) -> RegistryError {
+        RegistryError(.nameUnknown, "team \(team) has no tagged artifacts", detail: ["team": team])
+    }
+
+    // MARK: Listings
+
+    /// A listing of names.
+    private func list(
+        _ request: Request, path: String, notFound: RegistryError? = nil,
+        fetch: @escaping @Sendable (PageRequest) async throws -> Page<String>
+    ) async throws -> Response {
+        try await self.list(request, path: path, notFound: notFound, key: \.self, fetch: fetch) { $0 }
+    }
+
+    /// Pages through `fetch`: one page of `limit` when asked, else up to `unpagedLimit` entries.
+    private func list<Item: Sendable & Codable & Equatable, Body: Encodable>(
+        _ request: Request, path: String, notFound: RegistryError? = nil, key: KeyPath<Item, String>,
+        fetch: @escaping @Sendable (PageRequest) async throws -> Page<Item>, render: (Item) -> Body
+    ) async throws -> Response {
+        let query = request.uri.queryParameters
+        var limit: Int?
+        if let text = query["limit"] {
+            guard let value = Int(text), (1...PageRequest.maximumLimit).contains(value) else {
+                throw RegistryError(
+                    .unsupported, "limit must be an integer from 1 to \(PageRequest.maximumLimit)",
+                    detail: ["limit": String(text)], status: 400
+                )
+            }
+            limit = value
+        }
+        var after = query["after"].map(String.init)
+        var items: [Item] = []
+        var hasMore = false
+        repeat {
+            let want = limit ?? min(PageRequest.maximumLimit, Self.unpagedLimit - items.count)
+            let page = try await fetch(PageRequest(limit: want, after: after))
+            items += page.items
+            hasMore = page.hasMore
+            after = page.items.last.map { $0[keyPath: key] }
+        } while limit == nil && hasMore && items.count < Self.unpagedLimit
+        if items.isEmpty, query["after"] == nil, let notFound { throw notFound }
+        var response = try Self.json(items.map(render))
+        if hasMore, let last = items.last?[keyPath: key] {
+            let encoded = last.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? last
+            let size = limit ?? PageRequest.maximumLimit
+            response.headers[.link] = "<\(path)?limit=\(size)&after=\(encoded)>; rel=\"next\""
+        }
+        return response
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        let data = try encoder.encode(value)
+        return Response(
+            status: status, headers: [.contentType: "application/json", .contentLength: String(data.count)],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+}
+
+// MARK: JSON shapes
+
+/// A tag: the original's `name`, `created`, `created_by`, `image`, and what this registry adds.
+struct TagBody: Encodable {
+    var name: String
+    var created: String
+    var createdBy: String?
+    var image: String
+    var manifestDigest: String
+    var mediaType: String
+    var totalSize: Int64
+    var immutable: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case name, created, image, immutable
+        case createdBy = "created_by"
+        case manifestDigest = "manifest_digest"
+        case mediaType = "media_type"
+        case totalSize = "total_size"
+    }
+
+    init(_ detail: TagDetail) {
+        self.name = detail.name
+        self.created = Timestamps.iso8601(millis: detail.createdMillis)
+        self.createdBy = detail.createdBy
+        self.image = detail.imageID.description
+        self.manifestDigest = detail.manifestDigest.description
+        self.mediaType = detail.mediaType
+        self.totalSize = detail.totalSize
+        self.immutable = detail.immutable
+    }
+}
+
+struct ScmSourceBody: Encodable {
+    var url: String?
+    var revision: String?
+    var author: String?
+    var status: String?
+    var created: String
+    var origin: String
+
+    init(_ source: ScmSource) {
+        self.url = source.url
+        self.revision = source.revision
+        self.author = source.author
+        self.status = source.status
+        self.created = Timestamps.iso8601(millis: source.createdMillis)
+        self.origin = source.origin.rawValue
+    }
+}
+
+struct StatisticsBody: Encodable {
+    var teams: Int
+    var artifacts: Int
+    var tags: Int
+    var storage: Int64
+
+    init(_ stats: RegistryStatistics) {
+        self.teams = stats.teams
+        self.artifacts = stats.artifacts
+        self.tags = stats.tags
+        self.storage = stats.storage
+    }
+}
+
+struct TeamStatisticsBody: Encodable {
+    var artifacts: Int
+    var tags: Int
+    var storage: Int64
+
+    init(_ stats: TeamStatistics) {
+        self.artifacts = stats.artifacts
+        self.tags = stats.tags
+        self.storage = stats.storage
+    }
+}
+
+/// `/stats/teams` entries: `{"team": …, "stats": {…}}` as the original.
+struct TeamStatisticsEntry: Encodable {
+    var team: String
+    var stats: TeamStatisticsBody
+
+    init(_ stats: TeamStatistics) {
+        self.team = stats.team
+        self.stats = TeamStatisticsBody(stats)
+    }
+}
