@@ -8,7 +8,6 @@ enum StaticPages {
         let page = ByteBuffer(bytes: PackageResources.ui_html)
         router.get("/openapi.json") { _, _ in Self.response(openAPI, type: "application/json") }
         router.get("/ui/") { _, _ in Self.response(page, type: "text/html; charset=utf-8") }
-        router.get("/ui") { _, _ in Self.redirect("/ui/") }
         router.get("/") { _, _ in Self.redirect("/ui/") }
     }
 
