@@ -190,9 +190,11 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "PierOneApp", "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings

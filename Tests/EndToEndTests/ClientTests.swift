@@ -12,12 +12,15 @@ import Testing
 /// The test command installs both; a missing client fails these tests rather than skipping them.
 @Suite struct ClientTests {
     /// Builds an OCI image layout with one gzip layer (made by tar and gzip) under `directory`.
-    static func makeOCILayout(at directory: URL, content: String) async throws {
+    static func makeOCILayout(at directory: URL, content: String, files: [String: String] = [:]) async throws {
         let fileManager = FileManager.default
         let work = directory.appendingPathComponent("work")
         let root = work.appendingPathComponent("rootfs")
         try fileManager.createDirectory(at: root, withIntermediateDirectories: true)
         try Data(content.utf8).write(to: root.appendingPathComponent("hello.txt"))
+        for (path, text) in files {
+            try Data(text.utf8).write(to: root.appendingPathComponent(path))
+        }
         try await Command.run(["tar", "--mtime=@0", "--owner=0", "--group=0", "-cf", "layer.tar", "-C", "rootfs", "."], in: work)
         let tar = try Data(contentsOf: work.appendingPathComponent("layer.tar"))
         try await Command.run(["gzip", "-n", "-k", "layer.tar"], in: work)

@@ -18,6 +18,9 @@ final class OAuthStandIn: Sendable {
         "service-token": User(uid: "stups_robot", realm: "/services", scopes: ["uid", "application.write"], teams: ["team"]),
         "service-without-write": User(uid: "robot2", realm: "/services", scopes: ["uid"], teams: ["team"]),
         "admin-token": User(uid: "deployer", realm: "/services", scopes: ["application.write_all"], teams: []),
+        "trusted-token": User(
+            uid: "ci", realm: "/services", scopes: ["application.write", "application.write_all_trusted"], teams: ["team"]
+        ),
     ]
 
     /// Tokens for which tokeninfo fails with 500 (an outage).

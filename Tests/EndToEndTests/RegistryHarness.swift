@@ -24,15 +24,19 @@ enum RegistryHarness {
     static func withRegistry<Value: Sendable>(
         _ backend: Backend = .sqlite,
         cluster: PostgresCluster? = nil,
+        database: String? = nil,
+        directory: URL? = nil,
         configure: (inout ServeConfiguration) -> Void = { _ in },
         _ test: @Sendable (Registry) async throws -> Value
     ) async throws -> Value {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-e2e-\(UUID())")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        // A given directory (and database) outlive the registry, for a restart on the same data.
+        let owned = directory == nil
+        let directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("pierone-e2e-\(UUID())")
+        defer { if owned { try? FileManager.default.removeItem(at: directory) } }
         var configuration = ServeConfiguration(port: 0, storageDirectory: directory.path)
         if backend == .postgres {
-            let database = if let cluster { cluster } else { try await PostgresCluster.shared() }
-            let url = try await database.makeDatabase()
+            let cluster = if let cluster { cluster } else { try await PostgresCluster.shared() }
+            let url = if let database { database } else { try await cluster.makeDatabase() }
             configuration.postgres = try PostgresSettings.from(EnvironmentReader(["DATABASE_URL": url, "DB_TIMEOUT": "3", "DB_MAX_CONNECTIONS": "4"]))
         }
         configure(&configuration)

@@ -230,6 +230,191 @@ enum MetadataStoreConformance {
         #expect(try await store.linkedBlob(layer.digest) == nil)
     }
 
+    // MARK: The Pier One API
+
+    /// The outbox sinks the suites open their stores with.
+    static let sinks = ["webhook:a", "sns:b"]
+
+    /// Pushes an image of one layer and a config to `repository` with `tags`.
+    @discardableResult
+    static func pushImage(
+        _ seed: String, to repository: RepositoryName, tags: [String], layerSize: Int = 100, store: some MetadataStore
+    ) async throws -> ManifestPut {
+        let config = BlobRecord(digest: self.digest("config-" + seed), size: 10, location: "blobs/config-\(seed)")
+        let layer = BlobRecord(digest: self.digest("layer-" + seed), size: Int64(layerSize), location: "blobs/layer-\(seed)")
+        try await store.linkBlob(config, into: repository)
+        try await store.linkBlob(layer, into: repository)
+        var put = self.manifest(seed, blobs: [config, layer], tags: tags, in: repository)
+        put.document.config = config.digest
+        try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+        return put
+    }
+
+    static func teamsAndArtifactsAreThoseWithTags(_ store: some MetadataStore) async throws {
+        try await self.pushImage("a", to: RepositoryName("alpha/app")!, tags: ["1"], store: store)
+        try await self.pushImage("b", to: RepositoryName("alpha/group/tool")!, tags: ["1"], store: store)
+        try await self.pushImage("c", to: RepositoryName("beta/app")!, tags: ["1"], store: store)
+        // A repository with blobs but no tag, and a team whose name extends another's.
+        try await store.linkBlob(self.blob("x"), into: RepositoryName("gamma/app")!)
+        try await self.pushImage("d", to: RepositoryName("alpha-two/app")!, tags: ["1"], store: store)
+        #expect(try await store.teams(page: PageRequest()).items == ["alpha", "alpha-two", "beta"])
+        let first = try await store.teams(page: PageRequest(limit: 2))
+        #expect(first == Page(items: ["alpha", "alpha-two"], hasMore: true))
+        #expect(try await store.teams(page: PageRequest(limit: 2, after: "alpha-two")) == Page(items: ["beta"], hasMore: false))
+        #expect(try await store.artifacts(ofTeam: "alpha", page: PageRequest()).items == ["app", "group/tool"])
+        #expect(try await store.artifacts(ofTeam: "alpha", page: PageRequest(limit: 1)) == Page(items: ["app"], hasMore: true))
+        #expect(try await store.artifacts(ofTeam: "alpha", page: PageRequest(after: "app")).items == ["group/tool"])
+        #expect(try await store.artifacts(ofTeam: "gamma", page: PageRequest()).items.isEmpty)
+        #expect(try await store.artifacts(ofTeam: "nobody", page: PageRequest()).items.isEmpty)
+    }
+
+    static func tagDetailsAreOldestFirstWithSizes(_ store: some MetadataStore) async throws {
+        #expect(try await store.tagDetails(in: self.repository, page: PageRequest()) == nil)
+        let first = try await self.pushImage("a", to: self.repository, tags: ["b-first"], layerSize: 1000, store: store)
+        try await Task.sleep(for: .milliseconds(5))
+        let second = try await self.pushImage("b", to: self.repository, tags: ["a-second", "c-SNAPSHOT"], store: store)
+        try await Task.sleep(for: .milliseconds(5))
+        // Moving the snapshot makes it the newest, as the original counted an overwrite as a new tag.
+        let third = try await self.pushImage("c", to: self.repository, tags: ["c-SNAPSHOT"], store: store)
+        let all = try #require(try await store.tagDetails(in: self.repository, page: PageRequest()))
+        #expect(all.items.map(\.name) == ["b-first", "a-second", "c-SNAPSHOT"])
+        let detail = all.items[0]
+        #expect(detail.manifestDigest == first.digest)
+        #expect(detail.imageID == first.document.config)
+        #expect(detail.mediaType == MediaType.ociManifest)
+        #expect(detail.totalSize == Int64(first.bytes.readableBytes) + 10 + 1000)
+        #expect(detail.createdBy == "tester")
+        #expect(abs(detail.createdMillis - Int64(Date().timeIntervalSince1970 * 1000)) < 60_000)
+        #expect(all.items[2].manifestDigest == third.digest)
+        #expect(all.items[0].createdMillis <= all.items[1].createdMillis)
+        let page = try #require(try await store.tagDetails(in: self.repository, page: PageRequest(limit: 1, after: "b-first")))
+        #expect(page.items.map(\.name) == ["a-second"])
+        #expect(page.hasMore)
+        #expect(page.items[0].manifestDigest == second.digest)
+    }
+
+    static func imageIDPrefixesFindTags(_ store: some MetadataStore) async throws {
+        let put = try await self.pushImage("a", to: self.repository, tags: ["1.0", "1.0-SNAPSHOT"], store: store)
+        let copy = RepositoryName("other/copy")!
+        var again = put
+        again.repository = copy
+        try await store.linkBlob(BlobRecord(digest: put.document.config!, size: 10, location: "c"), into: copy)
+        try await store.linkBlob(BlobRecord(digest: put.document.blobs[1], size: 100, location: "l"), into: copy)
+        again.tags = [Contracts.Tag("2.0")!]
+        try await store.putManifest(again, isImmutable: immutableUnlessSnapshot)
+        try await self.pushImage("b", to: self.repository, tags: ["other"], store: store)
+        let id = put.document.config!.description
+        let expected = [
+            ImageTagReference(name: "2.0", team: "other", artifact: "copy"),
+            ImageTagReference(name: "1.0", team: "team", artifact: "app"),
+            ImageTagReference(name: "1.0-SNAPSHOT", team: "team", artifact: "app"),
+        ]
+        #expect(try await store.imageTags(idPrefix: String(id.prefix(7 + 12))) == .tags(expected))
+        #expect(try await store.imageTags(idPrefix: id) == .tags(expected))
+        #expect(try await store.imageTags(idPrefix: "sha256:") == .ambiguous)
+        let other = try #require(try await store.tagDetails(in: self.repository, page: PageRequest()))
+            .items.first { $0.name == "other" }!.imageID.description
+        let absent = try #require("0123456789abcdef".map { "sha256:\($0)" }.first { !id.hasPrefix($0) && !other.hasPrefix($0) })
+        #expect(try await store.imageTags(idPrefix: absent) == .none)
+        // A manifest whose tags are all gone is not found.
+        _ = try await store.deleteTag(Contracts.Tag("other")!, in: self.repository, isImmutable: { _ in false })
+        #expect(try await store.imageTags(idPrefix: other) == .none)
+    }
+
+    static func statisticsCountTagsAndStorage(_ store: some MetadataStore) async throws {
+        #expect(try await store.statistics() == RegistryStatistics(teams: 0, artifacts: 0, tags: 0, storage: 0))
+        try await self.pushImage("a", to: RepositoryName("alpha/app")!, tags: ["1", "2"], layerSize: 100, store: store)
+        try await self.pushImage("b", to: RepositoryName("alpha/tool")!, tags: ["1"], layerSize: 200, store: store)
+        try await self.pushImage("c", to: RepositoryName("beta/app")!, tags: ["1"], layerSize: 400, store: store)
+        // The same layer in two repositories of one team counts once for the team.
+        let shared = BlobRecord(digest: self.digest("layer-a"), size: 100, location: "blobs/layer-a")
+        try await store.linkBlob(shared, into: RepositoryName("alpha/tool")!)
+        #expect(try await store.statistics() == RegistryStatistics(teams: 2, artifacts: 3, tags: 4, storage: 730))
+        let alpha = TeamStatistics(team: "alpha", artifacts: 2, tags: 3, storage: 320)
+        let beta = TeamStatistics(team: "beta", artifacts: 1, tags: 1, storage: 410)
+        #expect(try await store.teamStatistics(page: PageRequest()) == Page(items: [alpha, beta], hasMore: false))
+        #expect(try await store.teamStatistics(page: PageRequest(limit: 1)) == Page(items: [alpha], hasMore: true))
+        #expect(try await store.teamStatistics(page: PageRequest(after: "alpha")) == Page(items: [beta], hasMore: false))
+        #expect(try await store.teamStatistics(team: "beta") == beta)
+        #expect(try await store.teamStatistics(team: "nobody") == nil)
+    }
+
+    static func headerScmSourceWinsOverLayer(_ store: some MetadataStore) async throws {
+        let put = try await self.pushImage("a", to: self.repository, tags: ["1.0"], store: store)
+        let tag = Contracts.Tag("1.0")!
+        #expect(try await store.scmSource(of: tag, in: self.repository) == nil)
+        let layer = ScmSource(url: "git:layer", revision: "1", author: "a", status: "", origin: .layer, createdMillis: 1000)
+        try await store.recordScmSource(layer, for: put.digest, in: self.repository)
+        #expect(try await store.scmSource(of: tag, in: self.repository) == layer)
+        let header = ScmSource(url: "git:header", revision: "2", author: "b", status: nil, origin: .header, createdMillis: 2000)
+        try await store.recordScmSource(header, for: put.digest, in: self.repository)
+        #expect(try await store.scmSource(of: tag, in: self.repository) == header)
+        // A later layer scan does not replace what the trusted pusher said.
+        try await store.recordScmSource(layer, for: put.digest, in: self.repository)
+        #expect(try await store.scmSource(of: tag, in: self.repository) == header)
+        // Given with the push, it is stored in the push's transaction.
+        var withSource = self.manifest("b", blobs: [], tags: ["2.0"])
+        withSource.scmSource = header
+        try await store.putManifest(withSource, isImmutable: immutableUnlessSnapshot)
+        #expect(try await store.scmSource(of: Contracts.Tag("2.0")!, in: self.repository)?.url == "git:header")
+        // Unknown manifests are ignored.
+        try await store.recordScmSource(layer, for: self.digest("nothing"), in: self.repository)
+        #expect(try await store.scmSource(of: Contracts.Tag("nope")!, in: self.repository) == nil)
+    }
+
+    /// The entries of one sink, delivered (completed) as they are read.
+    static func drain(_ store: some MetadataStore, sink: String) async throws -> [TagEvent] {
+        let entries = try await store.claimNotifications(sink: sink, limit: 100, lease: .seconds(60))
+        for entry in entries { try await store.completeNotification(id: entry.id) }
+        return try entries.map { try JSONDecoder().decode(TagEvent.self, from: Data($0.payload.utf8)) }
+    }
+
+    static func tagChangesAreWrittenToTheOutbox(_ store: some MetadataStore) async throws {
+        let first = try await self.pushImage("a", to: self.repository, tags: ["1.0", "1-SNAPSHOT"], store: store)
+        // An identical re-push changes nothing and announces nothing.
+        try await store.putManifest(first, isImmutable: immutableUnlessSnapshot)
+        let moved = try await self.pushImage("b", to: self.repository, tags: ["1-SNAPSHOT"], store: store)
+        // A refused move announces nothing either.
+        await #expect(throws: RegistryError.self) {
+            try await self.pushImage("c", to: self.repository, tags: ["1.0"], store: store)
+        }
+        #expect(try await store.notificationBacklog() == ["webhook:a": 3, "sns:b": 3])
+        for sink in self.sinks {
+            let events = try await self.drain(store, sink: sink)
+            #expect(events.map(\.tag) == ["1.0", "1-SNAPSHOT", "1-SNAPSHOT"])
+            #expect(events.map(\.action) == [.created, .created, .moved])
+            #expect(events.map(\.digest) == [first.digest.description, first.digest.description, moved.digest.description])
+            #expect(events[2].previousDigest == first.digest.description)
+            #expect(events.allSatisfy { $0.team == "team" && $0.artifact == "app" && $0.pushedBy == "tester" })
+        }
+        let ids = try await self.drain(store, sink: "webhook:a")
+        #expect(ids.isEmpty)
+        #expect(try await store.notificationBacklog().isEmpty)
+    }
+
+    static func outboxClaimsLeaseAndRetry(_ store: some MetadataStore) async throws {
+        try await self.pushImage("a", to: self.repository, tags: ["1", "2", "3"], store: store)
+        let claimed = try await store.claimNotifications(sink: "webhook:a", limit: 2, lease: .seconds(60))
+        #expect(claimed.count == 2)
+        #expect(claimed.allSatisfy { $0.attempts == 1 })
+        // Leased entries are not claimed again; the third is.
+        let rest = try await store.claimNotifications(sink: "webhook:a", limit: 10, lease: .seconds(60))
+        #expect(rest.count == 1)
+        #expect(Set(claimed.map(\.id) + rest.map(\.id)).count == 3)
+        // A refused delivery comes back after its delay, counted.
+        try await store.postponeNotification(id: rest[0].id, delay: .zero, error: "HTTP 500")
+        let again = try await store.claimNotifications(sink: "webhook:a", limit: 10, lease: .milliseconds(1))
+        #expect(again.map(\.id) == [rest[0].id])
+        #expect(again.first?.attempts == 2)
+        // An expired lease (a claimer that died) makes the entry due again.
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await store.claimNotifications(sink: "webhook:a", limit: 10, lease: .seconds(60)).map(\.id) == [rest[0].id])
+        // The other sink's entries are its own.
+        #expect(try await store.claimNotifications(sink: "sns:b", limit: 10, lease: .seconds(60)).count == 3)
+        for entry in claimed { try await store.completeNotification(id: entry.id) }
+        #expect(try await store.notificationBacklog()["webhook:a"] == 1)
+    }
+
     static let all: [(String, @Sendable (any MetadataStore) async throws -> Void)] = [
         ("deletesRespectPolicyAndUse", { try await deletesRespectPolicyAndUse($0) }),
         ("referrersAreFilteredAndPaged", { try await referrersAreFilteredAndPaged($0) }),
@@ -242,6 +427,13 @@ enum MetadataStoreConformance {
         ("newestTagIsTheLastCreated", { try await newestTagIsTheLastCreated($0) }),
         ("listingsArePagedInLexicalOrder", { try await listingsArePagedInLexicalOrder($0) }),
         ("concurrentPushesToOneTagHaveOneWinner", { try await concurrentPushesToOneTagHaveOneWinner($0) }),
+        ("teamsAndArtifactsAreThoseWithTags", { try await teamsAndArtifactsAreThoseWithTags($0) }),
+        ("tagDetailsAreOldestFirstWithSizes", { try await tagDetailsAreOldestFirstWithSizes($0) }),
+        ("imageIDPrefixesFindTags", { try await imageIDPrefixesFindTags($0) }),
+        ("statisticsCountTagsAndStorage", { try await statisticsCountTagsAndStorage($0) }),
+        ("headerScmSourceWinsOverLayer", { try await headerScmSourceWinsOverLayer($0) }),
+        ("tagChangesAreWrittenToTheOutbox", { try await tagChangesAreWrittenToTheOutbox($0) }),
+        ("outboxClaimsLeaseAndRetry", { try await outboxClaimsLeaseAndRetry($0) }),
     ]
 }
 

@@ -23,7 +23,12 @@ import Testing
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             try await PostgresMigrator.migrate(client, logger: logger)
-            try await body(PostgresMetadataStore(client: client, timeout: .seconds(10), logger: logger), client)
+            try await body(
+                PostgresMetadataStore(
+                    client: client, timeout: .seconds(10), outboxSinks: MetadataStoreConformance.sinks, logger: logger
+                ),
+                client
+            )
         }
     }
 

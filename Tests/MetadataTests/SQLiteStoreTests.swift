@@ -13,7 +13,8 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try await SQLiteMetadataStore.open(
-            path: directory.appendingPathComponent("metadata.sqlite").path, logger: Logger(label: "test")
+            path: directory.appendingPathComponent("metadata.sqlite").path, outboxSinks: MetadataStoreConformance.sinks,
+            logger: Logger(label: "test")
         )
         do {
             try await check(store)

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// moto's S3-compatible server (PyPI `moto[server]`) on a free loopback port, with signature and
-/// permission checks on: after the setup calls that create an IAM user with an S3 policy and an
+/// permission checks on: after the setup calls that create an IAM user with an S3, SNS and SQS policy and an
 /// access key (and, with `webIdentityRole`, a role with the same policy), every request must be
 /// signed with valid credentials.
 ///
@@ -69,7 +69,7 @@ public final class MotoServer: @unchecked Sendable {
                     break
                 except Exception:
                     time.sleep(0.1)
-            policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+            policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "sns:*", "sqs:*"], "Resource": "*"}]})
             iam.put_user_policy(UserName="pierone", PolicyName="s3", PolicyDocument=policy)
             role = "-"
             if with_role:

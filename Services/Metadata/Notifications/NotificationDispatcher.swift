@@ -19,39 +19,62 @@ package struct NotificationDispatcher: Service {
     let sinks: [any NotificationSink]
     let settings: NotificationSettings
     let logger: Logger
-    /// How long a claimed entry is left to its claimer.
-    static let lease: Duration = .seconds(60)
-    static let batch = 32
+    /// The dispatcher's own HTTP client: it does not retry connecting until the deadline (as the
+    /// shared one does), so an unreachable sink fails fast and is retried on the back-off.
+    let http: HTTPClient
+    /// Waited for before the first claim (PostgreSQL migrations).
+    let ready: @Sendable () async -> Void
+    /// How long a claimed entry is left to its claimer: a process that dies mid-delivery leaves
+    /// its entries to the next claim after this.
+    static let lease: Duration = .seconds(30)
+    static let batch = 16
 
     /// The dispatcher of `service`'s outbox for the sinks `settings` names; nil without sinks.
-    package init?(service: MetadataService, settings: NotificationSettings, http: HTTPClient, logger: Logger) {
+    package init?(
+        service: MetadataService, settings: NotificationSettings, logger: Logger,
+        ready: @escaping @Sendable () async -> Void = {}
+    ) {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         var sinks: [any NotificationSink] = []
         if let sns = settings.sns {
             sinks.append(SNSSink(settings: sns, credentials: AWSCredentialsProvider(source: sns.credentials, http: http), http: http))
         }
         sinks += settings.webhooks.map { WebhookSink(url: $0.url, secret: $0.secret, http: http) }
-        guard !sinks.isEmpty else { return nil }
-        self.init(outbox: service.store, sinks: sinks, settings: settings, logger: logger)
+        guard !sinks.isEmpty else {
+            try? http.syncShutdown()
+            return nil
+        }
+        self.init(outbox: service.store, sinks: sinks, settings: settings, http: http, logger: logger, ready: ready)
     }
 
-    init(outbox: any NotificationOutbox, sinks: [any NotificationSink], settings: NotificationSettings, logger: Logger) {
+    init(
+        outbox: any NotificationOutbox, sinks: [any NotificationSink], settings: NotificationSettings, http: HTTPClient,
+        logger: Logger, ready: @escaping @Sendable () async -> Void = {}
+    ) {
         self.outbox = outbox
         self.sinks = sinks
         self.settings = settings
+        self.http = http
         self.logger = logger
+        self.ready = ready
     }
 
+    /// Runs until graceful shutdown. Nothing to flush then: entries claimed but not delivered are
+    /// handed back, and everything not delivered stays in the outbox for the next start (or
+    /// another replica).
     package func run() async throws {
-        await withGracefulShutdownHandler {
+        await cancelWhenGracefulShutdown {
+            await self.ready()
             await withDiscardingTaskGroup { group in
                 for sink in self.sinks {
                     group.addTask { await self.deliverForever(to: sink) }
                 }
             }
-        } onGracefulShutdown: {
-            // Cancellation of the group follows from the service group; nothing to flush: what was
-            // not delivered stays in the outbox.
         }
+        try await self.http.shutdown()
     }
 
     /// Delivers `sink`'s entries until cancelled.
@@ -74,10 +97,25 @@ package struct NotificationDispatcher: Service {
             self.logger.warning("cannot read the notification outbox", metadata: ["error": "\(error)"])
             return 0
         }
-        for entry in entries {
+        for (index, entry) in entries.enumerated() {
+            if Task.isCancelled {
+                await self.handBack(entries[index...])
+                break
+            }
             await self.deliver(entry, to: sink)
         }
         return entries.count
+    }
+
+    /// Makes claimed entries due again at once (shutting down). Runs outside the cancelled task so
+    /// the database calls complete.
+    private func handBack(_ entries: some Collection<OutboxEntry> & Sendable) async {
+        let outbox = self.outbox
+        await Task {
+            for entry in entries {
+                try? await outbox.postponeNotification(id: entry.id, delay: .zero, error: "handed back at shutdown")
+            }
+        }.value
     }
 
     private func deliver(_ entry: OutboxEntry, to sink: any NotificationSink) async {
@@ -88,6 +126,9 @@ package struct NotificationDispatcher: Service {
         }
         do {
             try await sink.deliver(NotificationMessage(event, registry: self.settings.registry))
+        } catch where Task.isCancelled {
+            await self.handBack([entry])
+            return
         } catch {
             let delay = self.retryDelay(afterAttempts: entry.attempts)
             self.logger.warning(

@@ -25,6 +25,11 @@ package struct NotificationSettings: Sendable, Equatable {
     package struct Webhook: Sendable, Equatable {
         package var url: String
         package var secret: String
+
+        package init(url: String, secret: String) {
+            self.url = url
+            self.secret = secret
+        }
     }
 
     package var registry: String

@@ -104,9 +104,9 @@ extension PostgresMetadataStore {
     ) async throws {
         try await connection.query(
             """
-            INSERT INTO scm_sources (repository_id, manifest_digest, url, revision, author, status, origin)
+            INSERT INTO scm_sources (repository_id, manifest_digest, url, revision, author, status, origin, created_at)
             SELECT m.repository_id, m.digest, \(source.url), \(source.revision), \(source.author), \(source.status),
-                   \(source.origin.rawValue)
+                   \(source.origin.rawValue), to_timestamp(\(Double(source.createdMillis) / 1000))
             FROM manifests m JOIN repositories r ON r.id = m.repository_id
             WHERE r.name = \(repository.value) AND m.digest = \(manifest.description)
             ON CONFLICT (repository_id, manifest_digest) DO UPDATE SET

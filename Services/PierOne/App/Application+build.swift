@@ -44,9 +44,10 @@ func makeMetadata(_ configuration: ServeConfiguration, logger: Logger) async thr
 {
     let tagSettings = TagSettings(policy: configuration.tagPolicy, latestIsAlias: configuration.latestIsAlias)
     let notifications = configuration.notifications
+    let migrated = Gate()
     func dispatcher(_ service: MetadataService) -> [any Service] {
         guard let dispatcher = NotificationDispatcher(
-            service: service, settings: notifications, http: HTTPClient.shared, logger: logger
+            service: service, settings: notifications, logger: logger, ready: { await migrated.wait() }
         ) else { return [] }
         logger.info("notifications", metadata: ["sinks": "\(notifications.sinkNames)", "registry": "\(notifications.registry)"])
         return [dispatcher]
@@ -62,15 +63,22 @@ func makeMetadata(_ configuration: ServeConfiguration, logger: Logger) async thr
                 "sslmode": "\(postgres.sslMode.rawValue)",
             ]
         )
-        return (database.service, [database.client] + dispatcher(database.service), database.migrate)
+        // Services stop in reverse order: the dispatcher stops before the database client.
+        let migrate = database.migrate
+        return (database.service, [database.client] + dispatcher(database.service), {
+            try await migrate()
+            await migrated.open()
+        })
     }
     let file = try storageDirectory(configuration) + "/metadata.sqlite"
     let database = try await MetadataService.sqlite(
         path: file, settings: tagSettings, outboxSinks: notifications.sinkNames, logger: logger
     )
     logger.info("metadata in SQLite", metadata: ["file": "\(file)"])
+    await migrated.open()
+    // Services stop in reverse order: the dispatcher stops before the store closes.
     return (
-        database.service, dispatcher(database.service) + [ShutdownHook(name: "metadata store", action: database.close)], nil
+        database.service, [ShutdownHook(name: "metadata store", action: database.close)] + dispatcher(database.service), nil
     )
 }
 
@@ -114,4 +122,21 @@ func logSecurity(_ configuration: ServeConfiguration, authenticated: Bool, logge
             "instanceIdentity": "\(configuration.auth.instanceCertificates != nil)",
         ]
     )
+}
+
+/// Opens once; `wait` returns when it is open (the notification dispatcher waits for migrations).
+actor Gate {
+    private var isOpen = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func open() {
+        self.isOpen = true
+        for continuation in self.waiting { continuation.resume() }
+        self.waiting = []
+    }
+
+    func wait() async {
+        if self.isOpen { return }
+        await withCheckedContinuation { self.waiting.append($0) }
+    }
 }

@@ -1,0 +1,69 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The `/ui/` page in headless Chromium (Debian's `chromium`) against a registry with a real push:
+/// the rendered DOM must show the team, the artifact, the tag with its digest and scm-source. A
+/// screenshot is kept in `.build/test-artifacts/ui.png` (and `ui-api.png`).
+@Suite struct UIPageTests {
+    static var artifacts: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/test-artifacts")
+    }
+
+    static func chromium(_ arguments: [String], profile: URL) async throws -> String {
+        try await Command.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--user-data-dir=\(profile.path)", "--virtual-time-budget=10000", "--window-size=1400,900"] + arguments,
+            environment: ["HOME": profile.path]
+        )
+    }
+
+    @Test func rendersTeamsArtifactsAndTagsOfARealPush() async throws {
+        try await ClientTests.withScratch { scratch in
+            try await ClientTests.makeOCILayout(at: scratch, content: "ui image", files: ["scm-source.json": PierOneAPITests.scm])
+            try await RegistryHarness.withRegistry { registry in
+                try await ClientTests.skopeo([
+                    "copy", "--dest-tls-verify=false", "oci:\(scratch.appendingPathComponent("layout").path):1.0",
+                    "docker://\(registry.host)/webteam/shop:1.0",
+                ])
+                try await registry.pushImage(to: "webteam/shop", reference: "2.0-SNAPSHOT", config: #"{"ui":2}"#, layers: ["x"])
+                try await registry.pushImage(to: "dataeng/etl", reference: "7", config: #"{"ui":3}"#, layers: ["y"])
+                _ = try await PierOneAPITests.eventually(registry, "/teams/webteam/artifacts/shop/tags/1.0/scm-source")
+                let digest = try #require(
+                    try await registry.request(.head, "/v2/webteam/shop/manifests/1.0").headers[.dockerContentDigest]
+                )
+                let profile = scratch.appendingPathComponent("chromium")
+                let url = "http://127.0.0.1:\(registry.port)/ui/#/teams/webteam/shop"
+                let dom = try await Self.chromium(["--dump-dom", url], profile: profile)
+                #expect(dom.contains(#"data-ready="true""#))
+                #expect(dom.contains(#"data-team="webteam""#))
+                #expect(dom.contains(#"data-team="dataeng""#))
+                #expect(dom.contains(#"data-artifact="shop""#))
+                #expect(dom.contains(#"data-tag="1.0""#))
+                #expect(dom.contains(#"data-tag="2.0-SNAPSHOT""#))
+                #expect(dom.contains(digest))
+                #expect(dom.contains("cd768599e1bb"), "the scm-source revision")
+                #expect(dom.contains("immutable"))
+                #expect(dom.contains("anonymous"), "pushed by")
+                #expect(dom.contains("2 teams · 2 artifacts · 3 tags"))
+
+                let reference = try await Self.chromium(["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/api"], profile: profile)
+                #expect(reference.contains(#"data-path="/teams/{team}/artifacts/{artifact}/tags""#))
+                #expect(reference.contains(#"data-path="/v2/{name}/manifests/{reference}""#))
+
+                try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+                let screenshot = Self.artifacts.appendingPathComponent("ui.png")
+                try? FileManager.default.removeItem(at: screenshot)
+                try await Self.chromium(["--screenshot=\(screenshot.path)", url], profile: profile)
+                let png = try Data(contentsOf: screenshot)
+                #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+                try await Self.chromium(
+                    ["--screenshot=\(Self.artifacts.appendingPathComponent("ui-api.png").path)",
+                     "http://127.0.0.1:\(registry.port)/ui/#/api"],
+                    profile: profile
+                )
+            }
+        }
+    }
+}
