@@ -130,11 +130,34 @@ import Testing
         try await stack.start()
 
         // skopeo pushes through one gateway and pulls through the other.
-        try await ClientTests.makeOCILayout(at: stack.scratch, content: "split image")
+        try await ClientTests.makeOCILayout(
+            at: stack.scratch, content: "split image", files: ["scm-source.json": PierOneAPITests.scm]
+        )
         let layout = "oci:\(stack.scratch.appendingPathComponent("layout").path):1.0"
         try await ClientTests.skopeo(["copy", "--dest-tls-verify=false", layout, "docker://\(stack.host(0))/team/app:1.0"])
         let pulled = stack.scratch.appendingPathComponent("pulled")
         try await ClientTests.skopeo(["copy", "--src-tls-verify=false", "docker://\(stack.host(1))/team/app:1.0", "oci:\(pulled.path):x"])
+
+        // The Pier One API through the other gateway: every answer comes over the internal API.
+        func json(_ path: String) async throws -> Any? {
+            let body = try await stack.curl(["-sf", stack.gateway(1) + path])
+            return try JSONSerialization.jsonObject(with: Data(body.utf8), options: [.fragmentsAllowed])
+        }
+        #expect(try await json("/teams") as? [String] == ["team"])
+        #expect(try await json("/teams/team/artifacts") as? [String] == ["app"])
+        let tags = try #require(try await json("/teams/team/artifacts/app/tags") as? [[String: Any]])
+        #expect(tags.map { $0["name"] as? String } == ["1.0"])
+        let image = try #require(tags.first?["image"] as? String)
+        #expect(try await json("/tags/\(image.dropFirst(7).prefix(10))") as? [[String: String]] == [
+            ["name": "1.0", "team": "team", "artifact": "app"],
+        ])
+        #expect((try await json("/stats") as? [String: Int])?["tags"] == 1)
+        var source: [String: Any]?
+        for _ in 0..<100 where source == nil {
+            source = try? await json("/teams/team/artifacts/app/tags/1.0/scm-source") as? [String: Any]
+            if source == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(source?["revision"] as? String == "cd768599e1bb", "scm-source read from the layer by gateway 0")
 
         // A chunked upload whose requests alternate between the gateways (and so the blob replicas).
         let chunks = ["first chunk ", "second chunk ", "third chunk"]
