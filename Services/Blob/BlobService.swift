@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Contracts
 import Logging
 import NIOCore
+import Prometheus
 import Runtime
 
 #if canImport(FoundationEssentials)
@@ -25,7 +26,7 @@ package struct BlobService: BlobAPI {
     package static func filesystem(directory: String, logger: Logger) async throws -> BlobService {
         let driver = FilesystemDriver(root: .init(directory))
         try await driver.prepare()
-        return BlobService(driver: driver, logger: logger)
+        return BlobService(driver: MeasuredStorageDriver(base: driver, name: "filesystem"), logger: logger)
     }
 
     /// A blob service on S3, after checking that the bucket answers with the configured
@@ -68,7 +69,9 @@ package struct BlobService: BlobAPI {
                 "partSize": "\(settings.partSize)", "externalStore": "\(settings.externalStore)",
             ]
         )
-        return BlobService(driver: S3StorageDriver(client: client, settings: settings), logger: logger)
+        return BlobService(
+            driver: MeasuredStorageDriver(base: S3StorageDriver(client: client, settings: settings), name: "s3"), logger: logger
+        )
     }
 
     /// Whether the storage can be reached.
@@ -80,6 +83,7 @@ package struct BlobService: BlobAPI {
         let id = UploadID(UUID().uuidString.lowercased())!
         let info = UploadInfo(repository: repository, algorithm: algorithm, startedAt: Date().timeIntervalSince1970)
         try await self.driver.createUpload(id, info: info)
+        ServiceMetrics.uploadSessionsOpen.increment()
         return UploadStatus(id: id, repository: repository, offset: 0)
     }
 
@@ -129,12 +133,14 @@ package struct BlobService: BlobAPI {
             let actual = hasher.finalize()
             guard actual == digest else {
                 try await self.driver.abortUpload(id)
+                ServiceMetrics.uploadSessionsOpen.decrement()
                 throw RegistryError(
                     .digestInvalid, "upload digest \(actual) does not match \(digest)",
                     detail: ["expected": digest.description, "actual": actual.description]
                 )
             }
             let location = try await self.driver.commitUpload(id, as: digest)
+            ServiceMetrics.uploadSessionsOpen.decrement()
             await self.claims.release(id)
             return BlobRecord(digest: digest, size: upload.size, location: location)
         } catch {
@@ -161,6 +167,7 @@ package struct BlobService: BlobAPI {
             await self.claims.release(id)
             throw error
         }
+        ServiceMetrics.uploadSessionsOpen.decrement()
         await self.claims.release(id)
     }
 
@@ -183,12 +190,15 @@ package struct BlobService: BlobAPI {
     package func expireUploads(olderThan maximumAge: Double) async throws -> Int {
         let cutoff = Date().timeIntervalSince1970 - maximumAge
         var removed = 0
-        for upload in try await self.driver.listUploads() where upload.startedAt < cutoff {
+        let uploads = try await self.driver.listUploads()
+        for upload in uploads where upload.startedAt < cutoff {
             guard await self.claims.claimIfIdle(upload.id) else { continue }
             try? await self.driver.abortUpload(upload.id)
             await self.claims.release(upload.id)
             removed += 1
         }
+        // The sessions on storage (every replica's): corrects what this process counted since.
+        ServiceMetrics.uploadSessionsOpen.set(Double(uploads.count - removed))
         let leftovers = try await self.driver.collectGarbage(olderThan: cutoff)
         if removed + leftovers > 0 {
             self.logger.info("expired abandoned uploads", metadata: ["count": "\(removed)", "leftovers": "\(leftovers)"])

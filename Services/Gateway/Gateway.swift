@@ -16,7 +16,9 @@ package enum Gateway {
         logger: Logger = Logger(label: "pierone.gateway")
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: MetricsMiddleware(service: "gateway") { RouteTemplates.gateway($0.uri.path) })
         HealthRoutes.register(on: router, ready: ready)
+        ServiceMetrics.register(on: router)
         router.add(middleware: RegistryErrorMiddleware())
         if let authenticator {
             router.add(middleware: AuthMiddleware(authenticator: authenticator))

@@ -1,5 +1,7 @@
 import Contracts
 import Logging
+import Prometheus
+import Runtime
 import PostgresNIO
 import ServiceLifecycle
 
@@ -22,10 +24,26 @@ package struct MetadataService: MetadataAPI {
 
     let store: any MetadataStore
     private let settings: TagSettings
+    /// `sqlite` or `postgres`: the label of the database metrics.
+    let backend: String
 
-    init(store: any MetadataStore, settings: TagSettings) {
+    init(store: any MetadataStore, settings: TagSettings, backend: String = "sqlite") {
         self.store = store
         self.settings = settings
+        self.backend = backend
+    }
+
+    /// Runs one store operation, recording it in the database metrics (operations in flight —
+    /// holding or waiting for a connection — and their time).
+    func measured<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        let inUse = ServiceMetrics.databaseInUse(backend: self.backend)
+        inUse.increment()
+        let start = ContinuousClock.now
+        defer {
+            inUse.decrement()
+            ServiceMetrics.databaseDuration(backend: self.backend, operation: operation).record(ContinuousClock.now - start)
+        }
+        return try await body()
     }
 
     /// Whether the database answers.
@@ -34,12 +52,12 @@ package struct MetadataService: MetadataAPI {
     }
 
     package func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {
-        try await self.store.blob(digest, in: repository)
+        try await self.measured("blob") { try await self.store.blob(digest, in: repository) }
     }
 
     @discardableResult
     package func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
-        try await self.store.linkBlob(blob, into: repository)
+        try await self.measured("linkBlob") { try await self.store.linkBlob(blob, into: repository) }
     }
 
     package func putManifest(_ put: ManifestPut) async throws {
@@ -53,7 +71,9 @@ package struct MetadataService: MetadataAPI {
         }
         let policy = self.settings.policy
         let repository = put.repository
-        try await self.store.putManifest(put) { tag in policy.isImmutable(tag: tag.value, in: repository) }
+        try await self.measured("putManifest") {
+            try await self.store.putManifest(put) { tag in policy.isImmutable(tag: tag.value, in: repository) }
+        }
     }
 
     package func manifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord? {
@@ -62,24 +82,24 @@ package struct MetadataService: MetadataAPI {
         case .digest(let value):
             digest = value
         case .tag(let tag) where self.settings.latestIsAlias && tag.value == Self.latest:
-            digest = try await self.store.newestTagDigest(in: repository)
+            digest = try await self.measured("newestTagDigest") { try await self.store.newestTagDigest(in: repository) }
         case .tag(let tag):
-            return try await self.store.manifest(tagged: tag, in: repository)
+            return try await self.measured("manifest") { try await self.store.manifest(tagged: tag, in: repository) }
         }
         guard let digest else { return nil }
-        return try await self.store.manifest(digest, in: repository)
+        return try await self.measured("manifest") { try await self.store.manifest(digest, in: repository) }
     }
 
     package func tags(in repository: RepositoryName, page: PageRequest) async throws -> Page<String>? {
-        try await self.store.tags(in: repository, page: page)
+        try await self.measured("tags") { try await self.store.tags(in: repository, page: page) }
     }
 
     package func repositories(page: PageRequest) async throws -> Page<String> {
-        try await self.store.repositories(page: page)
+        try await self.measured("repositories") { try await self.store.repositories(page: page) }
     }
 
     package func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
-        try await self.store.linkedBlob(digest)
+        try await self.measured("linkedBlob") { try await self.store.linkedBlob(digest) }
     }
 
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {
@@ -90,23 +110,28 @@ package struct MetadataService: MetadataAPI {
             )
         }
         let policy = self.settings.policy
-        guard try await self.store.deleteTag(tag, in: repository, isImmutable: { policy.isImmutable(tag: $0.value, in: repository) })
-        else {
+        let deleted = try await self.measured("deleteTag") {
+            try await self.store.deleteTag(tag, in: repository, isImmutable: { policy.isImmutable(tag: $0.value, in: repository) })
+        }
+        guard deleted else {
             throw RegistryError(.manifestUnknown, "tag \(tag) is not in \(repository)")
         }
     }
 
     package func deleteManifest(_ digest: Digest, in repository: RepositoryName) async throws {
         let policy = self.settings.policy
-        guard try await self.store.deleteManifest(
-            digest, in: repository, isImmutable: { policy.isImmutable(tag: $0.value, in: repository) }
-        ) else {
+        let deleted = try await self.measured("deleteManifest") {
+            try await self.store.deleteManifest(
+                digest, in: repository, isImmutable: { policy.isImmutable(tag: $0.value, in: repository) }
+            )
+        }
+        guard deleted else {
             throw RegistryError(.manifestUnknown, "manifest \(digest) is not in \(repository)")
         }
     }
 
     package func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws {
-        guard try await self.store.unlinkBlob(digest, from: repository) else {
+        guard try await self.measured("unlinkBlob", { try await self.store.unlinkBlob(digest, from: repository) }) else {
             throw RegistryError(.blobUnknown, "blob \(digest) is not in \(repository)", detail: ["digest": digest.description])
         }
     }
@@ -114,7 +139,9 @@ package struct MetadataService: MetadataAPI {
     package func referrers(
         of subject: Digest, in repository: RepositoryName, artifactType: String?, page: PageRequest
     ) async throws -> Page<Descriptor> {
-        try await self.store.referrers(of: subject, in: repository, artifactType: artifactType, page: page)
+        try await self.measured("referrers") {
+            try await self.store.referrers(of: subject, in: repository, artifactType: artifactType, page: page)
+        }
     }
 }
 
@@ -122,15 +149,16 @@ package struct MetadataService: MetadataAPI {
 
 extension MetadataService {
     package func teams(page: PageRequest) async throws -> Page<String> {
-        try await self.store.teams(page: page)
+        try await self.measured("teams") { try await self.store.teams(page: page) }
     }
 
     package func artifacts(ofTeam team: String, page: PageRequest) async throws -> Page<String> {
-        try await self.store.artifacts(ofTeam: team, page: page)
+        try await self.measured("artifacts") { try await self.store.artifacts(ofTeam: team, page: page) }
     }
 
     package func tagDetails(in repository: RepositoryName, page: PageRequest) async throws -> Page<TagDetail>? {
-        guard var details = try await self.store.tagDetails(in: repository, page: page) else { return nil }
+        guard var details = try await self.measured("tagDetails", { try await self.store.tagDetails(in: repository, page: page) })
+        else { return nil }
         for index in details.items.indices {
             details.items[index].immutable = self.settings.policy.isImmutable(tag: details.items[index].name, in: repository)
         }
@@ -138,27 +166,29 @@ extension MetadataService {
     }
 
     package func scmSource(of tag: Tag, in repository: RepositoryName) async throws -> ScmSource? {
-        try await self.store.scmSource(of: tag, in: repository)
+        try await self.measured("scmSource") { try await self.store.scmSource(of: tag, in: repository) }
     }
 
     package func recordScmSource(_ source: ScmSource, for manifest: Digest, in repository: RepositoryName) async throws {
-        try await self.store.recordScmSource(source, for: manifest, in: repository)
+        try await self.measured("recordScmSource") {
+            try await self.store.recordScmSource(source, for: manifest, in: repository)
+        }
     }
 
     package func imageTags(idPrefix prefix: String) async throws -> ImageLookup {
-        try await self.store.imageTags(idPrefix: prefix)
+        try await self.measured("imageTags") { try await self.store.imageTags(idPrefix: prefix) }
     }
 
     package func statistics() async throws -> RegistryStatistics {
-        try await self.store.statistics()
+        try await self.measured("statistics") { try await self.store.statistics() }
     }
 
     package func teamStatistics(page: PageRequest) async throws -> Page<TeamStatistics> {
-        try await self.store.teamStatistics(page: page)
+        try await self.measured("teamStatistics") { try await self.store.teamStatistics(page: page) }
     }
 
     package func teamStatistics(team: String) async throws -> TeamStatistics? {
-        try await self.store.teamStatistics(team: team)
+        try await self.measured("teamStatistics") { try await self.store.teamStatistics(team: team) }
     }
 }
 
@@ -168,7 +198,8 @@ extension MetadataService {
         -> (service: MetadataService, close: @Sendable () async throws -> Void)
     {
         let store = try await SQLiteMetadataStore.open(path: path, outboxSinks: outboxSinks, logger: logger)
-        return (MetadataService(store: store, settings: settings), { try await store.close() })
+        ServiceMetrics.databasePoolSize(backend: "sqlite").set(Double(store.connectionCount))
+        return (MetadataService(store: store, settings: settings, backend: "sqlite"), { try await store.close() })
     }
 }
 
@@ -182,6 +213,10 @@ extension MetadataService {
         let store = PostgresMetadataStore(
             client: client, timeout: .seconds(settings.timeout), outboxSinks: outboxSinks, logger: logger
         )
-        return (MetadataService(store: store, settings: tags), client, { try await PostgresMigrator.migrate(client, logger: logger) })
+        ServiceMetrics.databasePoolSize(backend: "postgres").set(Double(settings.maximumConnections))
+        return (
+            MetadataService(store: store, settings: tags, backend: "postgres"), client,
+            { try await PostgresMigrator.migrate(client, logger: logger) }
+        )
     }
 }

@@ -202,6 +202,25 @@ import Testing
             #expect(ok == "200")
         }
 
+        // Every service exposes its own metrics (metadata and blob to holders of a CA certificate).
+        let gatewayCert = stack.certificates.appendingPathComponent("gateway")
+        let tlsClient = ["--cacert", ca, "--cert", gatewayCert.path + ".crt", "--key", gatewayCert.path + ".key"]
+        let gatewayMetrics = try Exposition(try await stack.curl(["-sf", stack.gateway(0) + "/metrics"]))
+        #expect(gatewayMetrics.sum("pierone_http_requests_total", ["service": "gateway", "route": "/v2/{name}/manifests/{reference}"]) >= 1)
+        #expect(gatewayMetrics.sum("pierone_http_request_bytes_total", ["route": "/v2/{name}/blobs/uploads/{uuid}"]) > 0)
+        let metadataMetrics = try Exposition(
+            try await stack.curl(["-sf"] + tlsClient + ["https://localhost:\(stack.metadataPort)/metrics"])
+        )
+        #expect(metadataMetrics.sum("pierone_http_requests_total", ["service": "metadata", "route": InternalMetadataPaths.putManifest]) >= 1)
+        #expect(metadataMetrics.values("pierone_database_pool_size", ["backend": "postgres"]).first ?? 0 > 0)
+        #expect(metadataMetrics.sum("pierone_database_operation_duration_seconds_count", ["operation": "putManifest"]) >= 1)
+        let blobMetrics = try Exposition(
+            try await stack.curl(["-sf"] + tlsClient + ["https://localhost:\(stack.blobPorts[0])/metrics"])
+        )
+        #expect(blobMetrics.sum("pierone_http_requests_total", ["service": "blob", "route": "/internal/blob/uploads/{id}"]) >= 1)
+        #expect(blobMetrics.sum("pierone_storage_operation_duration_seconds_count", ["driver": "filesystem"]) >= 1)
+        #expect(blobMetrics.values("pierone_upload_sessions_open").count == 1)
+
         // Killing the blob service in the middle of an upload leaves nothing visible; the retry works.
         let large = stack.scratch.appendingPathComponent("large.bin")
         try await Command.run(["sh", "-c", "head -c 64M /dev/urandom > \(large.path)"])

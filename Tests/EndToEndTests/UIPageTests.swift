@@ -11,6 +11,7 @@ import Testing
             .appendingPathComponent(".build/test-artifacts")
     }
 
+    @discardableResult
     static func chromium(_ arguments: [String], profile: URL) async throws -> String {
         try await Command.run(
             ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Logging
+import Prometheus
 import Runtime
 import ServiceLifecycle
 
@@ -79,7 +80,14 @@ package struct NotificationDispatcher: Service {
 
     /// Delivers `sink`'s entries until cancelled.
     func deliverForever(to sink: any NotificationSink) async {
+        var lastBacklog = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
+            if ContinuousClock.now - lastBacklog >= .seconds(1) {
+                lastBacklog = ContinuousClock.now
+                if let backlog = try? await self.outbox.notificationBacklog() {
+                    ServiceMetrics.notificationBacklog(sink: Self.label(sink.name)).set(Double(backlog[sink.name] ?? 0))
+                }
+            }
             let delivered = await self.deliverDue(to: sink)
             if delivered == 0 {
                 try? await Task.sleep(for: self.settings.pollInterval)
@@ -126,10 +134,12 @@ package struct NotificationDispatcher: Service {
         }
         do {
             try await sink.deliver(NotificationMessage(event, registry: self.settings.registry))
+            ServiceMetrics.notificationDeliveries(sink: Self.label(sink.name), result: "delivered").increment()
         } catch where Task.isCancelled {
             await self.handBack([entry])
             return
         } catch {
+            ServiceMetrics.notificationDeliveries(sink: Self.label(sink.name), result: "failed").increment()
             let delay = self.retryDelay(afterAttempts: entry.attempts)
             self.logger.warning(
                 "notification not delivered; will retry",
@@ -145,6 +155,17 @@ package struct NotificationDispatcher: Service {
             // Delivered but still in the outbox: it goes out again after the lease (at least once).
             self.logger.warning("delivered notification not removed", metadata: ["id": "\(entry.id)", "error": "\(error)"])
         }
+    }
+
+    /// A sink name fit for a metric label: without a URL's credentials or query.
+    static func label(_ sink: String) -> String {
+        var label = Substring(sink.prefix { $0 != "?" && $0 != "#" })
+        if let scheme = label.range(of: "://"), let at = label[scheme.upperBound...].firstIndex(of: "@"),
+           !label[scheme.upperBound..<at].contains("/")
+        {
+            label = label[..<scheme.upperBound] + label[label.index(after: at)...]
+        }
+        return String(label)
     }
 
     /// 1 s, 2 s, 4 s … up to the configured maximum.

@@ -61,6 +61,9 @@ final class SQLiteMetadataStore: MetadataStore {
         return connection
     }
 
+    /// Connections the store holds (readers and the writer).
+    var connectionCount: Int { self.readers.count + 1 }
+
     func ping() async throws {
         _ = try await self.reader.query("SELECT 1")
     }

@@ -27,8 +27,10 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
 {
     let metadata = try await makeMetadata(configuration, logger: logger)
     let router = Router()
+    router.add(middleware: MetricsMiddleware(service: "metadata") { InternalRouteTemplates.metadata($0.uri.path) })
     router.add(middleware: InternalErrorMiddleware())
     HealthRoutes.register(on: router, ready: { await metadata.service.isReady() })
+    ServiceMetrics.register(on: router)
     InternalMetadataRoutes.register(on: router, service: metadata.service)
     var app = Application(
         router: router, server: try internalServer(configuration, logger: logger, service: "metadata"),
@@ -45,8 +47,10 @@ package func buildBlobApplication(_ configuration: ServeConfiguration, logger: L
 {
     let blobs = try await makeBlobs(configuration, logger: logger)
     let router = Router()
+    router.add(middleware: MetricsMiddleware(service: "blob") { InternalRouteTemplates.blob($0.uri.path) })
     router.add(middleware: InternalErrorMiddleware())
     HealthRoutes.register(on: router, ready: { await blobs.isReady() })
+    ServiceMetrics.register(on: router)
     InternalBlobRoutes.register(on: router, service: blobs)
     return Application(
         router: router, server: try internalServer(configuration, logger: logger, service: "blob"),

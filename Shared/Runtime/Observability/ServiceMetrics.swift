@@ -1,0 +1,232 @@
+import Contracts
+import Hummingbird
+import Prometheus
+
+/// The process's Prometheus metrics, served at `/metrics` by every service.
+///
+/// One registry per process (a process is one scrape target). Label values come from fixed sets
+/// (route templates, status classes, operation names, sink names), never from request paths, so
+/// the number of series stays bounded whatever clients send.
+package enum ServiceMetrics {
+    package static let registry = PrometheusCollectorRegistry()
+
+    /// Latency buckets from 1 ms to 2 minutes (blob transfers of GBs take minutes).
+    static let buckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        .seconds(10), .seconds(30), .seconds(60), .seconds(120),
+    ]
+
+    private static func name(_ metric: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: metric, unitName: "", helpText: help)
+    }
+
+    // MARK: HTTP
+
+    static func requests(service: String, route: String, method: String, status: String) -> Counter {
+        self.registry.makeCounter(
+            descriptor: self.name("pierone_http_requests_total", "HTTP requests by route template, method and status class."),
+            labels: [("service", service), ("route", route), ("method", method), ("status", status)]
+        )
+    }
+
+    static func requestDuration(service: String, route: String, method: String) -> DurationHistogram {
+        self.registry.makeDurationHistogram(
+            descriptor: self.name(
+                "pierone_http_request_duration_seconds", "Time from the request to the last byte of the response."
+            ),
+            labels: [("service", service), ("route", route), ("method", method)], buckets: self.buckets
+        )
+    }
+
+    static func bytes(_ direction: String, service: String, route: String) -> Counter {
+        self.registry.makeCounter(
+            descriptor: self.name("pierone_http_\(direction)_bytes_total", "Body bytes \(direction == "request" ? "received" : "sent")."),
+            labels: [("service", service), ("route", route)]
+        )
+    }
+
+    // MARK: Services
+
+    /// Upload sessions stored and not yet committed, cancelled or expired (counted on storage).
+    package static var uploadSessionsOpen: Gauge {
+        self.registry.makeGauge(
+            descriptor: self.name("pierone_upload_sessions_open", "Upload sessions started and not yet finished."),
+            labels: []
+        )
+    }
+
+    /// Time of one storage driver operation.
+    package static func storageDuration(driver: String, operation: String) -> DurationHistogram {
+        self.registry.makeDurationHistogram(
+            descriptor: self.name("pierone_storage_operation_duration_seconds", "Time of storage driver operations."),
+            labels: [("driver", driver), ("operation", operation)], buckets: self.buckets
+        )
+    }
+
+    /// Storage operations that failed.
+    package static func storageErrors(driver: String, operation: String) -> Counter {
+        self.registry.makeCounter(
+            descriptor: self.name("pierone_storage_operation_errors_total", "Storage driver operations that failed."),
+            labels: [("driver", driver), ("operation", operation)]
+        )
+    }
+
+    /// Metadata operations waiting for or using a database connection.
+    package static func databaseInUse(backend: String) -> Gauge {
+        self.registry.makeGauge(
+            descriptor: self.name(
+                "pierone_database_connections_in_use", "Metadata operations holding or waiting for a database connection."
+            ),
+            labels: [("backend", backend)]
+        )
+    }
+
+    /// Connections the pool may open.
+    package static func databasePoolSize(backend: String) -> Gauge {
+        self.registry.makeGauge(
+            descriptor: self.name("pierone_database_pool_size", "Connections the metadata database pool holds."),
+            labels: [("backend", backend)]
+        )
+    }
+
+    /// Time of one metadata operation against the database.
+    package static func databaseDuration(backend: String, operation: String) -> DurationHistogram {
+        self.registry.makeDurationHistogram(
+            descriptor: self.name("pierone_database_operation_duration_seconds", "Time of metadata database operations."),
+            labels: [("backend", backend), ("operation", operation)], buckets: self.buckets
+        )
+    }
+
+    /// Notifications waiting in the outbox for one sink.
+    package static func notificationBacklog(sink: String) -> Gauge {
+        self.registry.makeGauge(
+            descriptor: self.name("pierone_notification_backlog", "Tag notifications waiting in the outbox, per sink."),
+            labels: [("sink", sink)]
+        )
+    }
+
+    /// Notification deliveries by result.
+    package static func notificationDeliveries(sink: String, result: String) -> Counter {
+        self.registry.makeCounter(
+            descriptor: self.name("pierone_notification_deliveries_total", "Notification delivery attempts by result."),
+            labels: [("sink", sink), ("result", result)]
+        )
+    }
+
+    // MARK: Serving
+
+    /// `GET /metrics`: the Prometheus text exposition format.
+    package static func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("/metrics") { _, _ in
+            let bytes = Self.registry.emitToBuffer()
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .contentLength: String(bytes.count)],
+                body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+            )
+        }
+    }
+}
+
+/// Measures every request: count by route template, method and status class; latency to the last
+/// response byte; request and response body bytes.
+package struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let service: String
+    /// The route template of a request (a fixed set; never the raw path).
+    let template: @Sendable (Request) -> String
+
+    package init(service: String, template: @escaping @Sendable (Request) -> String) {
+        self.service = service
+        self.template = template
+    }
+
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let start = ContinuousClock.now
+        let route = self.template(request)
+        let method = request.method.rawValue
+        let service = self.service
+        var request = request
+        if request.method != .get, request.method != .head {
+            let received = ServiceMetrics.bytes("request", service: service, route: route)
+            request.body = RequestBody(asyncSequence: request.body.map { buffer in
+                received.increment(by: Int64(buffer.readableBytes))
+                return buffer
+            })
+        }
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            Self.record(service: service, route: route, method: method, status: status, since: start)
+            throw error
+        }
+        var measured = response
+        let body = response.body
+        let sent = ServiceMetrics.bytes("response", service: service, route: route)
+        let status = response.status.code
+        measured.body = ResponseBody(contentLength: body.contentLength) { writer in
+            do {
+                try await body.write(CountingWriter(base: writer, counter: sent))
+                Self.record(service: service, route: route, method: method, status: status, since: start)
+            } catch {
+                Self.record(service: service, route: route, method: method, status: status, since: start)
+                throw error
+            }
+        }
+        return measured
+    }
+
+    static func record(service: String, route: String, method: String, status: Int, since start: ContinuousClock.Instant) {
+        ServiceMetrics.requests(service: service, route: route, method: method, status: "\(status / 100)xx").increment()
+        ServiceMetrics.requestDuration(service: service, route: route, method: method).record(ContinuousClock.now - start)
+    }
+}
+
+/// Forwards to a response writer, counting the bytes.
+struct CountingWriter: ResponseBodyWriter {
+    var base: any ResponseBodyWriter
+    let counter: Counter
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        self.counter.increment(by: Int64(buffer.readableBytes))
+        try await self.base.write(buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        try await self.base.finish(trailingHeaders)
+    }
+}
+
+/// Route templates of the internal services (the `route` label): their paths are fixed, except
+/// the upload session id.
+package enum InternalRouteTemplates {
+    static let metadata: Set<String> = [
+        InternalMetadataPaths.blob, InternalMetadataPaths.linkBlob, InternalMetadataPaths.putManifest,
+        InternalMetadataPaths.manifest, InternalMetadataPaths.tags, InternalMetadataPaths.repositories,
+        InternalMetadataPaths.mountableBlob, InternalMetadataPaths.deleteTag, InternalMetadataPaths.deleteManifest,
+        InternalMetadataPaths.unlinkBlob, InternalMetadataPaths.referrers, InternalMetadataPaths.teams,
+        InternalMetadataPaths.artifacts, InternalMetadataPaths.tagDetails, InternalMetadataPaths.scmSource,
+        InternalMetadataPaths.recordScmSource, InternalMetadataPaths.imageTags, InternalMetadataPaths.statistics,
+        InternalMetadataPaths.teamStatistics, InternalMetadataPaths.oneTeamStatistics,
+        HealthPaths.live, HealthPaths.ready, "/metrics",
+    ]
+
+    package static func metadata(_ path: String) -> String {
+        self.metadata.contains(path) ? path : "other"
+    }
+
+    package static func blob(_ path: String) -> String {
+        switch path {
+        case InternalBlobPaths.uploads, InternalBlobPaths.read, InternalBlobPaths.discard, InternalBlobPaths.externalURL,
+             HealthPaths.live, HealthPaths.ready, "/metrics":
+            return path
+        default:
+            guard path.hasPrefix(InternalBlobPaths.uploads + "/") else { return "other" }
+            return path.hasSuffix("/commit") ? InternalBlobPaths.uploads + "/{id}/commit" : InternalBlobPaths.uploads + "/{id}"
+        }
+    }
+}
