@@ -17,6 +17,7 @@ package enum Gateway {
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: MetricsMiddleware(service: "gateway") { RouteTemplates.gateway($0.uri.path) })
+        router.add(middleware: RequestIDMiddleware())
         HealthRoutes.register(on: router, ready: ready)
         ServiceMetrics.register(on: router)
         router.add(middleware: RegistryErrorMiddleware())

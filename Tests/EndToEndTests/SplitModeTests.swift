@@ -58,6 +58,7 @@ import Testing
                 environment: self.tls("metadata").merging([
                     "METADATA_PORT": String(self.metadataPort), "DATABASE_URL": self.databaseURL,
                     "HTTP_BIND_ADDRESS": "127.0.0.1", "MUTABLE_TAGS": "*-SNAPSHOT",
+                    "LOG_FORMAT": "json", "LOG_LEVEL": "debug",
                 ]) { $1 },
                 logDirectory: self.scratch
             )
@@ -201,6 +202,18 @@ import Testing
             ])
             #expect(ok == "200")
         }
+
+        // A request id given to the gateway is answered and logged by the metadata service (JSON logs).
+        let traced = try await stack.request("GET", stack.gateway(1) + "/teams", headers: ["X-Request-Id: trace-split-1"])
+        #expect(traced.headers["x-request-id"] == "trace-split-1")
+        let generated = try await stack.request("GET", stack.gateway(1) + "/teams")
+        #expect(UUID(uuidString: generated.headers["x-request-id"] ?? "") != nil)
+        let metadataLog = try #require(stack.processes["metadata"]).output
+        let logLines = metadataLog.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(logLines.count == metadataLog.split(separator: "\n").count, "every metadata log line is JSON")
+        #expect(logLines.contains { $0["request_id"] as? String == "trace-split-1" && $0["path"] as? String == InternalMetadataPaths.teams })
 
         // Every service exposes its own metrics (metadata and blob to holders of a CA certificate).
         let gatewayCert = stack.certificates.appendingPathComponent("gateway")

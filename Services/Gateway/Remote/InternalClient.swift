@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Contracts
+import Runtime
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -30,6 +31,10 @@ struct InternalClient: Sendable {
     }
 
     func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
+        var request = request
+        if let id = RequestID.current {
+            request.headers.replaceOrAdd(name: "X-Request-Id", value: id)
+        }
         do {
             return try await self.http.execute(request, timeout: timeout)
         } catch let error as RegistryError {

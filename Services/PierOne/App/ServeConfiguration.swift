@@ -22,6 +22,8 @@ package struct ServeConfiguration: Sendable {
     package var uploadMaximumAge: Int
     /// `LOG_LEVEL`.
     package var logLevel: String
+    /// `LOG_FORMAT`: `text` (default) or `json` (one object per line, for log collectors).
+    package var logJSON = false
     /// `DATABASE_URL` or `DB_SUBNAME` (+ `DB_USER`, `DB_PASSWORD`, `PGSSLMODE`, …): PostgreSQL
     /// instead of the embedded SQLite file.
     package var postgres: PostgresSettings?
@@ -103,6 +105,11 @@ package struct ServeConfiguration: Sendable {
         self.blobStreamsOverHTTP2 = try environment.bool("BLOB_STREAMS_HTTP2", default: false)
         self.s3 = try S3Settings.from(environment)
         self.notifications = try NotificationSettings(environment: environment)
+        switch environment.string("LOG_FORMAT", default: "text") {
+        case "text": self.logJSON = false
+        case "json": self.logJSON = true
+        case let other: throw ConfigurationError("LOG_FORMAT", "must be text or json, not \(other)")
+        }
         self.scanLayersForScmSource = try environment.bool("SCM_SOURCE_SCAN", default: true)
     }
 }

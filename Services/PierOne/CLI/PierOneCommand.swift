@@ -25,6 +25,9 @@ enum Launcher {
             FileHandle.standardError.write(Data("pierone: configuration error: \(error)\n".utf8))
             throw ExitCode(78)  // EX_CONFIG
         }
+        if configuration.logJSON {
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        }
         var logger = Logger(label: "pierone")
         logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
         let app: App
