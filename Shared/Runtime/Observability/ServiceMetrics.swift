@@ -1,6 +1,7 @@
 import Contracts
 import Hummingbird
 import Prometheus
+import Synchronization
 
 /// The process's Prometheus metrics, served at `/metrics` by every service.
 ///
@@ -21,47 +22,65 @@ package enum ServiceMetrics {
         MetricNameDescriptor(metricName: metric, unitName: "", helpText: help)
     }
 
+    // The registry validates names and labels on every lookup; the hot paths (every request,
+    // every database and storage operation) look their handles up here instead.
+    private static let counters = Mutex<[String: Counter]>([:])
+    private static let gauges = Mutex<[String: Gauge]>([:])
+    private static let histograms = Mutex<[String: DurationHistogram]>([:])
+
+    private static func cached<Value: Sendable>(_ cache: borrowing Mutex<[String: Value]>, _ key: String, _ make: () -> Value) -> Value {
+        if let value = cache.withLock({ $0[key] }) { return value }
+        let value = make()
+        cache.withLock { $0[key] = value }
+        return value
+    }
+
     // MARK: HTTP
 
     static func requests(service: String, route: String, method: String, status: String) -> Counter {
-        self.registry.makeCounter(
-            descriptor: self.name("pierone_http_requests_total", "HTTP requests by route template, method and status class."),
-            labels: [("service", service), ("route", route), ("method", method), ("status", status)]
-        )
+        Self.cached(Self.counters, "requests|\(service)|\(route)|\(method)|\(status)") {
+            self.registry.makeCounter(
+                descriptor: self.name("pierone_http_requests_total", "HTTP requests by route template, method and status class."),
+                labels: [("service", service), ("route", route), ("method", method), ("status", status)]
+            )
+        }
     }
 
     static func requestDuration(service: String, route: String, method: String) -> DurationHistogram {
-        self.registry.makeDurationHistogram(
-            descriptor: self.name(
-                "pierone_http_request_duration_seconds", "Time from the request to the last byte of the response."
-            ),
-            labels: [("service", service), ("route", route), ("method", method)], buckets: self.buckets
-        )
+        Self.cached(Self.histograms, "duration|\(service)|\(route)|\(method)") {
+            self.registry.makeDurationHistogram(
+                descriptor: self.name(
+                    "pierone_http_request_duration_seconds", "Time from the request to the last byte of the response."
+                ),
+                labels: [("service", service), ("route", route), ("method", method)], buckets: self.buckets
+            )
+        }
     }
 
     static func bytes(_ direction: String, service: String, route: String) -> Counter {
-        self.registry.makeCounter(
-            descriptor: self.name("pierone_http_\(direction)_bytes_total", "Body bytes \(direction == "request" ? "received" : "sent")."),
-            labels: [("service", service), ("route", route)]
-        )
+        Self.cached(Self.counters, "bytes|\(direction)|\(service)|\(route)") {
+            self.registry.makeCounter(
+                descriptor: self.name("pierone_http_\(direction)_bytes_total", "Body bytes \(direction == "request" ? "received" : "sent")."),
+                labels: [("service", service), ("route", route)]
+            )
+        }
     }
 
     // MARK: Services
 
     /// Upload sessions stored and not yet committed, cancelled or expired (counted on storage).
-    package static var uploadSessionsOpen: Gauge {
-        self.registry.makeGauge(
-            descriptor: self.name("pierone_upload_sessions_open", "Upload sessions started and not yet finished."),
-            labels: []
-        )
-    }
+    package static let uploadSessionsOpen: Gauge = registry.makeGauge(
+        descriptor: name("pierone_upload_sessions_open", "Upload sessions started and not yet finished."), labels: []
+    )
 
     /// Time of one storage driver operation.
     package static func storageDuration(driver: String, operation: String) -> DurationHistogram {
-        self.registry.makeDurationHistogram(
-            descriptor: self.name("pierone_storage_operation_duration_seconds", "Time of storage driver operations."),
-            labels: [("driver", driver), ("operation", operation)], buckets: self.buckets
-        )
+        Self.cached(Self.histograms, "storage|\(driver)|\(operation)") {
+            self.registry.makeDurationHistogram(
+                descriptor: self.name("pierone_storage_operation_duration_seconds", "Time of storage driver operations."),
+                labels: [("driver", driver), ("operation", operation)], buckets: self.buckets
+            )
+        }
     }
 
     /// Storage operations that failed.
@@ -74,12 +93,14 @@ package enum ServiceMetrics {
 
     /// Metadata operations waiting for or using a database connection.
     package static func databaseInUse(backend: String) -> Gauge {
-        self.registry.makeGauge(
-            descriptor: self.name(
-                "pierone_database_connections_in_use", "Metadata operations holding or waiting for a database connection."
-            ),
-            labels: [("backend", backend)]
-        )
+        Self.cached(Self.gauges, "inuse|\(backend)") {
+            self.registry.makeGauge(
+                descriptor: self.name(
+                    "pierone_database_connections_in_use", "Metadata operations holding or waiting for a database connection."
+                ),
+                labels: [("backend", backend)]
+            )
+        }
     }
 
     /// Connections the pool may open.
@@ -92,10 +113,12 @@ package enum ServiceMetrics {
 
     /// Time of one metadata operation against the database.
     package static func databaseDuration(backend: String, operation: String) -> DurationHistogram {
-        self.registry.makeDurationHistogram(
-            descriptor: self.name("pierone_database_operation_duration_seconds", "Time of metadata database operations."),
-            labels: [("backend", backend), ("operation", operation)], buckets: self.buckets
-        )
+        Self.cached(Self.histograms, "database|\(backend)|\(operation)") {
+            self.registry.makeDurationHistogram(
+                descriptor: self.name("pierone_database_operation_duration_seconds", "Time of metadata database operations."),
+                labels: [("backend", backend), ("operation", operation)], buckets: self.buckets
+            )
+        }
     }
 
     /// Notifications waiting in the outbox for one sink.
@@ -168,6 +191,12 @@ package struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         let body = response.body
         let sent = ServiceMetrics.bytes("response", service: service, route: route)
         let status = response.status.code
+        if let length = body.contentLength, length <= 64 * 1024 {
+            // Small bodies (manifests, JSON, errors) are written at once: count them now.
+            sent.increment(by: Int64(length))
+            Self.record(service: service, route: route, method: method, status: status, since: start)
+            return response
+        }
         measured.body = ResponseBody(contentLength: body.contentLength) { writer in
             do {
                 try await body.write(CountingWriter(base: writer, counter: sent))
