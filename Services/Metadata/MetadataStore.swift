@@ -102,10 +102,10 @@ protocol NotificationOutbox: Sendable {
     func notificationBacklog() async throws -> [String: Int]
 }
 
-/// A tag created or moved, as written to the outbox.
+/// A tag created, moved or deleted, as written to the outbox.
 struct TagEvent: Sendable, Codable, Equatable {
     enum Action: String, Sendable, Codable {
-        case created, moved
+        case created, moved, deleted
     }
 
     /// Unique per change; the same for every sink, so receivers can drop a repeated delivery.
@@ -131,6 +131,11 @@ struct TagEvent: Sendable, Codable, Equatable {
         self.previousDigest = previous
         self.pushedBy = pushedBy
         self.timeMillis = Int64(Date().timeIntervalSince1970 * 1000)
+    }
+
+    /// A tag removed (by deleting it or the manifest it named); `digest` is what it named.
+    init(deleted tag: String, from repository: RepositoryName, digest: Digest) {
+        self.init(action: .deleted, repository: repository, tag: tag, digest: digest, previous: nil, pushedBy: nil)
     }
 
     var json: String {

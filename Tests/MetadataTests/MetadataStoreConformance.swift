@@ -390,6 +390,18 @@ enum MetadataStoreConformance {
         let ids = try await self.drain(store, sink: "webhook:a")
         #expect(ids.isEmpty)
         #expect(try await store.notificationBacklog().isEmpty)
+        // A refused delete announces nothing; deleting a tag, and a manifest with its tags,
+        // announces each tag removed.
+        await #expect(throws: RegistryError.self) {
+            _ = try await store.deleteManifest(moved.digest, in: self.repository, isImmutable: { _ in true })
+        }
+        #expect(try await store.notificationBacklog().isEmpty)
+        #expect(try await store.deleteTag(Contracts.Tag("1-SNAPSHOT")!, in: self.repository, isImmutable: { _ in false }))
+        #expect(try await store.deleteManifest(first.digest, in: self.repository, isImmutable: { _ in false }))
+        let deleted = try await self.drain(store, sink: "sns:b")
+        #expect(deleted.map(\.action) == [.deleted, .deleted])
+        #expect(deleted.map(\.tag) == ["1-SNAPSHOT", "1.0"])
+        #expect(deleted.map(\.digest) == [moved.digest.description, first.digest.description])
     }
 
     static func outboxClaimsLeaseAndRetry(_ store: some MetadataStore) async throws {

@@ -9,15 +9,17 @@ extension PostgresMetadataStore {
         return try await self.transaction { connection in
             guard let id = try await Self.repositoryID(repository, on: connection, logger: logger) else { return false }
             let rows = try await connection.query(
-                "SELECT 1 FROM tags WHERE repository_id = \(id) AND name = \(tag.value) FOR UPDATE", logger: logger
+                "SELECT manifest_digest FROM tags WHERE repository_id = \(id) AND name = \(tag.value) FOR UPDATE",
+                logger: logger
             )
-            var exists = false
-            for try await _ in rows.decode(Int.self) { exists = true }
-            guard exists else { return false }
+            var current: Digest?
+            for try await value in rows.decode(String.self) { current = Digest(value) }
+            guard let current else { return false }
             if isImmutable(tag) {
                 throw RegistryError.tagImmutableDelete(repository: repository, tag: tag.value)
             }
             try await connection.query("DELETE FROM tags WHERE repository_id = \(id) AND name = \(tag.value)", logger: logger)
+            try await self.enqueue(TagEvent(deleted: tag.value, from: repository, digest: current), on: connection)
             return true
         }
     }
@@ -38,7 +40,9 @@ extension PostgresMetadataStore {
             let tags = try await connection.query(
                 "SELECT name FROM tags WHERE repository_id = \(id) AND manifest_digest = \(key) FOR UPDATE", logger: logger
             )
-            for try await name in tags.decode(String.self) where Contracts.Tag(name).map(isImmutable) ?? true {
+            var names: [String] = []
+            for try await name in tags.decode(String.self) { names.append(name) }
+            for name in names where Contracts.Tag(name).map(isImmutable) ?? true {
                 throw RegistryError.tagImmutableDelete(repository: repository, tag: name)
             }
             if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection, logger: logger) {
@@ -50,6 +54,9 @@ extension PostgresMetadataStore {
             try await connection.query(
                 "DELETE FROM manifests WHERE repository_id = \(id) AND digest = \(key)", logger: logger
             )
+            for name in names {
+                try await self.enqueue(TagEvent(deleted: name, from: repository, digest: digest), on: connection)
+            }
             return true
         }
     }

@@ -6,15 +6,16 @@ extension SQLiteMetadataStore {
         try await self.transaction { connection in
             guard let id = try await Self.repositoryID(repository, on: connection) else { return false }
             let rows = try await connection.query(
-                "SELECT 1 FROM tags WHERE repository_id = ?1 AND name = ?2", [.integer(id), .text(tag.value)]
+                "SELECT manifest_digest FROM tags WHERE repository_id = ?1 AND name = ?2", [.integer(id), .text(tag.value)]
             )
-            guard !rows.isEmpty else { return false }
+            guard let current = rows.first?.column("manifest_digest")?.string.flatMap({ Digest($0) }) else { return false }
             if isImmutable(tag) {
                 throw RegistryError.tagImmutableDelete(repository: repository, tag: tag.value)
             }
             _ = try await connection.query(
                 "DELETE FROM tags WHERE repository_id = ?1 AND name = ?2", [.integer(id), .text(tag.value)]
             )
+            try await self.enqueue(TagEvent(deleted: tag.value, from: repository, digest: current), on: connection)
             return true
         }
     }
@@ -29,8 +30,8 @@ extension SQLiteMetadataStore {
             guard !exists.isEmpty else { return false }
             let tags = try await connection.query(
                 "SELECT name FROM tags WHERE repository_id = ?1 AND manifest_digest = ?2", key
-            )
-            for name in tags.compactMap({ $0.column("name")?.string }) where Tag(name).map(isImmutable) ?? true {
+            ).compactMap { $0.column("name")?.string }
+            for name in tags where Tag(name).map(isImmutable) ?? true {
                 throw RegistryError.tagImmutableDelete(repository: repository, tag: name)
             }
             if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection) {
@@ -41,6 +42,9 @@ extension SQLiteMetadataStore {
                 "DELETE FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2", key
             )
             _ = try await connection.query("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2", key)
+            for name in tags {
+                try await self.enqueue(TagEvent(deleted: name, from: repository, digest: digest), on: connection)
+            }
             return true
         }
     }

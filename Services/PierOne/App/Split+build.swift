@@ -80,6 +80,9 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
         clientConfiguration.tlsConfiguration = try tls.clientConfiguration()
     }
     clientConfiguration.timeout.connect = .seconds(5)
+    // A refused connection fails the call at once (503) instead of being retried until the
+    // request's deadline, which is async-http-client's default.
+    clientConfiguration.connectionPool.retryConnectionEstablishment = false
     clientConfiguration.httpVersion = .automatic
     let jsonClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     clientConfiguration.httpVersion = configuration.blobStreamsOverHTTP2 ? .automatic : .http1Only
