@@ -100,7 +100,13 @@ package struct NotificationDispatcher: Service {
     func deliverDue(to sink: any NotificationSink) async -> Int {
         let entries: [OutboxEntry]
         do {
-            entries = try await self.outbox.claimNotifications(sink: sink.name, limit: Self.batch, lease: Self.lease)
+            let outbox = self.outbox
+            let name = sink.name
+            // Outside the (cancellable) dispatcher task: a claim that committed its lease must
+            // also return its entries, or a shutdown could strand them until the lease ends.
+            entries = try await Task {
+                try await outbox.claimNotifications(sink: name, limit: Self.batch, lease: Self.lease)
+            }.value
         } catch {
             self.logger.warning("cannot read the notification outbox", metadata: ["error": "\(error)"])
             return 0
@@ -146,11 +152,15 @@ package struct NotificationDispatcher: Service {
                 metadata: ["sink": "\(sink.name)", "event": "\(event.id)", "attempts": "\(entry.attempts)",
                            "retry_in": "\(delay)", "error": "\(error)"]
             )
-            try? await self.outbox.postponeNotification(id: entry.id, delay: delay, error: "\(error)")
+            let outbox = self.outbox
+            let reason = "\(error)"
+            await Task { try? await outbox.postponeNotification(id: entry.id, delay: delay, error: reason) }.value
             return
         }
         do {
-            try await self.outbox.completeNotification(id: entry.id)
+            // Outside the cancellable task too: a delivered entry must be removed, shutdown or not.
+            let outbox = self.outbox
+            try await Task { try await outbox.completeNotification(id: entry.id) }.value
         } catch {
             // Delivered but still in the outbox: it goes out again after the lease (at least once).
             self.logger.warning("delivered notification not removed", metadata: ["id": "\(entry.id)", "error": "\(error)"])
