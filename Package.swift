@@ -174,6 +174,7 @@ let package = Package(
             dependencies: [
                 "Metadata", "Contracts", "Runtime", "TestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/MetadataTests",

@@ -2,6 +2,7 @@ import CHashState
 import Contracts
 import Foundation
 import NIOCore
+import Runtime
 
 /// A running SHA-256/512 whose state is plain bytes: it is saved next to an upload's data after
 /// every request, so whichever blob replica receives the next request of the session continues
@@ -40,7 +41,7 @@ struct ResumableHasher: Sendable {
         state.withUnsafeMutableBytes { raw in
             output.withUnsafeMutableBufferPointer { pierone_hash_final(code, raw.baseAddress, $0.baseAddress) }
         }
-        let hex = output.map { String(format: "%02x", $0) }.joined()
+        let hex = StreamingHasher.hex(output)
         return Contracts.Digest(algorithm: self.algorithm, hex: hex)!
     }
 }

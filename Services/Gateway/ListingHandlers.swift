@@ -42,12 +42,12 @@ struct ListingHandlers: Sendable {
         response.headers[.link] = "<\(path)?n=\(page.effectiveLimit)&last=\(encoded)>; rel=\"next\""
     }
 
-    static func json(_ value: some Encodable) throws -> Response {
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         let data = try encoder.encode(value)
         return Response(
-            status: .ok,
+            status: status,
             headers: [.contentType: "application/json", .contentLength: String(data.count)],
             body: .init(byteBuffer: ByteBuffer(bytes: data))
         )

@@ -110,7 +110,7 @@ struct ManifestHandlers: Sendable {
             return nil
         }
         guard header.utf8.count <= 4096,
-              let source = ScmSourceScanner.parse(ByteBuffer(string: header), origin: .header)
+              let source = ScmSource.parse(ByteBuffer(string: header), origin: .header)
         else {
             throw RegistryError(
                 .manifestInvalid,

@@ -1,11 +1,5 @@
 import Contracts
 
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// Blob records and their links into repositories.
 protocol BlobLinkStore: Sendable {
     func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord?
@@ -56,27 +50,12 @@ protocol CatalogStore: Sendable {
         async throws -> Page<Descriptor>
 }
 
-/// Everything a metadata backend (SQLite, PostgreSQL) implements.
-protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore, PierOneStore, NotificationOutbox {
+/// Everything a metadata backend (SQLite, PostgreSQL) implements. The Pier One queries are the
+/// service's own (`PierOneQueries`), except that a store's `tagDetails` leaves `immutable` false:
+/// the service applies the tag policy.
+protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore, PierOneQueries, NotificationOutbox {
     /// Succeeds when the database answers (readiness).
     func ping() async throws
-}
-
-/// The Pier One API's reads, and scm-source records.
-protocol PierOneStore: Sendable {
-    func teams(page: PageRequest) async throws -> Page<String>
-    func artifacts(ofTeam team: String, page: PageRequest) async throws -> Page<String>
-    /// Tags oldest first with `immutable` false (the service applies the policy); nil without tags.
-    func tagDetails(in repository: RepositoryName, page: PageRequest) async throws -> Page<TagDetail>?
-    func scmSource(of tag: Tag, in repository: RepositoryName) async throws -> ScmSource?
-    /// Stores the record unless the manifest is gone; a header record replaces a layer record, never
-    /// the other way round.
-    func recordScmSource(_ source: ScmSource, for manifest: Digest, in repository: RepositoryName) async throws
-    /// `prefix` is normalised (`sha256:` plus lowercase hex).
-    func imageTags(idPrefix prefix: String) async throws -> ImageLookup
-    func statistics() async throws -> RegistryStatistics
-    func teamStatistics(page: PageRequest) async throws -> Page<TeamStatistics>
-    func teamStatistics(team: String) async throws -> TeamStatistics?
 }
 
 /// A notification waiting in the outbox for one sink.
@@ -100,52 +79,4 @@ protocol NotificationOutbox: Sendable {
     func postponeNotification(id: Int64, delay: Duration, error: String) async throws
     /// Entries waiting, per sink.
     func notificationBacklog() async throws -> [String: Int]
-}
-
-/// A tag created, moved or deleted, as written to the outbox.
-struct TagEvent: Sendable, Codable, Equatable {
-    enum Action: String, Sendable, Codable {
-        case created, moved, deleted
-    }
-
-    /// Unique per change; the same for every sink, so receivers can drop a repeated delivery.
-    var id: String
-    var action: Action
-    var repository: String
-    var team: String
-    var artifact: String
-    var tag: String
-    var digest: String
-    var previousDigest: String?
-    var pushedBy: String?
-    var timeMillis: Int64
-
-    init(action: Action, repository: RepositoryName, tag: String, digest: Digest, previous: String?, pushedBy: String?) {
-        self.id = UUID().uuidString.lowercased()
-        self.action = action
-        self.repository = repository.value
-        self.team = repository.team
-        self.artifact = repository.artifact
-        self.tag = tag
-        self.digest = digest.description
-        self.previousDigest = previous
-        self.pushedBy = pushedBy
-        self.timeMillis = Int64(Date().timeIntervalSince1970 * 1000)
-    }
-
-    /// A tag removed (by deleting it or the manifest it named); `digest` is what it named.
-    init(deleted tag: String, from repository: RepositoryName, digest: Digest) {
-        self.init(action: .deleted, repository: repository, tag: tag, digest: digest, previous: nil, pushedBy: nil)
-    }
-
-    var json: String {
-        String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self)
-    }
-}
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
 }

@@ -141,3 +141,44 @@ public enum HealthPaths {
     /// 200 when the service's own dependencies answer; 503 otherwise.
     public static let ready = "/health/ready"
 }
+
+// MARK: The Pier One API's calls (`PierOneQueries`)
+
+extension InternalMetadataPaths {
+    public static let teams = prefix + "/pierone/teams"
+    public static let artifacts = prefix + "/pierone/artifacts"
+    public static let tagDetails = prefix + "/pierone/tag-details"
+    public static let scmSource = prefix + "/pierone/scm-source"
+    public static let recordScmSource = prefix + "/pierone/record-scm-source"
+    public static let imageTags = prefix + "/pierone/image-tags"
+    public static let statistics = prefix + "/pierone/statistics"
+    public static let teamStatistics = prefix + "/pierone/team-statistics"
+    public static let oneTeamStatistics = prefix + "/pierone/one-team-statistics"
+}
+
+extension InternalMetadata {
+    public struct TeamQuery: Codable, Sendable {
+        public var team: String
+        public var page: PageRequest
+        public init(team: String, page: PageRequest = PageRequest()) {
+            self.team = team
+            self.page = page
+        }
+    }
+
+    public struct ScmSourceRecord: Codable, Sendable {
+        public var source: ScmSource
+        public var manifest: Digest
+        public var repository: RepositoryName
+        public init(source: ScmSource, manifest: Digest, repository: RepositoryName) {
+            self.source = source
+            self.manifest = manifest
+            self.repository = repository
+        }
+    }
+
+    public struct Prefix: Codable, Sendable {
+        public var prefix: String
+        public init(prefix: String) { self.prefix = prefix }
+    }
+}

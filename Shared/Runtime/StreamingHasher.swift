@@ -43,7 +43,8 @@ package struct StreamingHasher: Sendable {
         return Contracts.Digest(algorithm: self.algorithm, hex: hex)!
     }
 
-    private static func hex(_ digest: some Sequence<UInt8>) -> String {
+    /// Lowercase hexadecimal of `digest`.
+    package static func hex(_ digest: some Sequence<UInt8>) -> String {
         let table = Array("0123456789abcdef".utf8)
         var bytes: [UInt8] = []
         for byte in digest {

@@ -59,20 +59,16 @@ struct S3Client: Sendable {
         let path = "/" + AWSSigV4.encode(self.bucket) + (key.map { "/" + AWSSigV4.encode($0, keepSlash: true) } ?? "")
         guard let host = URL(string: self.endpoint)?.host else { throw Failure(status: 0, code: "Endpoint", message: self.endpoint) }
         let port = URL(string: self.endpoint)?.port.map { ":\($0)" } ?? ""
-        let credentials = try await self.credentials()
-        let date = AWSSigV4.amzDate(now)
-        var signed = headers + [("host", host + port), ("x-amz-date", date), ("x-amz-content-sha256", payloadHash)]
-        if let token = credentials.sessionToken { signed.append(("x-amz-security-token", token)) }
-        let authorization = self.signer.authorization(
-            method: method.rawValue, path: path, query: query, headers: signed, payloadHash: payloadHash,
-            credentials: credentials, amzDate: date
+        let signed = self.signer.signedHeaders(
+            method: method.rawValue, host: host + port, path: path, query: query,
+            headers: headers + [("x-amz-content-sha256", payloadHash)], payloadHash: payloadHash,
+            credentials: try await self.credentials(), now: now
         )
         let queryString = query.map { AWSSigV4.encode($0.0) + ($0.1.isEmpty && $0.0 == "uploads" ? "" : "=" + AWSSigV4.encode($0.1)) }
             .joined(separator: "&")
         var request = HTTPClientRequest(url: self.endpoint + path + (queryString.isEmpty ? "" : "?" + queryString))
         request.method = method
-        for (name, value) in signed where name != "host" { request.headers.add(name: name, value: value) }
-        request.headers.add(name: "Authorization", value: authorization)
+        for (name, value) in signed { request.headers.add(name: name, value: value) }
         return request
     }
 
@@ -258,7 +254,5 @@ struct S3Client: Sendable {
     /// The text of the first `<name>` element of a small XML answer.
     static func element(_ name: String, in xml: String) -> String? { AWSXML.element(name, in: xml) }
 
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
-    }
+    static func hex(_ bytes: some Sequence<UInt8>) -> String { StreamingHasher.hex(bytes) }
 }

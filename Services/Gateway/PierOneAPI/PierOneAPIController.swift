@@ -153,13 +153,7 @@ struct PierOneAPIController: Sendable {
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        let data = try encoder.encode(value)
-        return Response(
-            status: status, headers: [.contentType: "application/json", .contentLength: String(data.count)],
-            body: .init(byteBuffer: ByteBuffer(bytes: data))
-        )
+        try ListingHandlers.json(value, status: status)
     }
 }
 

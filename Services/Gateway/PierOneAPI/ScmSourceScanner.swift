@@ -78,7 +78,7 @@ actor ScmSourceScanner {
                 guard let content = try await self.findScmSource(in: blob, gzip: layer.mediaType != MediaType.ociLayer
                     && layer.mediaType != MediaType.dockerLayerTar)
                 else { continue }
-                guard let source = Self.parse(content, origin: .layer) else {
+                guard let source = ScmSource.parse(content, origin: .layer) else {
                     self.logger.info("unreadable scm-source.json in a layer", metadata: ["layer": "\(layer.digest)"])
                     return
                 }
@@ -115,7 +115,9 @@ actor ScmSourceScanner {
         } catch is TarReader.Stop {}
         return reader.found
     }
+}
 
+extension ScmSource {
     /// A scm-source record from JSON `{url, revision, author, status}`; nil when it is not that.
     static func parse(_ content: ByteBuffer, origin: ScmSource.Origin) -> ScmSource? {
         struct Raw: Decodable {
@@ -133,132 +135,4 @@ actor ScmSourceScanner {
             origin: origin, createdMillis: Int64(Date().timeIntervalSince1970 * 1000)
         )
     }
-}
-
-/// A streaming reader of (ustar, GNU and PAX) tar archives that keeps the content of one file.
-struct TarReader {
-    struct Stop: Error {}
-
-    static let scmSourceNames: Set<String> = ["scm-source.json"]
-    /// Largest file content kept.
-    static let maximumContent = 64 * 1024
-
-    let wanted: Set<String>
-    private(set) var found: ByteBuffer?
-    /// True once the wanted file was read or the archive ended.
-    private(set) var finished = false
-
-    private var pending = ByteBuffer()
-    private var state = State.header
-    /// A long name from a GNU `L` entry or a PAX `path`, for the next entry.
-    private var nextName: String?
-
-    private enum State {
-        case header
-        case skip(Int64)
-        case keep(remaining: Int64, padding: Int64, content: ByteBuffer)
-        case longName(remaining: Int64, padding: Int64, content: ByteBuffer, pax: Bool)
-    }
-
-    init(wanted: Set<String>) {
-        self.wanted = wanted
-    }
-
-    /// The name relative to the archive root, without `./` or a leading `/`.
-    static func normalize(_ name: String) -> String {
-        var name = Substring(name)
-        while name.hasPrefix("./") || name.hasPrefix("/") { name = name.hasPrefix("./") ? name.dropFirst(2) : name.dropFirst() }
-        return String(name)
-    }
-
-    mutating func feed(_ buffer: inout ByteBuffer) throws {
-        self.pending.discardReadBytes()
-        self.pending.writeBuffer(&buffer)
-        while !self.finished {
-            switch self.state {
-            case .header:
-                guard self.pending.readableBytes >= 512, let block = self.pending.readSlice(length: 512) else { return }
-                try self.header(block)
-            case .skip(let remaining):
-                guard remaining > 0 else { self.state = .header; continue }
-                let step = Int(min(remaining, Int64(self.pending.readableBytes)))
-                guard step > 0 else { return }
-                self.pending.moveReaderIndex(forwardBy: step)
-                self.state = .skip(remaining - Int64(step))
-            case .keep(let remaining, let padding, var content):
-                let step = Int(min(remaining, Int64(self.pending.readableBytes)))
-                if step > 0, var slice = self.pending.readSlice(length: step) { content.writeBuffer(&slice) }
-                if remaining - Int64(step) > 0 {
-                    self.state = .keep(remaining: remaining - Int64(step), padding: padding, content: content)
-                    return
-                }
-                self.found = content
-                self.finished = true
-            case .longName(let remaining, let padding, var content, let pax):
-                let step = Int(min(remaining, Int64(self.pending.readableBytes)))
-                if step > 0, var slice = self.pending.readSlice(length: step) { content.writeBuffer(&slice) }
-                if remaining - Int64(step) > 0 {
-                    self.state = .longName(remaining: remaining - Int64(step), padding: padding, content: content, pax: pax)
-                    return
-                }
-                let text = String(buffer: content)
-                self.nextName = pax ? Self.paxPath(text) : String(text.prefix { $0 != "\0" })
-                self.state = .skip(padding)
-            }
-        }
-    }
-
-    private mutating func header(_ block: ByteBuffer) throws {
-        let bytes = Array(block.readableBytesView)
-        if bytes.allSatisfy({ $0 == 0 }) {
-            self.finished = true
-            return
-        }
-        func field(_ offset: Int, _ length: Int) -> String {
-            let slice = bytes[offset..<(offset + length)]
-            return String(decoding: slice.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        let sizeText = field(124, 12).trimmingCharacters(in: CharacterSet(charactersIn: " \0"))
-        guard let size = Int64(sizeText.isEmpty ? "0" : sizeText, radix: 8), size >= 0 else {
-            throw TarError(description: "not a tar archive (bad size field)")
-        }
-        let padding = (512 - size % 512) % 512
-        let type = bytes[156]
-        var name = field(0, 100)
-        if field(257, 5) == "ustar" {
-            let prefix = field(345, 155)
-            if !prefix.isEmpty { name = prefix + "/" + name }
-        }
-        if let long = self.nextName {
-            name = long
-            self.nextName = nil
-        }
-        switch type {
-        case UInt8(ascii: "L"), UInt8(ascii: "x"):
-            guard size <= 64 * 1024 else { self.state = .skip(size + padding); return }
-            self.state = .longName(remaining: size, padding: padding, content: ByteBuffer(), pax: type == UInt8(ascii: "x"))
-        case UInt8(ascii: "0"), 0:
-            if self.wanted.contains(Self.normalize(name)), size <= Int64(Self.maximumContent) {
-                self.state = .keep(remaining: size, padding: padding, content: ByteBuffer())
-            } else {
-                self.state = .skip(size + padding)
-            }
-        default:
-            self.state = .skip(size + padding)
-        }
-    }
-
-    /// The `path` record of a PAX extended header (`<length> path=<value>\n` records).
-    static func paxPath(_ text: String) -> String? {
-        for record in text.split(separator: "\n") {
-            guard let space = record.firstIndex(of: " ") else { continue }
-            let pair = record[record.index(after: space)...]
-            if pair.hasPrefix("path=") { return String(pair.dropFirst(5)) }
-        }
-        return nil
-    }
-}
-
-struct TarError: Error, CustomStringConvertible {
-    var description: String
 }

@@ -82,7 +82,7 @@ struct WebhookSink: NotificationSink {
     var name: String { "webhook:" + self.url }
 
     static func signature(of body: Data, key: SymmetricKey) -> String {
-        "sha256=" + HMAC<SHA256>.authenticationCode(for: body, using: key).map { String(format: "%02x", $0) }.joined()
+        "sha256=" + StreamingHasher.hex(HMAC<SHA256>.authenticationCode(for: body, using: key))
     }
 
     func deliver(_ message: NotificationMessage) async throws {
@@ -119,23 +119,15 @@ struct SNSSink: NotificationSink {
         guard let endpoint = URL(string: self.settings.endpoint), let host = endpoint.host else {
             throw DeliveryFailure(description: "AWS_ENDPOINT_URL_SNS \(self.settings.endpoint) is not a URL")
         }
-        let credentials = try await self.credentials.credentials()
-        let date = AWSSigV4.amzDate(Date())
-        let payloadHash = SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
-        var headers = [
-            ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
-            ("host", host + (endpoint.port.map { ":\($0)" } ?? "")), ("x-amz-date", date),
-        ]
-        if let token = credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
-        let path = endpoint.path.isEmpty ? "/" : endpoint.path
-        let authorization = AWSSigV4(region: self.settings.region, service: "sns").authorization(
-            method: "POST", path: path, query: [], headers: headers, payloadHash: payloadHash,
-            credentials: credentials, amzDate: date
+        let headers = AWSSigV4(region: self.settings.region, service: "sns").signedHeaders(
+            method: "POST", host: host + (endpoint.port.map { ":\($0)" } ?? ""),
+            path: endpoint.path.isEmpty ? "/" : endpoint.path, query: [],
+            headers: [("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+            payloadHash: StreamingHasher.hex(SHA256.hash(data: body)), credentials: try await self.credentials.credentials()
         )
         var request = HTTPClientRequest(url: self.settings.endpoint)
         request.method = .POST
-        for (name, value) in headers where name != "host" { request.headers.add(name: name, value: value) }
-        request.headers.add(name: "Authorization", value: authorization)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await self.http.execute(request, timeout: .seconds(10))
         let answer = String(buffer: try await response.body.collect(upTo: 1 << 20))

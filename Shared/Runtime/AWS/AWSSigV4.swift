@@ -53,6 +53,23 @@ package struct AWSSigV4: Sendable {
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
     }
 
+    /// The headers to send with a request to `host` (with its port) so that it is signed:
+    /// `headers`, `x-amz-date`, `x-amz-security-token` with temporary credentials, and
+    /// `Authorization`. `host` itself is signed but left to the HTTP client to send.
+    package func signedHeaders(
+        method: String, host: String, path: String, query: [(String, String)], headers: [(String, String)],
+        payloadHash: String, credentials: AWSCredentials, now: Date = Date()
+    ) -> [(String, String)] {
+        let date = Self.amzDate(now)
+        var signed = headers + [("host", host), ("x-amz-date", date)]
+        if let token = credentials.sessionToken { signed.append(("x-amz-security-token", token)) }
+        let authorization = self.authorization(
+            method: method, path: path, query: query, headers: signed, payloadHash: payloadHash,
+            credentials: credentials, amzDate: date
+        )
+        return signed.filter { $0.0 != "host" } + [("Authorization", authorization)]
+    }
+
     /// The signed header list and the hex signature.
     package func signature(
         method: String, path: String, query: [(String, String)], headers: [(String, String)], payloadHash: String,
@@ -146,6 +163,6 @@ package struct AWSSigV4: Sendable {
     }
 
     private static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        StreamingHasher.hex(bytes)
     }
 }

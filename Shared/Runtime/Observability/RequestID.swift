@@ -19,13 +19,21 @@ package enum RequestID {
     /// A client's id is kept when it is short and plain (so it cannot forge log lines); otherwise
     /// a new one is made.
     package static func accept(_ value: String?) -> String {
-        if let value, (1...128).contains(value.utf8.count),
-           value.utf8.allSatisfy({ $0 < 128 && (Character(Unicode.Scalar($0)).isLetter || Character(Unicode.Scalar($0)).isNumber
-               || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")) })
-        {
+        if let value, (1...128).contains(value.utf8.count), value.utf8.allSatisfy(Self.isPlain) {
             return value
         }
         return UUID().uuidString.lowercased()
+    }
+
+    /// ASCII letters, digits, `-`, `_` and `.`.
+    private static func isPlain(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+            true
+        default:
+            false
+        }
     }
 }
 
