@@ -37,11 +37,16 @@ let package = Package(
             path: "Shared/Contracts",
             swiftSettings: swiftSettings
         ),
+        // glibc malloc thresholds (mallopt), which Glibc's Swift module does not export.
+        .target(
+            name: "CAllocator",
+            path: "Shared/CAllocator"
+        ),
         // Configuration, logging and HTTP server plumbing shared by the services.
         .target(
             name: "Runtime",
             dependencies: [
-                "Contracts",
+                "Contracts", "CAllocator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -7,6 +7,7 @@ Registries, all on loopback with filesystem blob storage in temporary directorie
   pierone-pg     pierone serve, PostgreSQL metadata (a throwaway cluster started here)
   split          pierone metadata + blob + gateway, internal mutual TLS, SQLite metadata
   split-plain    the same without internal TLS (development setting), to show what TLS costs
+  relay          pierone serve behind scripts/splice-relay.py: the cheapest extra hop, a limit
 
 Each workload runs against each registry in turn (the order rotates every round), for --rounds
 rounds; the table shows the median and the ratio against Distribution measured in the same run.
@@ -125,6 +126,20 @@ def start_pierone(work, name, environment=None):
     port = free_port()
     processes = [("serve", pierone(["serve"], dict(
         HTTP_PORT=str(port), STORAGE_DIRECTORY=os.path.join(work, name), **(environment or {})), work, name))]
+    wait_ready(port, name, processes)
+    return Registry(name, port, processes)
+
+
+def start_relay(work, name="relay"):
+    """An all-in-one registry behind scripts/splice-relay.py: one more process and one more
+    loopback hop at the lowest cost possible (splice, no copy through user space). Whatever a
+    split deployment does, its gateway adds at least this hop to every byte."""
+    port, target = free_port(), free_port()
+    processes = [("serve", pierone(["serve"], dict(HTTP_PORT=str(target), STORAGE_DIRECTORY=os.path.join(work, name)),
+                                   work, name))]
+    wait_ready(target, name, processes)
+    processes.append(("relay", subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts/splice-relay.py"),
+                                                 str(port), str(target)])))
     wait_ready(port, name, processes)
     return Registry(name, port, processes)
 
@@ -296,12 +311,35 @@ def blob_push_1(registry, data, round_):
     return data.small_count / (time.perf_counter() - started)
 
 
+# Each 64 MiB blob is pulled this many times per round: a round then lasts long enough (1 GiB)
+# for the shared machine's noise to average out.
+PULL_REPEATS = 4
+# CPU seconds per GiB pulled, per registry: its server processes, and this client.
+PULL_CPU = {}
+
+
+def cpu_seconds(pids):
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def blob_pull_64(registry, data, round_):
     connection = connect(registry)
+    pids = [process.pid for _, process in registry.processes]
+    server_before, client_before = cpu_seconds(pids), time.process_time()
     started = time.perf_counter()
-    for digest in data.large_digests:
-        pull(connection, f"bench/large-{round_}", digest)
-    return data.large_count * 64 / (time.perf_counter() - started)
+    for _ in range(PULL_REPEATS):
+        for digest in data.large_digests:
+            pull(connection, f"bench/large-{round_}", digest)
+    elapsed = time.perf_counter() - started
+    gib = data.large_count * PULL_REPEATS * 64 / 1024
+    PULL_CPU.setdefault(registry.name, []).append(
+        ((cpu_seconds(pids) - server_before) / gib, (time.process_time() - client_before) / gib))
+    return data.large_count * PULL_REPEATS * 64 / elapsed
 
 
 def blob_pull_1(registry, data, round_):
@@ -422,7 +460,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller data and shorter runs, to try the script")
-    parser.add_argument("--only", default="distribution,pierone,pierone-pg,split,split-plain")
+    parser.add_argument("--only", default="distribution,pierone,pierone-pg,split,split-plain,relay")
     parser.add_argument("--json", help="also write the raw results here")
     options = parser.parse_args()
     names = options.only.split(",")
@@ -436,6 +474,7 @@ def main():
             "pierone-pg": lambda: start_pierone(work, "pierone-pg", dict(DATABASE_URL=database_url)),
             "split": lambda: start_split(work),
             "split-plain": lambda: start_split(work, "split-plain", internal_tls=False),
+            "relay": lambda: start_relay(work),
         }
         if "pierone-pg" in names:
             database_url, postgres = start_postgres(work)
@@ -511,11 +550,26 @@ def report(workloads, registries, results, peaks, data, options):
     print("  ".join(h.ljust(widths[i]) for i, h in enumerate(["workload"] + names)))
     for row in rows:
         print("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)))
+    cpu = {n: (statistics.median(x[0] for x in PULL_CPU[n]), statistics.median(x[1] for x in PULL_CPU[n]))
+           for n in names if n in PULL_CPU}
+    print("pull 64 MiB, CPU seconds per GiB (server processes + this client): "
+          + ", ".join(f"{n} {server:.2f} + {client:.2f}" for n, (server, client) in cpu.items()))
+    if "relay" in names and "pierone" in names:
+        for workload in ("blob push 64 MiB (MB/s)", "blob pull 64 MiB (MB/s)"):
+            relayed = statistics.median(results[(workload, "relay")])
+            single = statistics.median(results[(workload, "pierone")])
+            print(f"limit, one splice hop in front of all-in-one (relay / all-in-one), {workload}: {relayed / single:.2f}x")
     if "split" in names and "pierone" in names:
         for workload in ("blob push 64 MiB (MB/s)", "blob pull 64 MiB (MB/s)"):
             split = statistics.median(results[(workload, "split")])
             single = statistics.median(results[(workload, "pierone")])
             print(f"split / all-in-one, {workload}: {split / single:.2f}x")
+        # Every process shares the same cores, so a CPU-bound pull can at best run at the ratio of
+        # the CPU each byte costs in all: the ceiling for split / all-in-one on this machine.
+        for name in ("split", "split-plain"):
+            if name in cpu:
+                ceiling = sum(cpu["pierone"]) / sum(cpu[name])
+                print(f"ceiling from CPU per byte, {name} / all-in-one pull: {ceiling:.2f}x")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ struct FilesystemDriver: StorageDriver {
 
     /// Bytes buffered before each write system call.
     static let writeBufferSize = ByteCount.mebibytes(1)
-    /// Size of the chunks a read yields.
-    static let readChunkSize = ByteCount.kibibytes(256)
+    /// Size of the chunks a blob read yields (one more is read ahead), and of upload re-reads.
+    static let readChunkSize = ByteCount.mebibytes(1)
 
     init(root: FilePath) {
         self.root = root
@@ -103,9 +103,7 @@ struct FilesystemDriver: StorageDriver {
 
     func readUpload(_ id: UploadID, into sink: (ByteBuffer) async throws -> Void) async throws {
         try await self.fileSystem.withFileHandle(forReadingAt: self.dataPath(id)) { handle in
-            for try await chunk in handle.readChunks(chunkLength: Self.readChunkSize) {
-                try await sink(chunk)
-            }
+            try await Self.readAhead(handle, 0..<(try await handle.info().size), into: sink)
         }
     }
 
@@ -173,14 +171,45 @@ struct FilesystemDriver: StorageDriver {
         location: String, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws {
         try await self.fileSystem.withFileHandle(forReadingAt: self.root.appending(location)) { handle in
-            let chunks = if let range {
-                handle.readChunks(in: range, chunkLength: Self.readChunkSize)
+            let bounds = if let range {
+                range.lowerBound..<(range.upperBound + 1)
             } else {
-                handle.readChunks(chunkLength: Self.readChunkSize)
+                0..<(try await handle.info().size)
             }
-            for try await chunk in chunks {
+            try await Self.readAhead(handle, bounds, into: sink)
+        }
+    }
+
+    /// Reads `bounds` in `readChunkSize` chunks, reading the next chunk while `sink` handles the
+    /// current one, so that at most two chunks are in memory per reader.
+    ///
+    /// Measured against `readChunks` (256 KiB chunks, eight read ahead by NIO's producer): a third
+    /// of the context switches and ~13 % less CPU per pulled byte, with a quarter of the read-ahead
+    /// memory per slow client (docs/performance.md).
+    static func readAhead(
+        _ handle: ReadFileHandle, _ bounds: Range<Int64>, into sink: (ByteBuffer) async throws -> Void
+    ) async throws {
+        let chunkLength = Int64(Self.readChunkSize.bytes)
+        func read(at offset: Int64) -> Task<ByteBuffer, any Error> {
+            let length = ByteCount.bytes(min(chunkLength, bounds.upperBound - offset))
+            return Task { try await handle.readChunk(fromAbsoluteOffset: offset, length: length) }
+        }
+        var offset = bounds.lowerBound
+        var pending = offset < bounds.upperBound ? read(at: offset) : nil
+        do {
+            while let reading = pending {
+                let chunk = try await reading.value
+                pending = nil
+                // A file shorter than its record ends the body early; the client sees a short read.
+                guard chunk.readableBytes > 0 else { break }
+                offset += Int64(chunk.readableBytes)
+                if offset < bounds.upperBound { pending = read(at: offset) }
                 try await sink(chunk)
             }
+        } catch {
+            // The handle closes when this returns: no read may still be using it.
+            if let pending { _ = try? await pending.value }
+            throw error
         }
     }
 

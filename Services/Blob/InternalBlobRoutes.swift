@@ -6,7 +6,7 @@ import Runtime
 /// streamed (ranged) reads. Bytes pass through as they arrive, with the back-pressure of the
 /// connection; nothing is held whole.
 package enum InternalBlobRoutes {
-    package static func register<Context: RequestContext>(on router: Router<Context>, service: any BlobAPI) {
+    package static func register<Context: EventLoopAwareContext>(on router: Router<Context>, service: any BlobAPI) {
         let uploads = RouterPath(InternalBlobPaths.uploads)
         router.post(uploads) { request, _ in
             let start = try await InternalJSON.decode(InternalBlobPaths.StartUpload.self, from: request)
@@ -41,7 +41,8 @@ package enum InternalBlobRoutes {
             let blob = try await InternalJSON.decode(BlobRecord.self, from: request)
             return try InternalJSON.response(InternalBlobPaths.ExternalURL(url: try await service.externalURL(for: blob)))
         }
-        router.get(RouterPath(InternalBlobPaths.read)) { request, _ in
+        router.get(RouterPath(InternalBlobPaths.read)) { request, context in
+            let eventLoop = context.eventLoop
             let query = request.uri.queryParameters
             guard let location = query["location"].map(String.init), let size = query["size"].flatMap({ Int64($0) }),
                   let digest = query["digest"].flatMap({ Digest($0) })
@@ -53,7 +54,10 @@ package enum InternalBlobRoutes {
             return Response(
                 status: .ok, headers: [.contentType: "application/octet-stream"],
                 body: ResponseBody(contentLength: Int(length)) { writer in
-                    try await service.read(blob, range: range) { try await writer.write($0) }
+                    try await service.read(blob, range: range) { chunk in
+                        try await writer.write(chunk)
+                        try await ResponsePacing.caughtUp(eventLoop)
+                    }
                     try await writer.finish(nil)
                 }
             )

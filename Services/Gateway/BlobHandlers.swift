@@ -1,12 +1,15 @@
 import Contracts
 import Hummingbird
+import Runtime
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>`, with single byte ranges.
 struct BlobHandlers: Sendable {
     let metadata: any MetadataAPI
     let blobs: any BlobAPI
 
-    func get(_ request: Request, name: RepositoryName, digest: String, head: Bool) async throws -> Response {
+    func get(
+        _ request: Request, context: GatewayRequestContext, name: RepositoryName, digest: String, head: Bool
+    ) async throws -> Response {
         let digest = try RequestParsing.digest(digest)
         guard let blob = try await self.metadata.blob(digest, in: name) else {
             throw RegistryError(.blobUnknown, "blob \(digest) is not in \(name)", detail: ["digest": digest.description])
@@ -45,9 +48,11 @@ struct BlobHandlers: Sendable {
             )
         }
         let blobs = self.blobs
+        let eventLoop = context.eventLoop
         let body = ResponseBody(contentLength: Int(length)) { writer in
             try await blobs.read(blob, range: range) { chunk in
                 try await writer.write(chunk)
+                try await ResponsePacing.caughtUp(eventLoop)
             }
             try await writer.finish(nil)
         }

@@ -1,16 +1,20 @@
 import Contracts
 import Hummingbird
+import NIOCore
+import Runtime
 
 /// The request context of the public registry API, carrying the authenticated caller.
-package struct GatewayRequestContext: RequestContext {
+package struct GatewayRequestContext: EventLoopAwareContext {
     package var coreContext: CoreRequestContextStorage
+    package let eventLoop: (any EventLoop)?
     /// Who is calling; `.unrestricted` while authentication is off.
     package var identity: Identity = .unrestricted
     /// Whether the caller may pull a repository (a mount needs pull on its source).
     package var mayPull: @Sendable (RepositoryName) -> Bool = { _ in true }
 
-    package init(source: Source) {
+    package init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.eventLoop = source.channel.eventLoop
     }
 
     /// Request bodies read whole (manifests) may be a little over the 4 MiB manifest limit so the

@@ -48,7 +48,7 @@ struct RegistryController: Sendable {
         case (.manifest(let name, let reference), .delete):
             return try await self.manifests.delete(name: name, reference: reference)
         case (.blob(let name, let digest), .get), (.blob(let name, let digest), .head):
-            return try await self.blobs.get(request, name: name, digest: digest, head: head)
+            return try await self.blobs.get(request, context: context, name: name, digest: digest, head: head)
         case (.blob(let name, let digest), .delete):
             return try await self.blobs.delete(name: name, digest: digest)
         case (.referrers(let name, let digest), .get):

@@ -116,18 +116,35 @@ package struct RemoteBlobs: BlobAPI {
             try self.client.check(response.status, body: try await response.body.collect(upTo: 1 << 20))
             return
         }
-        var pending = ByteBuffer()
-        for try await chunk in response.body {
-            if pending.readableBytes == 0 && chunk.readableBytes >= Self.batchSize {
-                try await sink(chunk)
-                continue
+        // async-http-client reads the next bytes only once the previous ones were taken (its
+        // body stream buffers one element). A reader task takes them while `sink` still writes the
+        // previous batch to the client, so the two connections move at the same time.
+        let batches = AsyncThrowingChannel<ByteBuffer, any Error>()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    var pending = ByteBuffer()
+                    for try await chunk in response.body {
+                        if pending.readableBytes == 0 && chunk.readableBytes >= Self.batchSize {
+                            await batches.send(chunk)
+                            continue
+                        }
+                        pending.writeImmutableBuffer(chunk)
+                        if pending.readableBytes >= Self.batchSize {
+                            await batches.send(pending)
+                            pending = ByteBuffer()
+                        }
+                    }
+                    if pending.readableBytes > 0 { await batches.send(pending) }
+                    batches.finish()
+                } catch {
+                    batches.fail(error)
+                }
             }
-            pending.writeImmutableBuffer(chunk)
-            if pending.readableBytes >= Self.batchSize {
-                try await sink(pending)
-                pending = ByteBuffer()
+            for try await batch in batches {
+                try await sink(batch)
             }
+            try await group.waitForAll()
         }
-        if pending.readableBytes > 0 { try await sink(pending) }
     }
 }

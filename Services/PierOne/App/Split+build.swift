@@ -26,7 +26,7 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
     -> some ApplicationProtocol
 {
     let metadata = try await makeMetadata(configuration, logger: logger)
-    let router = Router()
+    let router = Router(context: InternalRequestContext.self)
     router.add(middleware: MetricsMiddleware(service: "metadata") { InternalRouteTemplates.metadata($0.uri.path) })
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: InternalErrorMiddleware())
@@ -47,7 +47,7 @@ package func buildBlobApplication(_ configuration: ServeConfiguration, logger: L
     -> some ApplicationProtocol
 {
     let blobs = try await makeBlobs(configuration, logger: logger)
-    let router = Router()
+    let router = Router(context: InternalRequestContext.self)
     router.add(middleware: MetricsMiddleware(service: "blob") { InternalRouteTemplates.blob($0.uri.path) })
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: InternalErrorMiddleware())

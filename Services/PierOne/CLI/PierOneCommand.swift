@@ -18,6 +18,7 @@ struct PierOneCommand: AsyncParsableCommand {
 /// Reads the configuration, builds one service and runs it until SIGTERM or SIGINT.
 enum Launcher {
     static func run<App: ApplicationProtocol>(_ build: (ServeConfiguration, Logger) async throws -> App) async throws {
+        AllocatorTuning.apply()
         let configuration: ServeConfiguration
         do {
             configuration = try ServeConfiguration(environment: EnvironmentReader())
