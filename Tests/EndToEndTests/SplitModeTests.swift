@@ -261,6 +261,17 @@ import Testing
         #expect(sent == "202")
         #expect(try await stack.request("PUT", stack.gateway(0) + retry + "?digest=\(largeDigest)").status == 201)
         #expect(try await stack.request("HEAD", stack.gateway(1) + "/v2/team/app/blobs/\(largeDigest)").status == 200)
+        // Large reads take the gateway's own TLS connections to the blob service: whole, and a range.
+        let pulledLarge = try await Command.run([
+            "sh", "-c", "curl -sf \(stack.gateway(1))/v2/team/app/blobs/\(largeDigest) | sha256sum | cut -d' ' -f1",
+        ])
+        #expect("sha256:" + pulledLarge.trimmingCharacters(in: .whitespacesAndNewlines) == largeDigest)
+        let rangeSums = try await Command.run([
+            "sh", "-c",
+            "curl -sf -r 1000-20000999 \(stack.gateway(0))/v2/team/app/blobs/\(largeDigest) | sha256sum | cut -d' ' -f1; "
+                + "tail -c +1001 \(large.path) | head -c 20000000 | sha256sum | cut -d' ' -f1",
+        ]).split(separator: "\n")
+        #expect(rangeSums.count == 2 && rangeSums[0] == rangeSums[1])
 
         // SIGTERM while an upload is in flight: the gateway finishes the request, then exits.
         let slow = try #require(try await stack.request("POST", stack.gateway(1) + "/v2/team/app/blobs/uploads/").headers["location"])

@@ -17,10 +17,14 @@ package struct RemoteBlobs: BlobAPI {
     package func isReady() async -> Bool { await self.client.isReady() }
 
     /// Bytes gathered from the network before each hand-off in either direction.
-    static let batchSize = 256 << 10
+    package static let batchSize = 256 << 10
 
-    package init(url: String, http: HTTPClient) {
+    /// Reads of large blobs, on connections of their own; nil: everything through `client`.
+    let streams: BlobStreamClient?
+
+    package init(url: String, http: HTTPClient, streams: BlobStreamClient? = nil) {
         self.client = InternalClient(base: url.hasSuffix("/") ? String(url.dropLast()) : url, http: http, service: "blob")
+        self.streams = streams
     }
 
     private func session(_ id: UploadID, _ repository: RepositoryName, _ suffix: String = "") -> String {
@@ -109,8 +113,16 @@ package struct RemoteBlobs: BlobAPI {
         _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws {
         let location = blob.location.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-        var url = "\(self.client.base)\(InternalBlobPaths.read)?location=\(location)&size=\(blob.size)&digest=\(blob.digest)"
-        if let range { url += "&start=\(range.lowerBound)&end=\(range.upperBound)" }
+        var pathAndQuery = "\(InternalBlobPaths.read)?location=\(location)&size=\(blob.size)&digest=\(blob.digest)"
+        if let range { pathAndQuery += "&start=\(range.lowerBound)&end=\(range.upperBound)" }
+        let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? blob.size
+        if let streams, length >= BlobStreamClient.minimumSize {
+            if let failure = try await streams.get(pathAndQuery, batchSize: Self.batchSize, into: sink) {
+                try self.client.check(failure.status, body: failure.body)
+            }
+            return
+        }
+        let url = self.client.base + pathAndQuery
         let response = try await self.client.execute(HTTPClientRequest(url: url), timeout: Self.streamTimeout)
         guard response.status == .ok else {
             try self.client.check(response.status, body: try await response.body.collect(upTo: 1 << 20))

@@ -88,7 +88,11 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     clientConfiguration.httpVersion = configuration.blobStreamsOverHTTP2 ? .automatic : .http1Only
     let streamClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     let metadata = RemoteMetadata(url: metadataURL, http: jsonClient)
-    let blobs = RemoteBlobs(url: blobURL, http: streamClient)
+    let blobs = RemoteBlobs(
+        url: blobURL, http: streamClient,
+        streams: configuration.blobStreamsOverHTTP2
+            ? nil : try BlobStreamClient(base: blobURL, tls: try configuration.internalTLS?.clientConfiguration())
+    )
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
     let router = Gateway.router(
