@@ -57,7 +57,7 @@ package struct BlobStreamClient: Sendable {
             var parts = inbound.makeAsyncIterator()
             guard case .head(let head) = try await parts.next() else { throw Self.brokenAnswer }
             var failure: ByteBuffer? = head.status == .ok ? nil : ByteBuffer()
-            var pending = ByteBuffer()
+            var batches = Batcher(size: batchSize)
             while let part = try await parts.next() {
                 switch part {
                 case .head:
@@ -65,18 +65,12 @@ package struct BlobStreamClient: Sendable {
                 case .body(let chunk):
                     if failure != nil {
                         if failure!.readableBytes < 1 << 20 { failure!.writeImmutableBuffer(chunk) }
-                    } else if pending.readableBytes == 0 && chunk.readableBytes >= batchSize {
-                        try await sink(chunk)
-                    } else {
-                        pending.writeImmutableBuffer(chunk)
-                        if pending.readableBytes >= batchSize {
-                            try await sink(pending)
-                            pending = ByteBuffer()
-                        }
+                    } else if let batch = batches.add(chunk) {
+                        try await sink(batch)
                     }
                 case .end:
                     if let failure { return (head.status, failure) }
-                    if pending.readableBytes > 0 { try await sink(pending) }
+                    if let rest = batches.rest() { try await sink(rest) }
                     return nil
                 }
             }

@@ -128,35 +128,35 @@ package struct RemoteBlobs: BlobAPI {
             try self.client.check(response.status, body: try await response.body.collect(upTo: 1 << 20))
             return
         }
-        // async-http-client reads the next bytes only once the previous ones were taken (its
-        // body stream buffers one element). A reader task takes them while `sink` still writes the
-        // previous batch to the client, so the two connections move at the same time.
-        let batches = AsyncThrowingChannel<ByteBuffer, any Error>()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                do {
-                    var pending = ByteBuffer()
-                    for try await chunk in response.body {
-                        if pending.readableBytes == 0 && chunk.readableBytes >= Self.batchSize {
-                            await batches.send(chunk)
-                            continue
-                        }
-                        pending.writeImmutableBuffer(chunk)
-                        if pending.readableBytes >= Self.batchSize {
-                            await batches.send(pending)
-                            pending = ByteBuffer()
-                        }
-                    }
-                    if pending.readableBytes > 0 { await batches.send(pending) }
-                    batches.finish()
-                } catch {
-                    batches.fail(error)
-                }
-            }
-            for try await batch in batches {
-                try await sink(batch)
-            }
-            try await group.waitForAll()
+        var batches = Batcher(size: Self.batchSize)
+        for try await chunk in response.body {
+            if let batch = batches.add(chunk) { try await sink(batch) }
         }
+        if let rest = batches.rest() { try await sink(rest) }
+    }
+}
+
+/// Gathers network reads (often a few KiB each) into buffers of at least `size` bytes, so that
+/// the response is written in few large writes.
+struct Batcher {
+    let size: Int
+    private var pending = ByteBuffer()
+
+    init(size: Int) {
+        self.size = size
+    }
+
+    /// The next full batch, if `chunk` completes one.
+    mutating func add(_ chunk: ByteBuffer) -> ByteBuffer? {
+        if self.pending.readableBytes == 0 && chunk.readableBytes >= self.size { return chunk }
+        self.pending.writeImmutableBuffer(chunk)
+        guard self.pending.readableBytes >= self.size else { return nil }
+        defer { self.pending = ByteBuffer() }
+        return self.pending
+    }
+
+    /// What is left at the end of the body.
+    func rest() -> ByteBuffer? {
+        self.pending.readableBytes > 0 ? self.pending : nil
     }
 }
