@@ -10,10 +10,11 @@ import Runtime
 ///
 /// async-http-client's response stream holds one buffer and stops reading the socket until that
 /// buffer is taken, so every ~64 KiB costs a stop, a restart and a thread hand-off on each side.
-/// Here the connection reads up to 1 MiB at a time and keeps up to four reads waiting, which
-/// halves the context switches of a pull through the gateway (docs/performance.md). Each read
-/// opens its own connection, closed at the end: worth it for large blobs only (`minimumSize`),
-/// smaller ones keep going through the pooled async-http-client connections.
+/// Here the connection reads up to 512 KiB at a time (256 KiB under TLS, where NIOSSL gathers a
+/// whole read loop's plaintext in one growing buffer) and keeps up to four reads waiting: at most
+/// 2 MiB (1 MiB) waits per read for a slow client, and the gateway's CPU per pulled byte is less
+/// than half (docs/performance.md). Each read opens its own connection, closed at the end: worth
+/// it for large blobs only (`minimumSize`); smaller ones keep using the pooled async-http-client.
 package struct BlobStreamClient: Sendable {
     /// Blobs (or ranges) from this size on are read here.
     package static let minimumSize: Int64 = 8 << 20
@@ -88,7 +89,7 @@ package struct BlobStreamClient: Sendable {
                 .connectTimeout(Self.connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
-                    minimum: 64 << 10, initial: 256 << 10, maximum: tls == nil ? 1 << 20 : 256 << 10
+                    minimum: 64 << 10, initial: 256 << 10, maximum: tls == nil ? 512 << 10 : 256 << 10
                 ))
                 .connect(host: self.host, port: self.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
