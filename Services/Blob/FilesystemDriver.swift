@@ -183,9 +183,9 @@ struct FilesystemDriver: StorageDriver {
     /// Reads `bounds` in `readChunkSize` chunks, reading the next chunk while `sink` handles the
     /// current one, so that at most two chunks are in memory per reader.
     ///
-    /// Measured against `readChunks` (256 KiB chunks, eight read ahead by NIO's producer): a third
-    /// of the context switches and ~13 % less CPU per pulled byte, with a quarter of the read-ahead
-    /// memory per slow client (docs/performance.md).
+    /// Measured against `readChunks` (256 KiB chunks, eight read ahead by NIO's producer): a fifth
+    /// of the read calls and less CPU per pulled byte, with the same 2 MiB per reader
+    /// (docs/performance.md, "Pulls: what was found and changed").
     static func readAhead(
         _ handle: ReadFileHandle, _ bounds: Range<Int64>, into sink: (ByteBuffer) async throws -> Void
     ) async throws {

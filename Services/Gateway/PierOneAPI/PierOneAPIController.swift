@@ -49,7 +49,8 @@ struct PierOneAPIController: Sendable {
             return try await self.imageTags(prefix: prefix)
         case .statistics:
             let stats = try await self.metadata.statistics()
-            return try Self.json(StatisticsBody(stats))
+            // `RegistryStatistics` encodes as the original's `/stats` body.
+            return try Self.json(stats)
         case .teamStatistics:
             return try await self.list(request, path: "/stats/teams", key: \.team) {
                 try await self.metadata.teamStatistics(page: $0)
@@ -205,20 +206,6 @@ struct ScmSourceBody: Encodable {
         self.status = source.status
         self.created = Timestamps.iso8601(millis: source.createdMillis)
         self.origin = source.origin.rawValue
-    }
-}
-
-struct StatisticsBody: Encodable {
-    var teams: Int
-    var artifacts: Int
-    var tags: Int
-    var storage: Int64
-
-    init(_ stats: RegistryStatistics) {
-        self.teams = stats.teams
-        self.artifacts = stats.artifacts
-        self.tags = stats.tags
-        self.storage = stats.storage
     }
 }
 

@@ -94,7 +94,8 @@ package struct BlobStreamClient: Sendable {
                 .connect(host: self.host, port: self.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tls {
-                            let serverName = host.first?.isNumber == true || host.contains(":") ? nil : host
+                            // SNI and certificate names are host names; an IP literal is sent without.
+                            let serverName = (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
                             try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
                         }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
