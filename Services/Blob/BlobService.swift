@@ -15,23 +15,35 @@ import Foundation
 package struct BlobService: BlobAPI {
     private let driver: any StorageDriver
     private let claims = UploadClaims()
+    private let quota: UploadQuota
     private let logger: Logger
 
-    init(driver: any StorageDriver, logger: Logger) {
+    /// Default of `UPLOAD_SESSIONS_PER_CLIENT`.
+    package static let defaultSessionsPerClient = 1000
+
+    init(driver: any StorageDriver, sessionsPerClient: Int = BlobService.defaultSessionsPerClient, logger: Logger) {
         self.driver = driver
+        self.quota = UploadQuota(limit: sessionsPerClient)
         self.logger = logger
     }
 
     /// A blob service on the filesystem under `directory`, creating its layout.
-    package static func filesystem(directory: String, logger: Logger) async throws -> BlobService {
+    package static func filesystem(
+        directory: String, sessionsPerClient: Int = BlobService.defaultSessionsPerClient, logger: Logger
+    ) async throws -> BlobService {
         let driver = FilesystemDriver(root: .init(directory))
         try await driver.prepare()
-        return BlobService(driver: MeasuredStorageDriver(base: driver, name: "filesystem"), logger: logger)
+        return BlobService(
+            driver: MeasuredStorageDriver(base: driver, name: "filesystem"), sessionsPerClient: sessionsPerClient, logger: logger
+        )
     }
 
     /// A blob service on S3, after checking that the bucket answers with the configured
     /// credentials; a failure names the setting to fix (`ConfigurationError`).
-    package static func s3(settings: S3Settings, http: HTTPClient? = nil, logger: Logger) async throws -> BlobService {
+    package static func s3(
+        settings: S3Settings, http: HTTPClient? = nil, sessionsPerClient: Int = BlobService.defaultSessionsPerClient,
+        logger: Logger
+    ) async throws -> BlobService {
         let http = http ?? S3Client.sharedHTTPClient
         let provider = AWSCredentialsProvider(source: settings.credentials, http: http)
         let client = S3Client(endpoint: settings.endpoint, bucket: settings.bucket, region: settings.region, http: http) {
@@ -70,21 +82,50 @@ package struct BlobService: BlobAPI {
             ]
         )
         return BlobService(
-            driver: MeasuredStorageDriver(base: S3StorageDriver(client: client, settings: settings), name: "s3"), logger: logger
+            driver: MeasuredStorageDriver(base: S3StorageDriver(client: client, settings: settings), name: "s3"),
+            sessionsPerClient: sessionsPerClient, logger: logger
         )
     }
 
     /// Whether the storage can be reached.
     package func isReady() async -> Bool {
-        (try? await self.driver.listUploads()) != nil
+        await self.driver.isReachable()
     }
 
-    package func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
+    package func startUpload(
+        for repository: RepositoryName, algorithm: Digest.Algorithm, owner: String
+    ) async throws -> UploadStatus {
         let id = UploadID(UUID().uuidString.lowercased())!
+        if !self.quota.open(id, owner: owner) {
+            // At the limit: sessions ended through other replicas may still be counted here.
+            if let tracked = self.quota.sessionsToCheck(of: owner) {
+                for session in tracked where try await self.driver.upload(session) == nil {
+                    self.quota.ended(session)
+                }
+            }
+            guard self.quota.open(id, owner: owner) else {
+                throw RegistryError(
+                    .tooManyRequests,
+                    "\(self.quota.limit) upload sessions are open for this client; finish or cancel some, or wait for them to expire",
+                    detail: ["limit": String(self.quota.limit), "retryAfter": String(self.quota.pruneInterval.components.seconds)]
+                )
+            }
+        }
         let info = UploadInfo(repository: repository, algorithm: algorithm, startedAt: Date().timeIntervalSince1970)
-        try await self.driver.createUpload(id, info: info)
+        do {
+            try await self.driver.createUpload(id, info: info)
+        } catch {
+            self.quota.ended(id)
+            throw error
+        }
         ServiceMetrics.uploadSessionsOpen.increment()
         return UploadStatus(id: id, repository: repository, offset: 0)
+    }
+
+    /// Bookkeeping of a session that was committed, cancelled or refused at commit.
+    private func sessionEnded(_ id: UploadID) {
+        ServiceMetrics.uploadSessionsOpen.decrement()
+        self.quota.ended(id)
     }
 
     package func uploadStatus(_ id: UploadID, for repository: RepositoryName) async throws -> UploadStatus {
@@ -118,31 +159,37 @@ package struct BlobService: BlobAPI {
     }
 
     package func commitUpload(_ id: UploadID, for repository: RepositoryName, digest: Digest) async throws -> BlobRecord {
-        let upload = try await self.existingUpload(id, for: repository)
+        _ = try await self.existingUpload(id, for: repository)
         try await self.claims.claim(id)
         do {
+            // From here no append on any replica can change the bytes: what is hashed is what is placed.
+            let sealed = try await self.driver.sealUpload(id)
             var hasher: ResumableHasher
-            if let saved = try await self.savedHasher(id, size: upload.size, algorithm: digest.algorithm) {
-                hasher = saved
+            if sealed.size == 0 {
+                hasher = ResumableHasher(digest.algorithm)
+            } else if let saved = sealed.digest, saved.offset == sealed.size, saved.algorithm == digest.algorithm,
+                      let resumed = ResumableHasher(algorithm: digest.algorithm, state: saved.state)
+            {
+                hasher = resumed
             } else {
                 // No usable saved state (a write failed midway, or the digest uses another algorithm
-                // than the session was opened with): hash the stored bytes.
+                // than the session was opened with): hash the sealed bytes.
                 hasher = ResumableHasher(digest.algorithm)
                 try await self.driver.readUpload(id) { chunk in hasher.update(chunk) }
             }
             let actual = hasher.finalize()
             guard actual == digest else {
-                try await self.driver.abortUpload(id)
-                ServiceMetrics.uploadSessionsOpen.decrement()
+                try await self.driver.abortUpload(id, evenIfSealed: true)
+                self.sessionEnded(id)
                 throw RegistryError(
                     .digestInvalid, "upload digest \(actual) does not match \(digest)",
                     detail: ["expected": digest.description, "actual": actual.description]
                 )
             }
             let location = try await self.driver.commitUpload(id, as: digest)
-            ServiceMetrics.uploadSessionsOpen.decrement()
+            self.sessionEnded(id)
             await self.claims.release(id)
-            return BlobRecord(digest: digest, size: upload.size, location: location)
+            return BlobRecord(digest: digest, size: sealed.size, location: location)
         } catch {
             await self.claims.release(id)
             throw error
@@ -162,28 +209,44 @@ package struct BlobService: BlobAPI {
         _ = try await self.existingUpload(id, for: repository)
         try await self.claims.claim(id)
         do {
-            try await self.driver.abortUpload(id)
+            try await self.driver.abortUpload(id, evenIfSealed: false)
         } catch {
             await self.claims.release(id)
             throw error
         }
-        ServiceMetrics.uploadSessionsOpen.decrement()
+        self.sessionEnded(id)
         await self.claims.release(id)
     }
 
     package func read(
         _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws {
+        try self.checkLocation(blob)
+        if let range, range.lowerBound < 0 || range.upperBound >= blob.size {
+            throw RegistryError(.blobUploadInvalid, "range \(range) is outside the blob's \(blob.size) bytes", status: 416)
+        }
         try await self.driver.read(location: blob.location, range: range, into: sink)
     }
 
+    /// Locations come from callers of the internal API: only this storage's own layout names a file.
+    private func checkLocation(_ blob: BlobRecord) throws(RegistryError) {
+        guard self.driver.isOwnLocation(blob.location) else {
+            throw RegistryError(
+                .blobUnknown, "\(blob.location) is not a blob location of this storage", detail: ["digest": blob.digest.description],
+                status: 400
+            )
+        }
+    }
+
     package func discard(_ blob: BlobRecord) async throws {
+        try self.checkLocation(blob)
         try await self.driver.deleteBlob(location: blob.location)
         self.logger.debug("discarded a duplicate upload", metadata: ["digest": "\(blob.digest)", "location": "\(blob.location)"])
     }
 
     package func externalURL(for blob: BlobRecord) async throws -> String? {
-        try await self.driver.externalURL(location: blob.location)
+        try self.checkLocation(blob)
+        return try await self.driver.externalURL(location: blob.location)
     }
 
     /// Removes sessions opened longer than `maximumAge` seconds ago, with their bytes.
@@ -193,7 +256,9 @@ package struct BlobService: BlobAPI {
         let uploads = try await self.driver.listUploads()
         for upload in uploads where upload.startedAt < cutoff {
             guard await self.claims.claimIfIdle(upload.id) else { continue }
-            try? await self.driver.abortUpload(upload.id)
+            // Older than any commit could take: a sealed session here is one whose commit died.
+            try? await self.driver.abortUpload(upload.id, evenIfSealed: true)
+            self.quota.ended(upload.id)
             await self.claims.release(upload.id)
             removed += 1
         }

@@ -19,12 +19,19 @@ import Foundation
 /// Layout:
 /// ```
 /// <root>/uploads/<uuid>/data        bytes received so far
-/// <root>/uploads/<uuid>/info.json   UploadInfo
+/// <root>/uploads/<uuid>/sealed      the same bytes once a commit froze them (no writer opens this)
+/// <root>/uploads/<uuid>/info.json   UploadInfo; also the session's lock (flock(2))
 /// <root>/uploads/<uuid>/hashstate   SavedHashState: the running digest after the stored bytes
 /// <root>/blobs/<algorithm>/<first two hex>/<hex>   committed blobs (location = path under root)
 /// ```
 /// Uploads and blobs share one filesystem so that a commit is a `rename(2)`, never a copy; the
 /// data is `fsync`ed before the rename and the directory after it.
+///
+/// Every append and the seal hold an exclusive `flock(2)` on the session's `info.json`, which
+/// other processes on the host and NFSv4 clients honour too (Linux maps flock to byte-range locks
+/// there). The seal renames `data` to `sealed` under that lock: a writer that arrives later finds
+/// no `data` to open, and no writer is inside while the rename happens, so no byte can reach a
+/// file that a commit verified and placed. The kernel drops the lock of a process that dies.
 struct FilesystemDriver: StorageDriver {
     let root: FilePath
     private let fileSystem = FileSystem.shared
@@ -49,6 +56,26 @@ struct FilesystemDriver: StorageDriver {
 
     private func uploadDirectory(_ id: UploadID) -> FilePath { self.root.appending("uploads").appending(id.value) }
     private func dataPath(_ id: UploadID) -> FilePath { self.uploadDirectory(id).appending("data") }
+    private func sealedPath(_ id: UploadID) -> FilePath { self.uploadDirectory(id).appending("sealed") }
+
+    /// Runs `body` holding the session's exclusive lock; 409 when another request holds it,
+    /// `BLOB_UPLOAD_UNKNOWN` when there is no session. Never waits: a stalled writer makes the
+    /// others fail fast instead of queueing behind it.
+    private func exclusively<T>(_ id: UploadID, _ body: () async throws -> T) async throws -> T {
+        let descriptor = open(self.uploadDirectory(id).appending("info.json").string, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw RegistryError(.blobUploadUnknown, "upload \(id) does not exist")
+        }
+        defer { close(descriptor) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            throw RegistryError.uploadBusy(id)
+        }
+        return try await body()
+    }
+
+    private func size(at path: FilePath) async throws -> Int64? {
+        try await self.fileSystem.info(forFileAt: path, infoAboutSymbolicLink: false)?.size
+    }
 
     func createUpload(_ id: UploadID, info: UploadInfo) async throws {
         let directory = self.uploadDirectory(id)
@@ -66,51 +93,72 @@ struct FilesystemDriver: StorageDriver {
 
     func upload(_ id: UploadID) async throws -> (info: UploadInfo, size: Int64)? {
         let directory = self.uploadDirectory(id)
-        guard let dataInfo = try await self.fileSystem.info(forFileAt: self.dataPath(id), infoAboutSymbolicLink: false)
-        else { return nil }
+        var size = try await self.size(at: self.dataPath(id))
+        if size == nil { size = try await self.size(at: self.sealedPath(id)) }
+        guard let size else { return nil }
         let json = try await self.fileSystem.withFileHandle(forReadingAt: directory.appending("info.json")) { handle in
             try await handle.readToEnd(maximumSizeAllowed: .kibibytes(64))
         }
         let info = try JSONDecoder().decode(UploadInfo.self, from: Data(json.readableBytesView))
-        return (info, dataInfo.size)
+        return (info, size)
     }
 
     func appendUpload<Body: AsyncSequence & Sendable>(
         _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void,
         digestState: (Int64) -> SavedHashState?
     ) async throws -> Int64 where Body.Element == ByteBuffer {
-        let handle = try await self.fileSystem.openFile(
-            forWritingAt: self.dataPath(id), options: .modifyFile(createIfNecessary: false)
-        )
-        do {
-            var writer = handle.bufferedWriter(startingAtAbsoluteOffset: offset, capacity: Self.writeBufferSize)
-            var size = offset
-            for try await chunk in body {
-                observe(chunk)
-                size += try await writer.write(contentsOf: chunk)
+        try await self.exclusively(id) {
+            guard let current = try await self.size(at: self.dataPath(id)) else {
+                throw RegistryError.uploadBusy(id, "upload \(id) is being committed")
             }
-            try await writer.flush()
-            try await handle.close()
-            if let state = digestState(size) {
-                try await self.saveHashState(id, state)
+            guard current == offset else {
+                throw RegistryError.rangeNotSatisfiable("chunk starts at \(offset) but the upload has \(current) bytes", offset: current)
             }
-            return size
-        } catch {
-            try? await handle.close()
-            throw error
+            let handle = try await self.fileSystem.openFile(
+                forWritingAt: self.dataPath(id), options: .modifyFile(createIfNecessary: false)
+            )
+            do {
+                var writer = handle.bufferedWriter(startingAtAbsoluteOffset: offset, capacity: Self.writeBufferSize)
+                var size = offset
+                for try await chunk in body {
+                    observe(chunk)
+                    size += try await writer.write(contentsOf: chunk)
+                }
+                try await writer.flush()
+                try await handle.close()
+                if let state = digestState(size) {
+                    try await self.saveHashState(id, state)
+                }
+                return size
+            } catch {
+                try? await handle.close()
+                throw error
+            }
+        }
+    }
+
+    func sealUpload(_ id: UploadID) async throws -> (size: Int64, digest: SavedHashState?) {
+        try await self.exclusively(id) {
+            guard let size = try await self.size(at: self.dataPath(id)) else {
+                throw RegistryError.uploadBusy(id, "upload \(id) is already being committed")
+            }
+            guard rename(self.dataPath(id).string, self.sealedPath(id).string) == 0 else {
+                throw RenameError(errno: errno)
+            }
+            return (size, try await self.loadHashState(id))
         }
     }
 
     func readUpload(_ id: UploadID, into sink: (ByteBuffer) async throws -> Void) async throws {
-        try await self.fileSystem.withFileHandle(forReadingAt: self.dataPath(id)) { handle in
+        try await self.fileSystem.withFileHandle(forReadingAt: self.sealedPath(id)) { handle in
             try await Self.readAhead(handle, 0..<(try await handle.info().size), into: sink)
         }
     }
 
     func commitUpload(_ id: UploadID, as digest: Digest) async throws -> String {
-        let data = self.dataPath(id)
+        let sealed = self.sealedPath(id)
         try await self.fileSystem.withFileHandle(
-            forWritingAt: data, options: .modifyFile(createIfNecessary: false)
+            forWritingAt: sealed, options: .modifyFile(createIfNecessary: false)
         ) { handle in
             try await handle.synchronize()
         }
@@ -120,12 +168,12 @@ struct FilesystemDriver: StorageDriver {
         try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
         if try await self.fileSystem.info(forFileAt: destination, infoAboutSymbolicLink: false) == nil {
             // rename(2) replaces atomically, so a concurrent commit of the same digest is harmless.
-            try await self.fileSystem.moveItem(at: data, to: destination)
+            try await self.fileSystem.moveItem(at: sealed, to: destination)
             try await self.fileSystem.withDirectoryHandle(atPath: directory) { handle in
                 try await handle.synchronize()
             }
         }
-        try await self.abortUpload(id)
+        try await self.abortUpload(id, evenIfSealed: true)
         return location.string
     }
 
@@ -152,8 +200,24 @@ struct FilesystemDriver: StorageDriver {
         return try? JSONDecoder().decode(SavedHashState.self, from: Data(json.readableBytesView))
     }
 
-    func abortUpload(_ id: UploadID) async throws {
+    func abortUpload(_ id: UploadID, evenIfSealed: Bool) async throws {
+        if !evenIfSealed, try await self.size(at: self.dataPath(id)) == nil, try await self.size(at: self.sealedPath(id)) != nil {
+            throw RegistryError.uploadBusy(id, "upload \(id) is being committed")
+        }
+        // Safe against a commit on another replica: its rename of `sealed` either happened (the
+        // blob is placed) or fails for want of the file (nothing is recorded).
         try await self.fileSystem.removeItem(at: self.uploadDirectory(id), strategy: .platformDefault, recursively: true)
+    }
+
+    func isReachable() async -> Bool {
+        (try? await self.fileSystem.info(forFileAt: self.root.appending("uploads"), infoAboutSymbolicLink: false)) != nil
+    }
+
+    func isOwnLocation(_ location: String) -> Bool {
+        // Exactly blobs/<algorithm>/<first two hex>/<hex> of a valid digest: no `..`, no absolute path.
+        let parts = location.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "blobs", let digest = Digest("\(parts[1]):\(parts[3])") else { return false }
+        return Self.location(of: digest).string == location
     }
 
     func listUploads() async throws -> [(id: UploadID, startedAt: Double)] {

@@ -10,7 +10,7 @@ package enum InternalBlobRoutes {
         let uploads = RouterPath(InternalBlobPaths.uploads)
         router.post(uploads) { request, _ in
             let start = try await InternalJSON.decode(InternalBlobPaths.StartUpload.self, from: request)
-            return try InternalJSON.response(try await service.startUpload(for: start.repository, algorithm: start.algorithm))
+            return try InternalJSON.response(try await service.startUpload(for: start.repository, algorithm: start.algorithm, owner: start.owner))
         }
         router.get(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
             let (id, repository) = try Self.session(request, context)
@@ -18,7 +18,13 @@ package enum InternalBlobRoutes {
         }
         router.patch(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
             let (id, repository) = try Self.session(request, context)
-            let offset = request.uri.queryParameters["offset"].flatMap { Int64($0) }
+            var offset: Int64?
+            if let text = request.uri.queryParameters["offset"] {
+                guard let value = Int64(text), value >= 0 else {
+                    throw RegistryError(.blobUploadInvalid, "offset must be a non-negative integer", status: 400)
+                }
+                offset = value
+            }
             return try InternalJSON.response(
                 try await service.appendUpload(id, for: repository, at: offset, body: request.body)
             )
@@ -45,10 +51,17 @@ package enum InternalBlobRoutes {
             let eventLoop = context.eventLoop
             let query = request.uri.queryParameters
             guard let location = query["location"].map(String.init), let size = query["size"].flatMap({ Int64($0) }),
-                  let digest = query["digest"].flatMap({ Digest($0) })
+                  size >= 0, let digest = query["digest"].flatMap({ Digest($0) })
             else { throw RegistryError(.blobUnknown, status: 400) }
-            let range: ClosedRange<Int64>? = if let start = query["start"].flatMap({ Int64($0) }),
-                let end = query["end"].flatMap({ Int64($0) }), start <= end { start...end } else { nil }
+            var requested: ClosedRange<Int64>?
+            if query["start"] != nil || query["end"] != nil {
+                // Checked before any arithmetic: 0 <= start <= end < size.
+                guard let start = query["start"].flatMap({ Int64($0) }), let end = query["end"].flatMap({ Int64($0) }),
+                      start >= 0, start <= end, end < size
+                else { throw RegistryError(.blobUploadInvalid, "start and end must satisfy 0 <= start <= end < size", status: 400) }
+                requested = start...end
+            }
+            let range = requested
             let blob = BlobRecord(digest: digest, size: size, location: location)
             let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? size
             return Response(

@@ -39,6 +39,10 @@ struct MeasuredStorageDriver: StorageDriver {
         }
     }
 
+    func sealUpload(_ id: UploadID) async throws -> (size: Int64, digest: SavedHashState?) {
+        try await self.measure("seal_upload") { try await self.base.sealUpload(id) }
+    }
+
     func readUpload(_ id: UploadID, into sink: (ByteBuffer) async throws -> Void) async throws {
         try await self.measure("read_upload") { try await self.base.readUpload(id, into: sink) }
     }
@@ -51,8 +55,16 @@ struct MeasuredStorageDriver: StorageDriver {
         try await self.measure("load_hash_state") { try await self.base.loadHashState(id) }
     }
 
-    func abortUpload(_ id: UploadID) async throws {
-        try await self.measure("abort_upload") { try await self.base.abortUpload(id) }
+    func abortUpload(_ id: UploadID, evenIfSealed: Bool) async throws {
+        try await self.measure("abort_upload") { try await self.base.abortUpload(id, evenIfSealed: evenIfSealed) }
+    }
+
+    func isReachable() async -> Bool {
+        await self.base.isReachable()
+    }
+
+    func isOwnLocation(_ location: String) -> Bool {
+        self.base.isOwnLocation(location)
     }
 
     func listUploads() async throws -> [(id: UploadID, startedAt: Double)] {

@@ -21,6 +21,12 @@ struct SavedHashState: Sendable, Codable, Equatable {
 ///
 /// Upload bytes are written where they will finally live as far as the backend allows, so that
 /// committing never copies them: `commitUpload` returns the location the digest maps to.
+///
+/// **A committed blob never changes.** Closing an upload is two steps: `sealUpload` freezes the
+/// session on storage, so that no append — on any process or replica, however long it has been
+/// running — can change its bytes afterwards; the caller verifies the digest of exactly the sealed
+/// bytes; `commitUpload` places them. Appends are refused on a sealed session, and a write that
+/// was already running when the seal happened fails instead of reaching the blob (docs/storage.md).
 protocol StorageDriver: Sendable {
     /// Creates an empty upload.
     func createUpload(_ id: UploadID, info: UploadInfo) async throws
@@ -28,28 +34,46 @@ protocol StorageDriver: Sendable {
     /// The upload's bookkeeping and its current size, or nil when there is no such upload.
     func upload(_ id: UploadID) async throws -> (info: UploadInfo, size: Int64)?
 
-    /// Appends `body` at `offset` (the current size), calling `observe` with each chunk before it
-    /// is written, and stores `digestState(newSize)` (the running digest) together with the bytes,
-    /// so a later request on any replica continues it. Returns the new size.
+    /// Appends `body` at `offset`, calling `observe` with each chunk before it is written, and
+    /// stores `digestState(newSize)` (the running digest) together with the bytes, so a later
+    /// request on any replica continues it. Returns the new size.
+    ///
+    /// `offset` must be the size on storage when the write begins (416 otherwise, checked where
+    /// no other writer can change it); a concurrent writer or a seal makes this write fail (409),
+    /// never interleave.
     func appendUpload<Body: AsyncSequence & Sendable>(
         _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void,
         digestState: (Int64) -> SavedHashState?
     ) async throws -> Int64 where Body.Element == ByteBuffer
 
-    /// Streams the upload's bytes received so far (used to re-hash after a restart).
+    /// Freezes the upload for commit: afterwards no append can change it. Returns the sealed size
+    /// and the digest state saved with exactly those bytes (nil when there is none). 409 while an
+    /// append runs or when the upload is already sealed.
+    func sealUpload(_ id: UploadID) async throws -> (size: Int64, digest: SavedHashState?)
+
+    /// Streams the bytes of a sealed upload (to re-hash them when no saved state covers them).
     func readUpload(_ id: UploadID, into sink: (ByteBuffer) async throws -> Void) async throws
 
-    /// Makes the upload durable and places it as the blob `digest`; returns its location.
+    /// Makes a sealed upload durable and places it as the blob `digest`; returns its location.
     func commitUpload(_ id: UploadID, as digest: Digest) async throws -> String
 
     /// The saved digest state of an upload, if any.
     func loadHashState(_ id: UploadID) async throws -> SavedHashState?
 
-    /// Removes an upload and its bytes; no error when it is already gone.
-    func abortUpload(_ id: UploadID) async throws
+    /// Removes an upload and its bytes; no error when it is already gone. A sealed upload is being
+    /// committed: it is removed only with `evenIfSealed` (by the committing request itself after a
+    /// digest mismatch, or by expiry long after any commit ended), else 409.
+    func abortUpload(_ id: UploadID, evenIfSealed: Bool) async throws
 
     /// Every upload with its start time, to find abandoned ones.
     func listUploads() async throws -> [(id: UploadID, startedAt: Double)]
+
+    /// Whether the storage answers: one cheap request, never a listing (readiness probes call it).
+    func isReachable() async -> Bool
+
+    /// Whether `location` has this driver's layout (a location from a caller is checked before it
+    /// names a file or key, so `../` cannot leave the storage).
+    func isOwnLocation(_ location: String) -> Bool
 
     /// Streams the inclusive `range` (or all) of the blob at `location` to `sink`.
     func read(
@@ -70,4 +94,11 @@ protocol StorageDriver: Sendable {
 extension StorageDriver {
     func externalURL(location: String) async throws -> String? { nil }
     func collectGarbage(olderThan cutoff: Double) async throws -> Int { 0 }
+}
+
+extension RegistryError {
+    /// 409: another request is writing to, committing or removing this upload.
+    static func uploadBusy(_ id: UploadID, _ why: String = "another request is writing to this upload") -> RegistryError {
+        RegistryError(.blobUploadInvalid, "\(why); retry, or start a new upload", detail: ["upload": id.value], status: 409)
+    }
 }

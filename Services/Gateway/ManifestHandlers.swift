@@ -79,7 +79,7 @@ struct ManifestHandlers: Sendable {
             pushedBy: context.identity.uid, scmSource: scmSource
         ))
         if scmSource == nil {
-            self.scanner?.enqueue(name, manifest: digest, document: document)
+            self.scanner?.enqueue(name, manifest: digest, document: document, client: context.client)
         }
         var headers: HTTPFields = [
             .location: "/v2/\(name)/manifests/\(digest)",

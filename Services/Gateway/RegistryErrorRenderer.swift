@@ -20,7 +20,7 @@ enum RegistryErrorRenderer {
         let json = (try? encoder.encode(envelope)) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json"]
         if error.code == .tooManyRequests {
-            headers[.retryAfter] = "1"
+            headers[.retryAfter] = error.detail?["retryAfter"] ?? "1"
         }
         let buffer = ByteBuffer(bytes: json)
         if head {

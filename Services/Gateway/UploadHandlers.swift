@@ -19,7 +19,7 @@ struct UploadHandlers: Sendable {
         }
         if let digest = query["digest"] {
             let digest = try RequestParsing.digest(digest)
-            let session = try await self.blobs.startUpload(for: name, algorithm: digest.algorithm)
+            let session = try await self.blobs.startUpload(for: name, algorithm: digest.algorithm, owner: context.client)
             return try await self.finish(request, name: name, session: session, digest: digest)
         }
         let algorithm: Digest.Algorithm
@@ -33,15 +33,28 @@ struct UploadHandlers: Sendable {
         } else {
             algorithm = .sha256
         }
-        let session = try await self.blobs.startUpload(for: name, algorithm: algorithm)
+        let session = try await self.blobs.startUpload(for: name, algorithm: algorithm, owner: context.client)
         return Self.accepted(name: name, session: session)
     }
 
-    /// The blob a mount may link: from the `from` repository when the caller may pull it, or
-    /// without `from` from any repository (whoever may push may pull every repository).
+    /// The blob a mount may link: from the `from` repository when the caller may pull it; without
+    /// `from`, from a repository the caller may pull — any, for callers who may pull everything
+    /// (employees, services, authentication off), else one their token grants pull on. Nil makes
+    /// the mount a normal upload (202), so knowing a digest never yields its bytes.
     private func mountable(_ digest: Digest, from: String?, context: GatewayRequestContext) async throws -> BlobRecord? {
         guard let from else {
-            return try await self.metadata.mountableBlob(digest)
+            switch context.identity {
+            case .unrestricted, .oauth:
+                return try await self.metadata.mountableBlob(digest)
+            case .token(_, let access):
+                for scope in access where scope.type == "repository" && !Set(scope.actions).isDisjoint(with: ["pull", "*"]) {
+                    guard let source = RepositoryName(scope.name), context.mayPull(source) else { continue }
+                    if let blob = try await self.metadata.blob(digest, in: source) { return blob }
+                }
+                return nil
+            case .anonymous, .instance:
+                return nil
+            }
         }
         guard let source = RepositoryName(from), context.mayPull(source) else { return nil }
         return try await self.metadata.blob(digest, in: source)
@@ -111,10 +124,11 @@ struct UploadHandlers: Sendable {
         guard let range = ByteRanges.parseChunk(header) else {
             throw RegistryError(.blobUploadInvalid, "Content-Range must be <start>-<end>", status: 416)
         }
-        if let length = request.headers[.contentLength].flatMap({ Int64($0) }),
-           length != range.upperBound - range.lowerBound + 1
-        {
-            throw RegistryError(.sizeInvalid, "Content-Range \(header) does not match Content-Length \(length)")
+        if let text = request.headers[.contentLength] {
+            // `end - start` cannot overflow (0 <= start <= end); `+ 1` could, for end = Int64.max.
+            guard let length = Int64(text), length >= 1, length - 1 == range.upperBound - range.lowerBound else {
+                throw RegistryError(.sizeInvalid, "Content-Range \(header) does not match Content-Length \(text)")
+            }
         }
         return range.lowerBound
     }

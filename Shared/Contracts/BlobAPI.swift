@@ -41,7 +41,10 @@ public struct UploadStatus: Sendable, Equatable, Codable {
 /// is used with the repository that opened it.
 public protocol BlobAPI: Sendable {
     /// Opens an upload session for `repository` whose digest will be computed with `algorithm`.
-    func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus
+    /// `owner` names the client (an identity, or an address when anonymous): each may hold a
+    /// bounded number of open sessions, beyond which this throws 429 `TOOMANYREQUESTS`.
+    func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm, owner: String) async throws
+        -> UploadStatus
 
     /// The session's current state; `BLOB_UPLOAD_UNKNOWN` when there is none.
     func uploadStatus(_ id: UploadID, for repository: RepositoryName) async throws -> UploadStatus
@@ -72,4 +75,11 @@ public protocol BlobAPI: Sendable {
     /// A URL where the client can fetch `blob` itself (a presigned S3 URL when
     /// `STORAGE_S3_EXTERNAL_STORE` is on), or nil to stream it through the registry.
     func externalURL(for blob: BlobRecord) async throws -> String?
+}
+
+extension BlobAPI {
+    /// A session counted against the local client (tests and tools acting for the registry itself).
+    public func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
+        try await self.startUpload(for: repository, algorithm: algorithm, owner: "local")
+    }
 }

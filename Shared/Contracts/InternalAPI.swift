@@ -118,9 +118,12 @@ public enum InternalBlobPaths {
     public struct StartUpload: Codable, Sendable {
         public var repository: RepositoryName
         public var algorithm: Digest.Algorithm
-        public init(repository: RepositoryName, algorithm: Digest.Algorithm) {
+        /// The client the session counts against (`BlobAPI.startUpload`).
+        public var owner: String
+        public init(repository: RepositoryName, algorithm: Digest.Algorithm, owner: String) {
             self.repository = repository
             self.algorithm = algorithm
+            self.owner = owner
         }
     }
 

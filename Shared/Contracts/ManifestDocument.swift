@@ -22,11 +22,16 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
     public var config: Digest?
     /// The distributable layers of an image manifest, in order (read for `scm-source.json`).
     public var layers: [Descriptor]?
+    /// The size each descriptor of `blobs` declares, by digest: the stored blob must have it.
+    /// Optional so that documents from a gateway of the previous version still decode.
+    public var declaredSizes: [String: Int64]?
 
     public init(
         mediaType: String, blobs: [Digest], manifests: [Digest], subject: Digest?,
-        artifactType: String?, annotations: [String: String]?, config: Digest? = nil, layers: [Descriptor]? = nil
+        artifactType: String?, annotations: [String: String]?, config: Digest? = nil, layers: [Descriptor]? = nil,
+        declaredSizes: [String: Int64]? = nil
     ) {
+        self.declaredSizes = declaredSizes
         self.config = config
         self.layers = layers
         self.mediaType = mediaType
@@ -47,6 +52,13 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
     public static func parse(_ bytes: some Collection<UInt8>, contentType: String?) throws(RegistryError)
         -> ManifestDocument
     {
+        do {
+            // Refused before decoding: a document parsers could read two ways (a repeated key at
+            // any depth), or nested deeper than any manifest needs.
+            try StrictJSON.check(bytes)
+        } catch {
+            throw RegistryError(.manifestInvalid, "manifest is not unambiguous JSON: \(error)")
+        }
         let raw: RawManifest
         do {
             raw = try JSONDecoder().decode(RawManifest.self, from: Data(bytes))
@@ -72,7 +84,19 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
         guard raw.schemaVersion == 2 else {
             throw RegistryError(.manifestInvalid, "schemaVersion must be 2")
         }
+        for descriptor in [raw.config, raw.subject].compactMap({ $0 }) + (raw.layers ?? []) + (raw.manifests ?? []) {
+            guard descriptor.size >= 0 else {
+                throw RegistryError(
+                    .manifestInvalid, "descriptor \(descriptor.digest) has a negative size",
+                    detail: ["digest": descriptor.digest.description, "size": String(descriptor.size)]
+                )
+            }
+        }
         if MediaType.indexes.contains(mediaType) {
+            // CVE-2021-41190: a document that is an index and an image manifest at once.
+            guard raw.layers == nil, raw.config == nil else {
+                throw RegistryError(.manifestInvalid, "an index cannot have layers or a config (it would read as an image manifest too)")
+            }
             guard let children = raw.manifests else {
                 throw RegistryError(.manifestInvalid, "an index must have a manifests array")
             }
@@ -80,6 +104,9 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
                 mediaType: mediaType, blobs: [], manifests: children.map(\.digest),
                 subject: raw.subject?.digest, artifactType: raw.artifactType, annotations: raw.annotations
             )
+        }
+        guard raw.manifests == nil else {
+            throw RegistryError(.manifestInvalid, "an image manifest cannot have manifests (it would read as an index too)")
         }
         guard let config = raw.config else {
             throw RegistryError(.manifestInvalid, "an image manifest must have a config descriptor")
@@ -89,10 +116,19 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
             throw RegistryError(.manifestInvalid, "an image manifest must have a layers array")
         }
         let distributable = layers.filter { !MediaType.isNonDistributable($0.mediaType) }
+        var sizes: [String: Int64] = [:]
+        for descriptor in [config] + distributable {
+            if let earlier = sizes.updateValue(descriptor.size, forKey: descriptor.digest.description), earlier != descriptor.size {
+                throw RegistryError(
+                    .manifestInvalid, "blob \(descriptor.digest) is listed with two sizes (\(earlier) and \(descriptor.size))",
+                    detail: ["digest": descriptor.digest.description]
+                )
+            }
+        }
         return ManifestDocument(
             mediaType: mediaType, blobs: [config.digest] + distributable.map(\.digest), manifests: [],
             subject: raw.subject?.digest, artifactType: raw.artifactType ?? config.mediaType,
-            annotations: raw.annotations, config: config.digest, layers: distributable
+            annotations: raw.annotations, config: config.digest, layers: distributable, declaredSizes: sizes
         )
     }
 

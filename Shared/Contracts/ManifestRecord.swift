@@ -94,3 +94,16 @@ extension ManifestPut: Codable {
         try container.encodeIfPresent(self.scmSource, forKey: .scmSource)
     }
 }
+
+extension ManifestPut {
+    /// A descriptor must declare the size of the blob it names: clients trust it (containerd checks
+    /// it on pull, the layer scan and storage statistics read it). `MANIFEST_INVALID` otherwise.
+    public static func checkSize(of blob: Digest, declared: Int64, stored: Int64) throws(RegistryError) {
+        guard declared == stored else {
+            throw RegistryError(
+                .manifestInvalid, "descriptor of \(blob) declares \(declared) bytes but the blob has \(stored)",
+                detail: ["digest": blob.description, "declared": String(declared), "stored": String(stored)]
+            )
+        }
+    }
+}

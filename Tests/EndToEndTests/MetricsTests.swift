@@ -107,7 +107,7 @@ struct Exposition {
             var backlog = 0.0
             for _ in 0..<30 where backlog < 1 {
                 let text = String(buffer: try await registry.request(.get, "/metrics").body)
-                backlog = try Exposition(text).sum("pierone_notification_backlog", ["sink": "webhook:http://127.0.0.1:\(port)/hook"])
+                backlog = try Exposition(text).sum("pierone_notification_backlog", ["sink": Redaction.sink("webhook:http://127.0.0.1:\(port)/hook")])
                 if backlog < 1 { try await Task.sleep(for: .milliseconds(200)) }
             }
             #expect(backlog == 1)

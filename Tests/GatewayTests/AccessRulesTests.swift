@@ -81,10 +81,14 @@ import Testing
         #expect(Credentials(authorization: basic("oauth2:abc")) == .oauthToken("abc"))
         #expect(Credentials(authorization: basic("instance-identity-document:MIIB")) == .instanceIdentity(pkcs7: "MIIB"))
         #expect(Credentials(authorization: "Bearer xyz") == .bearer("xyz"))
-        #expect(Credentials(authorization: basic("someone:abc")) == nil)
-        #expect(Credentials(authorization: basic("oauth2:")) == nil)
-        #expect(Credentials(authorization: "Basic !!!") == nil)
-        #expect(Credentials(authorization: "Digest abc") == nil)
+        // Unreadable credentials are refused (401), not taken for anonymous: `docker login` with a
+        // wrong user name must fail.
+        #expect(Credentials(authorization: basic("someone:abc")) == .unrecognized)
+        #expect(Credentials(authorization: basic("oauth2:")) == .unrecognized)
+        #expect(Credentials(authorization: "Basic !!!") == .unrecognized)
+        #expect(Credentials(authorization: "Digest abc") == .unrecognized)
+        #expect(Credentials(authorization: "Bearer ") == .unrecognized)
+        #expect(Credentials(authorization: "Bearer") == .unrecognized)
         #expect(Credentials(authorization: nil) == nil)
     }
 

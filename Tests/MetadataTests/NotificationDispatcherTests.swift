@@ -14,12 +14,21 @@ import Testing
         func notificationBacklog() async throws -> [String: Int] { [:] }
     }
 
+    /// Webhook URLs carry secrets in their user info, query and path (Slack-style URLs are the
+    /// secret): labels and log lines keep only scheme, host and port.
     @Test func metricLabelsCarryNoCredentials() {
         #expect(
             NotificationDispatcher.label("webhook:https://user:secret@hooks.example.com/a?token=x#f")
-                == "webhook:https://hooks.example.com/a"
+                .hasPrefix("webhook:https://hooks.example.com/…#")
         )
-        #expect(NotificationDispatcher.label("webhook:http://hooks.example.com/a") == "webhook:http://hooks.example.com/a")
+        #expect(NotificationDispatcher.label("webhook:http://hooks.example.com:8443") == "webhook:http://hooks.example.com:8443")
+        let slack = NotificationDispatcher.label("webhook:https://hooks.slack.com/services/T000/B000/XXXXSECRET")
+        #expect(slack.hasPrefix("webhook:https://hooks.slack.com/…#") && slack.count == "webhook:https://hooks.slack.com/…#".count + 6)
+        #expect(!slack.contains("SECRET") && !slack.contains("T000"))
+        // Two hooks on one host keep two labels.
+        #expect(slack != NotificationDispatcher.label("webhook:https://hooks.slack.com/services/T000/B000/OTHER"))
+        #expect(NotificationDispatcher.label("webhook:https://a:b@c@evil.example/x").hasPrefix("webhook:https://evil.example/…#"))
+        #expect(NotificationDispatcher.label("webhook:not a url?secret") == "webhook:…")
         #expect(NotificationDispatcher.label("sns:arn:aws:sns:eu-west-1:1:tags") == "sns:arn:aws:sns:eu-west-1:1:tags")
     }
 

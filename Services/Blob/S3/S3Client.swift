@@ -110,10 +110,13 @@ struct S3Client: Sendable {
     }
 
     /// Stores `bytes` at `key`; returns the new object's ETag.
+    /// With `ifMatch`, only while the object still has that ETag (S3 answers 412, or 404 when it is
+    /// gone, or 409 for a conflicting concurrent write): the compare-and-swap that session writes use.
     @discardableResult
-    func putObject(_ key: String, _ bytes: ByteBuffer) async throws -> String {
+    func putObject(_ key: String, _ bytes: ByteBuffer, ifMatch: String? = nil) async throws -> String {
         var request = try await self.request(
-            .PUT, key: key, payloadHash: Self.hex(SHA256.hash(data: Data(bytes.readableBytesView)))
+            .PUT, key: key, headers: ifMatch.map { [("if-match", $0)] } ?? [],
+            payloadHash: Self.hex(SHA256.hash(data: Data(bytes.readableBytesView)))
         )
         request.body = .bytes(bytes)
         let response = try await self.execute(request)
@@ -164,15 +167,18 @@ struct S3Client: Sendable {
 
     /// The object's bytes (or the inclusive `range` of them), streamed to `sink`.
     /// With `ifMatch`, S3 answers 412 unless the object still has that ETag.
+    /// Returns the object's ETag.
+    @discardableResult
     func getObject(
         _ key: String, range: ClosedRange<Int64>? = nil, ifMatch: String? = nil,
         into sink: (ByteBuffer) async throws -> Void
-    ) async throws {
+    ) async throws -> String {
         var headers: [(String, String)] = []
         if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
         if let ifMatch { headers.append(("if-match", ifMatch)) }
         let response = try await self.execute(try await self.request(.GET, key: key, headers: headers), timeout: .hours(24))
         for try await chunk in response.body { try await sink(chunk) }
+        return response.headers.first(name: "ETag") ?? ""
     }
 
     func deleteObject(_ key: String) async throws {

@@ -29,13 +29,18 @@ package struct AuthSettings: Sendable {
     package var instanceMaximumAge: Int
     /// `IID_ACCOUNTS`: `account=pattern,…`, the repositories instances of an account may pull.
     package var instanceAccess: [String: [Glob]]
+    /// `TOKENINFO_REALMS`: tokeninfo realms whose tokens are accepted; others get 403.
+    package var realms: Set<String>
+    package static let defaultRealms: Set<String> = ["/employees", "/services"]
 
     package init(
         tokenInfoURL: String? = nil, teamServiceURL: String? = nil, publicRead: Bool = false, cacheSeconds: Int = 120,
         cacheSize: Int = 10_000, tokenKeys: [(String, String)] = [], tokenService: String = "pierone",
         tokenLifetime: Int = 300, publicURL: String? = nil, instanceCertificates: Data? = nil,
-        instanceMaximumAge: Int = 31_536_000, instanceAccess: [String: [Glob]] = [:]
+        instanceMaximumAge: Int = 31_536_000, instanceAccess: [String: [Glob]] = [:],
+        realms: Set<String> = AuthSettings.defaultRealms
     ) {
+        self.realms = realms
         self.instanceCertificates = instanceCertificates
         self.instanceMaximumAge = instanceMaximumAge
         self.instanceAccess = instanceAccess
@@ -85,6 +90,13 @@ package struct AuthSettings: Sendable {
             }
             access[parts[0], default: []].append(Glob(parts[1]))
         }
+        var realms = AuthSettings.defaultRealms
+        if let list = environment.string("TOKENINFO_REALMS") {
+            realms = Set(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+            guard !realms.isEmpty, realms.allSatisfy({ $0.hasPrefix("/") }) else {
+                throw ConfigurationError("TOKENINFO_REALMS", "expected realms such as /employees,/services")
+            }
+        }
         return AuthSettings(
             tokenInfoURL: environment.string("HTTP_TOKENINFO_URL"),
             teamServiceURL: environment.string("HTTP_TEAM_SERVICE_URL"),
@@ -97,7 +109,8 @@ package struct AuthSettings: Sendable {
             publicURL: environment.string("HTTP_PUBLIC_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 },
             instanceCertificates: certificates,
             instanceMaximumAge: try environment.integer("IID_MAX_AGE", default: 31_536_000, range: 60...315_360_000),
-            instanceAccess: access
+            instanceAccess: access,
+            realms: realms
         )
     }
 
@@ -119,7 +132,8 @@ package struct AuthSettings: Sendable {
             publicURL: self.publicURL,
             instances: self.instanceCertificates.flatMap {
                 try? InstanceIdentityVerifier(certificatesPEM: $0, maximumAge: TimeInterval(self.instanceMaximumAge))
-            }
+            },
+            realms: self.realms
         )
     }
 }

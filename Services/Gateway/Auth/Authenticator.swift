@@ -14,11 +14,15 @@ package struct Authenticator: Sendable {
     let publicURL: String?
     /// EC2 instance identity verification, when `IID_CERTIFICATES_FILE` is set.
     let instances: InstanceIdentityVerifier?
+    /// `TOKENINFO_REALMS`: the tokeninfo realms whose tokens are accepted.
+    let realms: Set<String>
 
     package init(
         tokenInfo: TokenInfoClient, teams: TeamClient?, rules: AccessRules, tokens: RegistryTokens? = nil,
-        publicURL: String? = nil, instances: InstanceIdentityVerifier? = nil, realm: String = "Pier One"
+        publicURL: String? = nil, instances: InstanceIdentityVerifier? = nil, realm: String = "Pier One",
+        realms: Set<String> = AuthSettings.defaultRealms
     ) {
+        self.realms = realms
         self.instances = instances
         self.tokenInfo = tokenInfo
         self.teams = teams
@@ -34,19 +38,32 @@ package struct Authenticator: Sendable {
         switch credentials {
         case nil:
             return (.anonymous, nil)
+        case .unrecognized:
+            return nil
         case .bearer(let token):
             if let claims = await self.tokens?.verify(token) {
                 return (.token(subject: claims.sub.value, access: claims.access), nil)
             }
             guard let user = try await self.tokenInfo.user(for: token) else { return nil }
-            return (.oauth(user), token)
+            return (.oauth(try self.admitted(user)), token)
         case .oauthToken(let token):
             guard let user = try await self.tokenInfo.user(for: token) else { return nil }
-            return (.oauth(user), token)
+            return (.oauth(try self.admitted(user)), token)
         case .instanceIdentity(let pkcs7):
             guard let document = try? self.instances?.verify(pkcs7) else { return nil }
             return (.instance(accountID: document.accountId), nil)
         }
+    }
+
+    /// The user, when their tokeninfo realm is allow-listed (`TOKENINFO_REALMS`); else 403: a
+    /// `/customers` token is a valid token, but not one of this company's people or services.
+    private func admitted(_ user: OAuthUser) throws(RegistryError) -> OAuthUser {
+        guard self.realms.contains(user.realm) else {
+            throw RegistryError(
+                .denied, "tokens of the realm \(user.realm) are not accepted here", detail: ["realm": user.realm]
+            )
+        }
+        return user
     }
 
     /// Decides `requirement` for `identity`, asking the team service only when the rules need it.

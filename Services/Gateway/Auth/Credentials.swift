@@ -9,31 +9,43 @@ package enum Credentials: Sendable, Equatable {
     case oauthToken(String)
     case instanceIdentity(pkcs7: String)
     case bearer(String)
+    /// A header this registry cannot read: an unknown scheme, undecodable Basic, a user name other
+    /// than `oauth2` or `instance-identity-document`, an empty secret. Refused with 401 like a wrong
+    /// token, so `docker login` with a wrong user name fails instead of passing as anonymous.
+    case unrecognized
 
-    /// Parses the header; nil for a missing header or one this registry does not understand.
+    /// Parses the header; nil only when there is none.
     package init?(authorization header: String?) {
         guard let header else { return nil }
         let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2 else { return nil }
+        guard parts.count == 2 else {
+            self = .unrecognized
+            return
+        }
         let value = parts[1].trimmingCharacters(in: .whitespaces)
         switch parts[0].lowercased() {
         case "bearer":
-            guard !value.isEmpty else { return nil }
-            self = .bearer(value)
+            self = value.isEmpty ? .unrecognized : .bearer(value)
         case "basic":
             guard let decoded = Data(base64Encoded: value).flatMap({ String(data: $0, encoding: .utf8) }),
                   let colon = decoded.firstIndex(of: ":")
-            else { return nil }
+            else {
+                self = .unrecognized
+                return
+            }
             let user = decoded[..<colon]
             let secret = String(decoded[decoded.index(after: colon)...])
-            guard !secret.isEmpty else { return nil }
+            guard !(user.isEmpty && secret.isEmpty) else {
+                // `Basic base64(":")`, which clients without credentials send: no credentials.
+                return nil
+            }
             switch user {
-            case "oauth2": self = .oauthToken(secret)
-            case "instance-identity-document": self = .instanceIdentity(pkcs7: secret)
-            default: return nil
+            case "oauth2" where !secret.isEmpty: self = .oauthToken(secret)
+            case "instance-identity-document" where !secret.isEmpty: self = .instanceIdentity(pkcs7: secret)
+            default: self = .unrecognized
             }
         default:
-            return nil
+            self = .unrecognized
         }
     }
 }

@@ -44,9 +44,12 @@ struct TokenController: Sendable {
         async throws -> Response
     {
         guard let (identity, token) = try await self.authenticator.identify(credentials) else {
-            var response = RegistryErrorRenderer.render(RegistryError(.unauthorized, "the credentials are not valid"))
-            response.headers[.wwwAuthenticate] = "Basic realm=\"\(self.authenticator.realm)\""
-            return response
+            return self.refusal("the credentials are not valid")
+        }
+        if case .token = identity {
+            // A registry token is not a login: renewing it would let access outlive the OAuth2
+            // token, team membership or instance identity it was issued for. Clients log in again.
+            return self.refusal("a registry token cannot be exchanged for another; log in with an OAuth2 token or an instance identity")
         }
         var granted: [TokenScope] = []
         for scope in scopes {
@@ -72,6 +75,12 @@ struct TokenController: Sendable {
             token: signed, access_token: signed, expires_in: self.tokens.lifetime,
             issued_at: ISO8601DateFormatter().string(from: now)
         ))
+    }
+
+    private func refusal(_ message: String) -> Response {
+        var response = RegistryErrorRenderer.render(RegistryError(.unauthorized, message))
+        response.headers[.wwwAuthenticate] = "Basic realm=\"\(self.authenticator.realm)\""
+        return response
     }
 
     private func allows(_ identity: Identity, token: String?, scope: TokenScope, action: String) async throws -> Bool {

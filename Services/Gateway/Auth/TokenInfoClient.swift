@@ -25,34 +25,64 @@ package struct TokenInfoClient: Sendable {
         var scope: [String]?
     }
 
-    /// The token's user, or nil when the token is not valid.
+    /// Longest token looked up; longer ones are refused without a call.
+    static let maximumTokenLength = 8192
+
+    /// The token's user, or nil when the token is not valid. Concurrent requests with one token
+    /// share one tokeninfo call; a token that cannot be an OAuth2 bearer token (RFC 6750
+    /// `b64token`) costs none.
     package func user(for token: String) async throws -> OAuthUser? {
-        if let cached = await self.cache.value(for: token) { return cached }
-        let separator = self.url.contains("?") ? "&" : "?"
+        guard Self.isWellFormed(token) else { return nil }
+        return try await self.cache.value(for: token) { [url, http] in
+            try await Self.lookUp(token, url: url, http: http)
+        }
+    }
+
+    /// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`, bounded.
+    static func isWellFormed(_ token: String) -> Bool {
+        let bytes = token.utf8
+        guard !bytes.isEmpty, bytes.count <= Self.maximumTokenLength else { return false }
+        var padding = false
+        for byte in bytes {
+            if byte == UInt8(ascii: "=") {
+                padding = true
+                continue
+            }
+            guard !padding else { return false }
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                continue
+            default:
+                return false
+            }
+        }
+        return bytes.first != UInt8(ascii: "=")
+    }
+
+    private static func lookUp(_ token: String, url: String, http: HTTPClient) async throws -> OAuthUser? {
+        let separator = url.contains("?") ? "&" : "?"
         let encoded = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-        let request = HTTPClientRequest(url: self.url + separator + "access_token=" + encoded)
-        let user: OAuthUser?
+        let request = HTTPClientRequest(url: url + separator + "access_token=" + encoded)
         do {
-            let response = try await self.http.execute(request, timeout: Self.timeout)
+            let response = try await http.execute(request, timeout: Self.timeout)
             let body = try await response.body.collect(upTo: 1 << 20)
             switch response.status.code {
             case 200..<300:
                 let answer = try? JSONDecoder().decode(Answer.self, from: Data(buffer: body))
-                user = answer?.uid.flatMap { uid in
+                return answer?.uid.flatMap { uid in
                     uid.isEmpty ? nil : OAuthUser(uid: uid, realm: answer?.realm ?? "/employees", scopes: Set(answer?.scope ?? []))
                 }
             case 500...:
                 throw AuthServiceError.unavailable("tokeninfo answered \(response.status.code)")
             default:
-                user = nil
+                return nil
             }
         } catch let error as AuthServiceError {
             throw error.registryError
         } catch {
             throw AuthServiceError.unavailable("tokeninfo is not reachable").registryError
         }
-        await self.cache.store(user, for: token)
-        return user
     }
 }
 

@@ -32,9 +32,11 @@ package struct RemoteBlobs: BlobAPI {
         return "\(self.client.base)\(InternalBlobPaths.uploads)/\(id)\(suffix)?repository=\(name)"
     }
 
-    package func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
+    package func startUpload(
+        for repository: RepositoryName, algorithm: Digest.Algorithm, owner: String
+    ) async throws -> UploadStatus {
         try await self.client.call(
-            InternalBlobPaths.uploads, InternalBlobPaths.StartUpload(repository: repository, algorithm: algorithm)
+            InternalBlobPaths.uploads, InternalBlobPaths.StartUpload(repository: repository, algorithm: algorithm, owner: owner)
         )
     }
 

@@ -134,7 +134,7 @@ package struct NotificationDispatcher: Service {
 
     private func deliver(_ entry: OutboxEntry, to sink: any NotificationSink) async {
         guard let event = try? JSONDecoder().decode(TagEvent.self, from: Data(entry.payload.utf8)) else {
-            self.logger.error("dropping an unreadable notification", metadata: ["id": "\(entry.id)", "sink": "\(sink.name)"])
+            self.logger.error("dropping an unreadable notification", metadata: ["id": "\(entry.id)", "sink": "\(Self.label(sink.name))"])
             try? await self.outbox.completeNotification(id: entry.id)
             return
         }
@@ -149,7 +149,7 @@ package struct NotificationDispatcher: Service {
             let delay = self.retryDelay(afterAttempts: entry.attempts)
             self.logger.warning(
                 "notification not delivered; will retry",
-                metadata: ["sink": "\(sink.name)", "event": "\(event.id)", "attempts": "\(entry.attempts)",
+                metadata: ["sink": "\(Self.label(sink.name))", "event": "\(event.id)", "attempts": "\(entry.attempts)",
                            "retry_in": "\(delay)", "error": "\(error)"]
             )
             let outbox = self.outbox
@@ -167,15 +167,9 @@ package struct NotificationDispatcher: Service {
         }
     }
 
-    /// A sink name fit for a metric label: without a URL's credentials or query.
+    /// A sink name fit for a metric label or a log line: without a URL's credentials, path or query.
     static func label(_ sink: String) -> String {
-        var label = Substring(sink.prefix { $0 != "?" && $0 != "#" })
-        if let scheme = label.range(of: "://"), let at = label[scheme.upperBound...].firstIndex(of: "@"),
-           !label[scheme.upperBound..<at].contains("/")
-        {
-            label = label[..<scheme.upperBound] + label[label.index(after: at)...]
-        }
-        return String(label)
+        Redaction.sink(sink)
     }
 
     /// 1 s, 2 s, 4 s … up to the configured maximum.

@@ -97,7 +97,7 @@ struct WebhookSink: NotificationSink {
         let response = try await self.http.execute(request, timeout: .seconds(10))
         _ = try? await response.body.collect(upTo: 64 * 1024)
         guard (200..<300).contains(response.status.code) else {
-            throw DeliveryFailure(description: "\(self.url) answered \(response.status.code)")
+            throw DeliveryFailure(description: "\(Redaction.url(self.url)) answered \(response.status.code)")
         }
     }
 }

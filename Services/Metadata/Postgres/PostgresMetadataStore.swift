@@ -274,16 +274,21 @@ final class PostgresMetadataStore: MetadataStore {
         if !blobs.isEmpty {
             let rows = try await connection.query(
                 """
-                SELECT digest FROM repository_blobs
-                WHERE repository_id = \(repositoryID) AND digest = ANY(\(blobs)::text[]) FOR SHARE
+                SELECT rb.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                WHERE rb.repository_id = \(repositoryID) AND rb.digest = ANY(\(blobs)::text[]) FOR SHARE OF rb
                 """, logger: logger
             )
-            var found = Set<String>()
-            for try await digest in rows.decode(String.self) { found.insert(digest) }
-            if let missing = blobs.sorted().first(where: { !found.contains($0) }) {
+            var found: [String: Int64] = [:]
+            for try await (digest, size) in rows.decode((String, Int64).self) { found[digest] = size }
+            if let missing = blobs.sorted().first(where: { found[$0] == nil }) {
                 throw RegistryError(
                     .manifestBlobUnknown, "blob \(missing) is not in \(put.repository)", detail: ["digest": missing]
                 )
+            }
+            for (digest, stored) in found {
+                if let declared = put.document.declaredSizes?[digest], let blob = Digest(digest) {
+                    try ManifestPut.checkSize(of: blob, declared: declared, stored: stored)
+                }
             }
         }
         let children = Array(Set(put.document.manifests.map(\.description)))

@@ -238,13 +238,19 @@ final class SQLiteMetadataStore: MetadataStore {
     {
         for blob in Set(put.document.blobs) {
             let rows = try await connection.query(
-                "SELECT 1 FROM repository_blobs WHERE repository_id = ?1 AND digest = ?2",
+                """
+                SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                WHERE rb.repository_id = ?1 AND rb.digest = ?2
+                """,
                 [.integer(repositoryID), .text(blob.description)]
             )
-            guard !rows.isEmpty else {
+            guard let row = rows.first else {
                 throw RegistryError(
                     .manifestBlobUnknown, "blob \(blob) is not in \(put.repository)", detail: ["digest": blob.description]
                 )
+            }
+            if let declared = put.document.declaredSizes?[blob.description], let stored = row.column("size")?.integer {
+                try ManifestPut.checkSize(of: blob, declared: declared, stored: Int64(stored))
             }
         }
         for manifest in Set(put.document.manifests) {

@@ -49,7 +49,10 @@ func makeMetadata(_ configuration: ServeConfiguration, logger: Logger) async thr
         guard let dispatcher = NotificationDispatcher(
             service: service, settings: notifications, logger: logger, ready: { await migrated.wait() }
         ) else { return [] }
-        logger.info("notifications", metadata: ["sinks": "\(notifications.sinkNames)", "registry": "\(notifications.registry)"])
+        logger.info(
+            "notifications",
+            metadata: ["sinks": "\(notifications.sinkNames.map(Redaction.sink))", "registry": "\(notifications.registry)"]
+        )
         return [dispatcher]
     }
     if let postgres = configuration.postgres {
@@ -86,11 +89,13 @@ func makeMetadata(_ configuration: ServeConfiguration, logger: Logger) async thr
 /// else on the filesystem under `STORAGE_DIRECTORY`.
 func makeBlobs(_ configuration: ServeConfiguration, logger: Logger) async throws -> BlobService {
     if let s3 = configuration.s3 {
-        return try await BlobService.s3(settings: s3, logger: logger)
+        return try await BlobService.s3(settings: s3, sessionsPerClient: configuration.uploadSessionsPerClient, logger: logger)
     }
     let directory = try storageDirectory(configuration)
     logger.info("blobs on the filesystem", metadata: ["directory": "\(directory)"])
-    return try await BlobService.filesystem(directory: directory, logger: logger)
+    return try await BlobService.filesystem(
+        directory: directory, sessionsPerClient: configuration.uploadSessionsPerClient, logger: logger
+    )
 }
 
 /// `STORAGE_DIRECTORY`, created when missing.

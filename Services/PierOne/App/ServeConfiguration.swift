@@ -20,6 +20,9 @@ package struct ServeConfiguration: Sendable {
     package var latestIsAlias: Bool
     /// `UPLOAD_MAX_AGE`: seconds after which an unfinished upload session is removed.
     package var uploadMaximumAge: Int
+    /// `UPLOAD_SESSIONS_PER_CLIENT`: open upload sessions one client (identity, or address when
+    /// anonymous) may hold per blob service; beyond it `POST …/blobs/uploads/` answers 429.
+    package var uploadSessionsPerClient = BlobService.defaultSessionsPerClient
     /// `LOG_LEVEL`.
     package var logLevel: String
     /// `LOG_FORMAT`: `text` (default) or `json` (one object per line, for log collectors).
@@ -111,5 +114,8 @@ package struct ServeConfiguration: Sendable {
         case let other: throw ConfigurationError("LOG_FORMAT", "must be text or json, not \(other)")
         }
         self.scanLayersForScmSource = try environment.bool("SCM_SOURCE_SCAN", default: true)
+        self.uploadSessionsPerClient = try environment.integer(
+            "UPLOAD_SESSIONS_PER_CLIENT", default: BlobService.defaultSessionsPerClient, range: 1...1_000_000
+        )
     }
 }
