@@ -2,6 +2,7 @@ import Contracts
 import Foundation
 import Gateway
 import Hummingbird
+import PierOneApp
 import HummingbirdTesting
 import Runtime
 import TestSupport
@@ -14,7 +15,9 @@ import Testing
     /// A registry with authentication against a fresh stand-in.
     static func withSecuredRegistry(
         publicRead: Bool = false, tokenFlow: Bool = false, publicURL: String? = nil,
-        instances: InstanceIdentityFixture? = nil, _ test: @Sendable (Registry, OAuthStandIn) async throws -> Void
+        instances: InstanceIdentityFixture? = nil, cacheSeconds: Int = 120,
+        configure: @escaping @Sendable (inout ServeConfiguration) -> Void = { _ in },
+        _ test: @Sendable (Registry, OAuthStandIn) async throws -> Void
     ) async throws {
         let standIn = OAuthStandIn()
         try await standIn.run { base in
@@ -25,6 +28,8 @@ import Testing
                     instanceCertificates: instances.flatMap { FileManager.default.contents(atPath: $0.awsCertificatePath) },
                     instanceMaximumAge: 3600, instanceAccess: ["123456789012": [Glob("team/**")]]
                 )
+                configuration.auth.cacheSeconds = cacheSeconds
+                configure(&configuration)
             }) { registry in
                 try await test(registry, standIn)
             }

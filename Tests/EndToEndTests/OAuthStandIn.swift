@@ -21,6 +21,8 @@ final class OAuthStandIn: Sendable {
         "trusted-token": User(
             uid: "ci", realm: "/services", scopes: ["application.write", "application.write_all_trusted"], teams: ["team"]
         ),
+        "customer-token": User(uid: "shopper", realm: "/customers", scopes: ["uid"], teams: []),
+        "bob-token": User(uid: "bob", realm: "/employees", scopes: ["uid"], teams: ["team"]),
     ]
 
     /// Tokens for which tokeninfo fails with 500 (an outage).
@@ -28,6 +30,12 @@ final class OAuthStandIn: Sendable {
 
     let tokenInfoCalls = Mutex(0)
     let teamCalls = Mutex(0)
+    /// Tokens tokeninfo no longer accepts (revoked).
+    let revoked = Mutex<Set<String>>([])
+    /// Users the team service no longer lists in any team.
+    let removedFromTeams = Mutex<Set<String>>([])
+    /// How long tokeninfo takes to answer (to overlap concurrent lookups).
+    let delay = Mutex<Duration>(.zero)
 
     /// Runs the stand-in on a free port for the duration of `body`, passing its base URL.
     func run<T: Sendable>(_ body: @Sendable (String) async throws -> T) async throws -> T {
@@ -36,7 +44,9 @@ final class OAuthStandIn: Sendable {
             self.tokenInfoCalls.withLock { $0 += 1 }
             let token = request.uri.queryParameters["access_token"].map(String.init) ?? ""
             if token == Self.outageToken { return Response(status: .internalServerError) }
-            guard let user = Self.users[token] else {
+            let delay = self.delay.withLock { $0 }
+            if delay > .zero { try await Task.sleep(for: delay) }
+            guard let user = Self.users[token], !self.revoked.withLock({ $0.contains(token) }) else {
                 return Self.json(#"{"error":"invalid_token"}"#, status: .unauthorized)
             }
             let scopes = user.scopes.map { "\"\($0)\"" }.joined(separator: ",")
@@ -47,7 +57,8 @@ final class OAuthStandIn: Sendable {
             let member = request.uri.queryParameters["member"].map(String.init) ?? ""
             let token = request.headers[.authorization]?.split(separator: " ").last.map(String.init) ?? ""
             guard let user = Self.users[token], user.uid == member else { return Response(status: .unauthorized) }
-            let teams = user.teams.map { #"{"name":"\#($0)","id":"\#($0)"}"# }.joined(separator: ",")
+            let removed = self.removedFromTeams.withLock { $0.contains(user.uid) }
+            let teams = (removed ? [] : user.teams).map { #"{"name":"\#($0)","id":"\#($0)"}"# }.joined(separator: ",")
             return Self.json("[\(teams)]")
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))

@@ -1,0 +1,255 @@
+import Contracts
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import PierOneApp
+import Runtime
+import TestSupport
+import Testing
+
+/// The attacks of the hardening issue, replayed with plain HTTP requests against a live registry:
+/// each one got through (or stopped the process) before, and must now get a clear error while the
+/// registry keeps serving.
+@Suite struct HardeningTests {
+    static let huge = "9223372036854775807"
+    static let ociConfig = "application/vnd.oci.image.config.v1+json"
+
+    /// `end - start + 1` overflowed for `Content-Range: 0-9223372036854775807` and trapped the
+    /// process, on PATCH, on the closing PUT and on `POST ?digest=`.
+    @Test func contentRangesThatOverflowAreRefused() async throws {
+        try await RegistryHarness.withRegistry { registry in
+            let start = try await registry.request(.post, "/v2/team/app/blobs/uploads/")
+            let location = try #require(start.headers[.location])
+            let digest = StreamingHasher.digest(of: ByteBuffer(string: "x"))
+            for (method, uri) in [
+                (HTTPRequest.Method.patch, location), (.put, "\(location)?digest=\(digest)"),
+                (.post, "/v2/team/app/blobs/uploads/?digest=\(digest)"),
+            ] {
+                for range in ["0-\(Self.huge)", "\(Self.huge)-\(Self.huge)", "0-0", "5-4", "-1-3", "0-99999999999999999999"] {
+                    let response = try await registry.request(
+                        method, uri, headers: [.contentRange: range, .contentLength: "1"], body: ByteBuffer(string: "x")
+                    )
+                    #expect([400, 416].contains(response.status.code) || (range == "0-0" && response.status.code < 300),
+                            "\(method) \(range): \(response.status)")
+                }
+            }
+            // Content-Length that is no number, or negative, next to a Content-Range.
+            let bad = try await registry.request(
+                .patch, location, headers: [.contentRange: "0-0", .contentLength: "-1"], body: ByteBuffer(string: "x")
+            )
+            #expect(bad.status.code >= 400 && bad.status.code < 500)
+            #expect(try await registry.request(.get, "/v2/").status == .ok)
+        }
+    }
+
+    /// Out-of-range `Range` requests on a blob and bad listing numbers answer 4xx or are clamped.
+    @Test func numbersInQueriesAndRangesAreChecked() async throws {
+        try await RegistryHarness.withRegistry { registry in
+            let digest = try await registry.pushBlob(ByteBuffer(string: "0123456789"), to: "team/app")
+            for range in ["bytes=0-\(Self.huge)", "bytes=-\(Self.huge)", "bytes=\(Self.huge)-", "bytes=5-2", "bytes=-0"] {
+                let response = try await registry.request(.get, "/v2/team/app/blobs/\(digest)", headers: [.range: range])
+                #expect([200, 206, 416].contains(response.status.code), "\(range): \(response.status)")
+                if response.status.code == 206 {
+                    #expect(response.body.readableBytes <= 10)
+                }
+            }
+            for query in ["n=-1", "n=\(Self.huge)0", "n=abc"] {
+                #expect(try await registry.request(.get, "/v2/team/app/tags/list?\(query)").status == .badRequest, "\(query)")
+            }
+            #expect(try await registry.request(.get, "/v2/team/app/tags/list?n=\(Self.huge)").status == .ok)
+            for query in ["limit=0", "limit=-5", "limit=\(Self.huge)0"] {
+                #expect(try await registry.request(.get, "/teams/team/artifacts?\(query)").status == .badRequest, "\(query)")
+            }
+        }
+    }
+
+    /// A layer of size Int64.min was accepted and then trapped the layer scan (`budget -= size`);
+    /// sizes of -1, and sizes that differ from the stored blob's, were accepted too.
+    @Test func descriptorSizesMustBeTrue() async throws {
+        try await RegistryHarness.withRegistry { registry in
+            let config = try await registry.pushBlob(ByteBuffer(string: "{}"), to: "team/app")
+            let layer = try await registry.pushBlob(ByteBuffer(string: "layer bytes"), to: "team/app")
+            let configDescriptor = Manifests.descriptor(HardeningTests.ociConfig, config, 2)
+            for size in ["-9223372036854775808", "-1", "12", "0", "9223372036854775807"] {
+                let manifest = Manifests.image(
+                    mediaType: MediaType.ociManifest, config: configDescriptor,
+                    layers: [#"{"mediaType":"\#(MediaType.ociLayerGzip)","digest":"\#(layer)","size":\#(size)}"#]
+                )
+                let response = try await registry.putManifest(manifest, to: "team/app", reference: "s\(size.filter(\.isNumber))", mediaType: MediaType.ociManifest)
+                #expect(response.status == .badRequest, "size \(size)")
+                #expect(Registry.errorCode(response) == "MANIFEST_INVALID", "size \(size)")
+            }
+            let wrongConfig = Manifests.image(
+                mediaType: MediaType.ociManifest, config: Manifests.descriptor(HardeningTests.ociConfig, config, 3), layers: []
+            )
+            #expect(Registry.errorCode(try await registry.putManifest(wrongConfig, to: "team/app", reference: "c", mediaType: MediaType.ociManifest)) == "MANIFEST_INVALID")
+            let good = Manifests.image(
+                mediaType: MediaType.ociManifest, config: configDescriptor,
+                layers: [Manifests.descriptor(MediaType.ociLayerGzip, layer, 11)]
+            )
+            #expect(try await registry.putManifest(good, to: "team/app", reference: "good", mediaType: MediaType.ociManifest).status == .created)
+            #expect(try await registry.request(.get, "/v2/").status == .ok)
+        }
+    }
+
+    /// Documents that read as an image and an index at once (CVE-2021-41190), or that parsers read
+    /// two ways (a repeated key), are refused.
+    @Test func ambiguousManifestsAreRefused() async throws {
+        try await RegistryHarness.withRegistry { registry in
+            let config = try await registry.pushBlob(ByteBuffer(string: "{}"), to: "team/app")
+            let layer = try await registry.pushBlob(ByteBuffer(string: "layer bytes"), to: "team/app")
+            let (_, child, _) = try await registry.pushImage(to: "team/app", reference: "child", layers: ["child layer"])
+            let configDescriptor = Manifests.descriptor(HardeningTests.ociConfig, config, 2)
+            let layerDescriptor = Manifests.descriptor(MediaType.ociLayerGzip, layer, 11)
+            let childDescriptor = Manifests.descriptor(MediaType.ociManifest, child, 1)
+            let cases: [(String, String)] = [
+                // An image manifest with manifests too.
+                (MediaType.ociManifest, #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociManifest)","config":\#(configDescriptor),"layers":[\#(layerDescriptor)],"manifests":[\#(childDescriptor)]}"#),
+                // An index with layers, or a config.
+                (MediaType.ociIndex, #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociIndex)","manifests":[],"layers":[\#(layerDescriptor)]}"#),
+                (MediaType.ociIndex, #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociIndex)","manifests":[],"config":\#(configDescriptor)}"#),
+                // Without a mediaType, both shapes.
+                ("application/json", #"{"schemaVersion":2,"config":\#(configDescriptor),"layers":[],"manifests":[]}"#),
+                // A repeated key, at the top and deeper; escaped spellings of one key are one key.
+                (MediaType.ociManifest, #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociManifest)","config":\#(configDescriptor),"layers":[],"layers":[\#(layerDescriptor)]}"#),
+                (MediaType.ociManifest, #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociManifest)","config":\#(configDescriptor),"layers":[],"\u006cayers":[\#(layerDescriptor)]}"#),
+                (MediaType.ociManifest, #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociManifest)","config":{"mediaType":"\#(HardeningTests.ociConfig)","digest":"\#(config)","digest":"\#(layer)","size":2},"layers":[]}"#),
+                // Nested beyond any manifest's need.
+                (MediaType.ociManifest, #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociManifest)","config":\#(configDescriptor),"layers":[],"annotations":{"a":"b"},"x":"# + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "}"),
+            ]
+            for (index, (type, json)) in cases.enumerated() {
+                let response = try await registry.putManifest(ByteBuffer(string: json), to: "team/app", reference: "amb\(index)", mediaType: type)
+                #expect(response.status == .badRequest, "case \(index): \(response.status)")
+                #expect(Registry.errorCode(response) == "MANIFEST_INVALID", "case \(index)")
+            }
+        }
+    }
+
+    /// `?mount=` without `from` linked a blob from any repository; now only from one the caller
+    /// may pull, else it is a normal upload (202).
+    @Test func mountsWithoutFromNeedPullOnASource() async throws {
+        try await AuthenticationTests.withSecuredRegistry(tokenFlow: true) { registry, _ in
+            let secret = ByteBuffer(string: "only in other/app")
+            let admin: HTTPFields = [.authorization: AuthenticationTests.basic("admin-token")]
+            let digest = StreamingHasher.digest(of: secret)
+            let put = try await registry.request(.post, "/v2/other/app/blobs/uploads/?digest=\(digest)", headers: admin, body: secret)
+            #expect(put.status == .created)
+            let narrow = try await TokenFlowTests.token(registry, credentials: "employee-token", scopes: ["repository:team/app:pull,push"])
+            let mount = try await registry.request(
+                .post, "/v2/team/app/blobs/uploads/?mount=\(digest)", headers: [.authorization: "Bearer \(narrow.token)"]
+            )
+            #expect(mount.status == .accepted)
+            #expect(try await registry.request(.get, "/v2/team/app/blobs/\(digest)", headers: admin).status == .notFound)
+            let wide = try await TokenFlowTests.token(
+                registry, credentials: "employee-token", scopes: ["repository:team/app:pull,push", "repository:other/app:pull"]
+            )
+            let granted = try await registry.request(
+                .post, "/v2/team/app/blobs/uploads/?mount=\(digest)", headers: [.authorization: "Bearer \(wide.token)"]
+            )
+            #expect(granted.status == .created)
+        }
+    }
+
+    /// A registry token was accepted as the login of `/v2/token` and renewed forever, after its
+    /// OAuth2 token was revoked or its user left the team.
+    @Test func registryTokensAreNotRenewed() async throws {
+        try await AuthenticationTests.withSecuredRegistry(tokenFlow: true, cacheSeconds: 0) { registry, standIn in
+            let first = try await TokenFlowTests.token(registry, credentials: "bob-token", scopes: ["repository:team/app:pull,push"])
+            standIn.revoked.withLock { _ = $0.insert("bob-token") }
+            let renewal = try await registry.request(
+                .get, "/v2/token?service=pierone&scope=repository:team/app:pull,push",
+                headers: [.authorization: "Bearer \(first.token)"]
+            )
+            #expect(renewal.status == .unauthorized)
+            let relogin = try await registry.request(
+                .get, "/v2/token?service=pierone&scope=repository:team/app:pull,push",
+                headers: [.authorization: AuthenticationTests.basic("bob-token")]
+            )
+            #expect(relogin.status == .unauthorized)
+
+            // Removed from the team: a new login grants no push, and the old token cannot be renewed.
+            let before = try await TokenFlowTests.token(registry, credentials: "employee-token", scopes: ["repository:team/app:push"])
+            standIn.removedFromTeams.withLock { _ = $0.insert("alice") }
+            let after = try await TokenFlowTests.token(registry, credentials: "employee-token", scopes: ["repository:team/app:push"])
+            #expect(try await registry.request(
+                .post, "/v2/team/app/blobs/uploads/", headers: [.authorization: "Bearer \(after.token)"]
+            ).status == .unauthorized)
+            #expect(try await registry.request(
+                .get, "/v2/token?service=pierone&scope=repository:team/app:push", headers: [.authorization: "Bearer \(before.token)"]
+            ).status == .unauthorized)
+        }
+    }
+
+    /// A `/customers` token counted as an employee; realms are allow-listed now.
+    @Test func onlyAllowedRealmsGetIn() async throws {
+        try await AuthenticationTests.withSecuredRegistry { registry, _ in
+            let customer: HTTPFields = [.authorization: AuthenticationTests.basic("customer-token")]
+            for path in ["/v2/_catalog", "/stats", "/v2/", "/teams"] {
+                let response = try await registry.request(.get, path, headers: customer)
+                #expect(response.status == .forbidden, "\(path): \(response.status)")
+            }
+            #expect(try await registry.request(.get, "/v2/_catalog", headers: [.authorization: AuthenticationTests.basic("employee-token")]).status == .ok)
+        }
+        try await AuthenticationTests.withSecuredRegistry(configure: { $0.auth.realms = ["/employees", "/services", "/customers"] }) { registry, _ in
+            let customer: HTTPFields = [.authorization: AuthenticationTests.basic("customer-token")]
+            let status = try await registry.request(.get, "/v2/_catalog", headers: customer).status
+            #expect(status == .ok)
+        }
+    }
+
+    /// `docker login -u someone` passed as anonymous; unknown user names are refused like a wrong token.
+    @Test func basicWithAnUnknownUserIsRefused() async throws {
+        try await AuthenticationTests.withSecuredRegistry(publicRead: true) { registry, _ in
+            let wrong: HTTPFields = [.authorization: "Basic " + Data("someone:employee-token".utf8).base64EncodedString()]
+            let response = try await registry.request(.get, "/v2/", headers: wrong)
+            #expect(response.status == .unauthorized)
+            #expect(response.headers[.wwwAuthenticate] != nil)
+            // With public read an anonymous pull works, but a wrong login is still wrong.
+            #expect(try await registry.request(.get, "/v2/team/app/tags/list", headers: wrong).status == .unauthorized)
+            #expect(try await registry.request(.get, "/v2/team/app/tags/list").status != .unauthorized)
+        }
+    }
+
+    /// Concurrent requests with one unknown token cost one tokeninfo call; a token that cannot be
+    /// one costs none.
+    @Test func tokeninfoLookupsAreMerged() async throws {
+        try await AuthenticationTests.withSecuredRegistry { registry, standIn in
+            standIn.delay.withLock { $0 = .milliseconds(300) }
+            try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        try await registry.request(.get, "/v2/", headers: [.authorization: "Bearer employee-token"]).status
+                    }
+                }
+                for try await status in group { #expect(status == .ok) }
+            }
+            #expect(standIn.tokenInfoCalls.withLock { $0 } == 1)
+            for token in ["not a token", String(repeating: "a", count: 9000), "abc=def", "<script>"] {
+                let response = try await registry.request(.get, "/v2/", headers: [.authorization: "Bearer \(token)"])
+                #expect(response.status == .unauthorized)
+            }
+            #expect(standIn.tokenInfoCalls.withLock { $0 } == 1)
+        }
+    }
+
+    /// Unlimited sessions per caller made readiness list 24,000 sessions; now a client's sessions
+    /// are bounded (429 with Retry-After) and readiness never lists them.
+    @Test func uploadSessionsAreBoundedPerClientAndReadinessDoesNotListThem() async throws {
+        try await RegistryHarness.withRegistry(configure: { $0.uploadSessionsPerClient = 20 }) { registry in
+            for _ in 0..<20 {
+                #expect(try await registry.request(.post, "/v2/team/app/blobs/uploads/").status == .accepted)
+            }
+            let refused = try await registry.request(.post, "/v2/team/app/blobs/uploads/")
+            #expect(refused.status == .tooManyRequests)
+            #expect(Registry.errorCode(refused) == "TOOMANYREQUESTS")
+            #expect(refused.headers[.retryAfter] != nil)
+            func listings() async throws -> Double {
+                let text = String(buffer: try await registry.request(.get, "/metrics").body)
+                return try Exposition(text).sum("pierone_storage_operation_duration_seconds_count", ["operation": "list_uploads"])
+            }
+            let before = try await listings()
+            for _ in 0..<5 { #expect(try await registry.request(.get, "/health/ready").status == .ok) }
+            #expect(try await listings() == before)
+        }
+    }
+}
