@@ -229,7 +229,7 @@ package struct BlobService: BlobAPI {
     }
 
     /// Locations come from callers of the internal API: only this storage's own layout names a file.
-    private func checkLocation(_ blob: BlobRecord) throws(RegistryError) {
+    package func checkLocation(_ blob: BlobRecord) throws(RegistryError) {
         guard self.driver.isOwnLocation(blob.location) else {
             throw RegistryError(
                 .blobUnknown, "\(blob.location) is not a blob location of this storage", detail: ["digest": blob.digest.description],

@@ -6,7 +6,7 @@ import Runtime
 /// streamed (ranged) reads. Bytes pass through as they arrive, with the back-pressure of the
 /// connection; nothing is held whole.
 package enum InternalBlobRoutes {
-    package static func register<Context: EventLoopAwareContext>(on router: Router<Context>, service: any BlobAPI) {
+    package static func register<Context: EventLoopAwareContext>(on router: Router<Context>, service: BlobService) {
         let uploads = RouterPath(InternalBlobPaths.uploads)
         router.post(uploads) { request, _ in
             let start = try await InternalJSON.decode(InternalBlobPaths.StartUpload.self, from: request)
@@ -63,6 +63,8 @@ package enum InternalBlobRoutes {
             }
             let range = requested
             let blob = BlobRecord(digest: digest, size: size, location: location)
+            // Before the answer starts: a refusal must be a 400, not a body cut short.
+            try service.checkLocation(blob)
             let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? size
             return Response(
                 status: .ok, headers: [.contentType: "application/octet-stream"],

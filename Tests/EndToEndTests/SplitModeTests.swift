@@ -119,6 +119,19 @@ import Testing
             return (status, fields)
         }
 
+        /// Attack 3 of the hardening issue through both blob replicas (`scripts/race-blob-replicas`):
+        /// a stalled append through one, an append and commit through the other. The script fails
+        /// when the committed blob does not read back as its digest.
+        func raceBlobReplicas() async throws -> [String: Any] {
+            let gateway = self.certificates.appendingPathComponent("gateway").path
+            let output = try await Command.run([
+                SplitModeTests.repositoryRoot.appendingPathComponent("scripts/race-blob-replicas").path,
+                "https://localhost:\(self.blobPorts[0])", "https://localhost:\(self.blobPorts[1])",
+                "--ca", self.certificates.appendingPathComponent("ca.crt").path, "--cert", gateway + ".crt", "--key", gateway + ".key",
+            ])
+            return try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        }
+
         func stop() {
             for process in self.processes.values { process.stop() }
             try? FileManager.default.removeItem(at: self.scratch)
@@ -202,6 +215,12 @@ import Testing
             ])
             #expect(ok == "200")
         }
+
+        // A write racing a commit through the other replica never reaches the committed blob; the
+        // internal API reads nothing outside the storage.
+        let race = try await stack.raceBlobReplicas()
+        #expect(race["committedBlobMatchesItsDigest"] as? Bool == true, "\(race)")
+        #expect(race["traversalRead"] as? Int == 400, "\(race)")
 
         // A request id given to the gateway is answered and logged by the metadata service (JSON logs).
         let traced = try await stack.request("GET", stack.gateway(1) + "/teams", headers: ["X-Request-Id: trace-split-1"])
@@ -332,6 +351,13 @@ import Testing
         let read = stack.scratch.appendingPathComponent("read.bin")
         try await stack.curl(["-sSf", "-o", read.path, stack.gateway(0) + "/v2/team/app/blobs/\(digest)"])
         #expect(FileManager.default.contentsEqual(atPath: read.path, andPath: whole.path))
+
+        // The race of an append and a commit through the two replicas, on S3.
+        let race = try await stack.raceBlobReplicas()
+        #expect(race["committedBlobMatchesItsDigest"] as? Bool == true, "\(race)")
+        #expect(race["commitThroughSecond"] as? Int == 200, "on S3 the commit wins and the stalled write fails: \(race)")
+        #expect((race["stalledThroughFirst"] as? String)?.contains("200") == false, "\(race)")
+        #expect(race["traversalRead"] as? Int == 400, "\(race)")
 
         // A blob replica with a wrong secret stops at start-up and says which setting to fix.
         stack.blobEnvironment["AWS_SECRET_ACCESS_KEY"] = "wrong"
