@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pierone", targets: ["PierOne"]),
+        .executable(name: "pierone-fuzz", targets: ["PierOneFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -147,6 +148,13 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Services/PierOne/CLI",
+            swiftSettings: swiftSettings
+        ),
+        // The parsers of untrusted input as libFuzzer targets (`scripts/fuzz`), or a replayer of inputs.
+        .executableTarget(
+            name: "PierOneFuzz",
+            dependencies: ["Gateway"],
+            path: "Services/Fuzz",
             swiftSettings: swiftSettings
         ),
         // Real components for tests: a throwaway PostgreSQL cluster on a free loopback port.

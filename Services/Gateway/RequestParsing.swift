@@ -40,13 +40,27 @@ enum RequestParsing {
     /// `?n=&last=` of the listing endpoints.
     static func page(_ request: Request) throws(RegistryError) -> PageRequest {
         let query = request.uri.queryParameters
-        var limit: Int?
-        if let n = query["n"] {
-            guard let value = Int(n), value >= 0 else {
-                throw RegistryError(.unsupported, "n must be a non-negative integer", detail: ["n": String(n)], status: 400)
-            }
-            limit = value
+        return PageRequest(limit: try self.listingLimit(query["n"]), after: query["last"].map(String.init))
+    }
+
+    /// `n` of the OCI listings: a non-negative integer (the stores clamp it), nil when absent.
+    static func listingLimit(_ n: (some StringProtocol)?) throws(RegistryError) -> Int? {
+        guard let n else { return nil }
+        guard let value = Int(n), value >= 0 else {
+            throw RegistryError(.unsupported, "n must be a non-negative integer", detail: ["n": String(n)], status: 400)
         }
-        return PageRequest(limit: limit, after: query["last"].map(String.init))
+        return value
+    }
+
+    /// `limit` of the Pier One API: 1…`PageRequest.maximumLimit`, nil when absent.
+    static func apiLimit(_ text: (some StringProtocol)?) throws(RegistryError) -> Int? {
+        guard let text else { return nil }
+        guard let value = Int(text), (1...PageRequest.maximumLimit).contains(value) else {
+            throw RegistryError(
+                .unsupported, "limit must be an integer from 1 to \(PageRequest.maximumLimit)",
+                detail: ["limit": String(text)], status: 400
+            )
+        }
+        return value
     }
 }

@@ -4,7 +4,7 @@
 /// first, most the last), so what the registry records as referenced could differ from what a
 /// client pulls. This scanner walks the document once, compares keys after unescaping (so
 /// `"layers"` and `"\u006cayers"` are one key), bounds the nesting depth, and refuses anything
-/// that is not one well-formed JSON value (RFC 8259). It allocates only the keys of the objects
+/// that is not one well-formed JSON value (RFC 8259), with numbers a Double holds. It allocates only the keys of the objects
 /// open on the path being read.
 public enum StrictJSON {
     public struct Failure: Error, Equatable, CustomStringConvertible {
@@ -222,6 +222,12 @@ public enum StrictJSON {
                     self.index += 1
                 }
                 guard digits(&self) > 0 else { throw self.failure("invalid number") }
+            }
+            // RFC 8259 §6 lets parsers limit range; Foundation's refuses what a Double cannot hold,
+            // so a number out of that range would be read one way here and another there.
+            let literal = String(decoding: self.bytes[start..<self.index], as: UTF8.self)
+            guard literal.utf8.count <= 400, let value = Double(literal), value.isFinite else {
+                throw Failure(message: "number out of range", offset: start)
             }
         }
     }

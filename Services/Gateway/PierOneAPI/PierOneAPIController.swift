@@ -123,16 +123,7 @@ struct PierOneAPIController: Sendable {
         fetch: @escaping @Sendable (PageRequest) async throws -> Page<Item>, render: (Item) -> Body
     ) async throws -> Response {
         let query = request.uri.queryParameters
-        var limit: Int?
-        if let text = query["limit"] {
-            guard let value = Int(text), (1...PageRequest.maximumLimit).contains(value) else {
-                throw RegistryError(
-                    .unsupported, "limit must be an integer from 1 to \(PageRequest.maximumLimit)",
-                    detail: ["limit": String(text)], status: 400
-                )
-            }
-            limit = value
-        }
+        let limit = try RequestParsing.apiLimit(query["limit"])
         var after = query["after"].map(String.init)
         var items: [Item] = []
         var hasMore = false
