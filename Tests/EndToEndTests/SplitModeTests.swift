@@ -23,6 +23,8 @@ import Testing
         var databaseURL = ""
         /// Extra settings of the blob processes (S3 storage).
         var blobEnvironment: [String: String] = [:]
+        /// The PostgreSQL cluster to use; nil for the one the test process shares.
+        var cluster: PostgresCluster?
 
         init() throws {
             self.scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-split-\(UUID())")
@@ -38,6 +40,18 @@ import Testing
             ]
         }
 
+        func startMetadata() throws {
+            self.processes["metadata"] = try ServiceProcess(
+                "metadata-\(UUID().uuidString.prefix(4))", arguments: ["metadata"],
+                environment: self.tls("metadata").merging([
+                    "METADATA_PORT": String(self.metadataPort), "DATABASE_URL": self.databaseURL,
+                    "HTTP_BIND_ADDRESS": "127.0.0.1", "MUTABLE_TAGS": "*-SNAPSHOT",
+                    "LOG_FORMAT": "json", "LOG_LEVEL": "debug",
+                ]) { $1 },
+                logDirectory: self.scratch
+            )
+        }
+
         func startBlob(_ index: Int) throws {
             self.processes["blob\(index)"] = try ServiceProcess(
                 "blob\(index)-\(UUID().uuidString.prefix(4))", arguments: ["blob"],
@@ -51,17 +65,10 @@ import Testing
 
         func start() async throws {
             try await Command.run([SplitModeTests.repositoryRoot.appendingPathComponent("scripts/dev-certs").path, self.certificates.path])
-            self.databaseURL = try await PostgresCluster.shared().makeDatabase()
+            let cluster = if let cluster = self.cluster { cluster } else { try await PostgresCluster.shared() }
+            self.databaseURL = try await cluster.makeDatabase()
             self.ports = try PostgresCluster.freePorts(5)
-            self.processes["metadata"] = try ServiceProcess(
-                "metadata", arguments: ["metadata"],
-                environment: self.tls("metadata").merging([
-                    "METADATA_PORT": String(self.metadataPort), "DATABASE_URL": self.databaseURL,
-                    "HTTP_BIND_ADDRESS": "127.0.0.1", "MUTABLE_TAGS": "*-SNAPSHOT",
-                    "LOG_FORMAT": "json", "LOG_LEVEL": "debug",
-                ]) { $1 },
-                logDirectory: self.scratch
-            )
+            try self.startMetadata()
             try self.startBlob(0)
             try self.startBlob(1)
             for index in 0..<2 {

@@ -34,9 +34,9 @@ public final class MotoServer: @unchecked Sendable {
     /// With `checkSignatures: false` the checks never start (for what moto cannot check, such as
     /// presigned URLs).
     public static func start(
-        bucket: String = "pierone", webIdentityRole: Bool = false, checkSignatures: Bool = true
+        bucket: String = "pierone", webIdentityRole: Bool = false, checkSignatures: Bool = true, port: Int? = nil
     ) async throws -> MotoServer {
-        let port = try PostgresCluster.freePort()
+        let port = try port ?? PostgresCluster.freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", Self.launcher, "-H", "127.0.0.1", "-p", String(port)]
