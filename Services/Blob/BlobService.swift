@@ -74,6 +74,22 @@ package struct BlobService: BlobAPI {
         } catch {
             throw ConfigurationError("STORAGE_S3_ENDPOINT", "cannot reach \(settings.endpoint): \(error)")
         }
+        let conditional: Bool
+        do {
+            conditional = try await Self.honoursConditionalWrites(client, key: settings.prefix + "uploads/.conditional-write-probe")
+        } catch {
+            throw ConfigurationError(settings.credentialSettings, "cannot write to bucket \(settings.bucket): \(error)")
+        }
+        if !conditional {
+            logger.warning(
+                """
+                the S3 server ignores If-Match on PutObject: two requests writing one upload session through \
+                different blob replicas are not refused; use a server with conditional writes (AWS S3, MinIO) \
+                or run one blob replica
+                """,
+                metadata: ["endpoint": "\(settings.endpoint)"]
+            )
+        }
         logger.info(
             "blobs in S3",
             metadata: [
@@ -85,6 +101,21 @@ package struct BlobService: BlobAPI {
             driver: MeasuredStorageDriver(base: S3StorageDriver(client: client, settings: settings), name: "s3"),
             sessionsPerClient: sessionsPerClient, logger: logger
         )
+    }
+
+    /// Whether the S3 server refuses a `PutObject` whose `If-Match` names another ETag (412), as the
+    /// session compare-and-swap needs (docs/storage.md). Checked once at start on a probe object.
+    static func honoursConditionalWrites(_ client: S3Client, key: String) async throws -> Bool {
+        try await client.putObject(key, ByteBuffer(string: "probe"))
+        let honoured: Bool
+        do {
+            try await client.putObject(key, ByteBuffer(string: "replaced"), ifMatch: "\"00000000000000000000000000000000\"")
+            honoured = false
+        } catch let failure as S3Client.Failure where failure.status == 412 || failure.status == 409 {
+            honoured = true
+        }
+        try? await client.deleteObject(key)
+        return honoured
     }
 
     /// Whether the storage can be reached.

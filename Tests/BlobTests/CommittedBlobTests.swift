@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Runtime
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Blob
@@ -138,6 +139,13 @@ import Testing
         _ = try await service.startUpload(for: self.repository, algorithm: .sha256, owner: "uid:someone-else")
         try await service.cancelUpload(sessions[0].id, for: self.repository)
         _ = try await service.startUpload(for: self.repository, algorithm: .sha256, owner: "uid:ci")
+    }
+
+    /// The start-up probe: moto (like AWS S3 and MinIO) refuses a PutObject whose If-Match names
+    /// another ETag, which the session compare-and-swap relies on.
+    @Test func s3ConditionalWritesAreHonoured() async throws {
+        let moto = try await MotoServer.shared()
+        #expect(try await BlobService.honoursConditionalWrites(F.client(moto), key: "probe-\(UUID())"))
     }
 
     /// Sessions ended through another replica are found gone when the client is at its limit, at

@@ -130,8 +130,9 @@ import Testing
     }
 
     /// Split mode on PostgreSQL: a gateway killed mid-push (the retry resumes through the other
-    /// gateway), the metadata service killed mid-manifest PUT, and PostgreSQL stopped mid-push.
-    /// (The blob service killed mid-push is in `SplitModeTests.splitStack`.)
+    /// gateway) and mid-manifest PUT, the metadata service killed mid-push and mid-manifest PUT,
+    /// and PostgreSQL stopped mid-push. (The blob service killed mid-push is in
+    /// `SplitModeTests.splitStack`; a manifest PUT does not involve it.)
     @Test func splitServicesKilledAndPostgresStopped() async throws {
         let stack = try Stack()
         defer { stack.stop() }
@@ -150,6 +151,43 @@ import Testing
         #expect(try await stack.request("HEAD", stack.gateway(1) + "/v2/team/app/blobs/\(digest)").status == 404)
         try await Self.resume(stack, gateway: stack.gateway(1), session: session, file: file, digest: digest)
         #expect(try await Self.servedDigest(stack.gateway(1) + "/v2/team/app/blobs/\(digest)") == digest)
+
+        // The gateway dies while a manifest PUT's body arrives: nothing visible; the retry through
+        // the restarted gateway succeeds.
+        try stack.startGateway(0)
+        try await stack.waitReady(stack.gateway(0))
+        let first = try await Self.imageManifest(stack, gateway: stack.gateway(0), repository: "team/first")
+        let cut = try await Self.interruptedManifest(stack, url: stack.gateway(0) + "/v2/team/first/manifests/1.0", manifest: first) {
+            stack.processes["gateway0"]?.kill()
+        }
+        #expect(cut != "201")
+        #expect(try await stack.request("HEAD", stack.gateway(1) + "/v2/team/first/manifests/1.0").status == 404)
+        try stack.startGateway(0)
+        try await stack.waitReady(stack.gateway(0))
+        #expect(try await stack.request(
+            "PUT", stack.gateway(0) + "/v2/team/first/manifests/1.0", body: first, headers: ["Content-Type: \(MediaType.ociManifest)"]
+        ).status == 201)
+
+        // The metadata service dies while a push streams: the bytes keep arriving (metadata is not
+        // involved), the closing PUT fails while it is down, and succeeds once it is back.
+        let streamed = try #require(try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/").headers["location"])
+        async let streaming = stack.curl([
+            "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", "--limit-rate", "16M", "-T", file, stack.gateway(0) + streamed,
+        ])
+        try await Task.sleep(for: .seconds(1))
+        stack.processes["metadata"]?.kill()
+        #expect(try await streaming == "202")
+        let closing = try await stack.request("PUT", stack.gateway(0) + streamed + "?digest=\(digest)")
+        #expect(closing.status >= 500, "\(closing)")
+        try stack.startMetadata()
+        try await stack.waitReady(stack.gateway(0))
+        // The blob service placed the bytes before metadata failed, so that session is over
+        // (404 `BLOB_UPLOAD_UNKNOWN` tells the client to start again) and a new upload succeeds.
+        #expect(try await stack.request("PUT", stack.gateway(0) + streamed + "?digest=\(digest)").status == 404)
+        let again = try #require(try await stack.request("POST", stack.gateway(0) + "/v2/team/other/blobs/uploads/").headers["location"])
+        #expect(try await stack.curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", "-T", file, stack.gateway(0) + again]) == "202")
+        #expect(try await stack.request("PUT", stack.gateway(0) + again + "?digest=\(digest)").status == 201)
+        #expect(try await Self.servedDigest(stack.gateway(0) + "/v2/team/other/blobs/\(digest)") == digest)
 
         // The metadata service dies while a manifest PUT is in flight: 5xx, nothing visible; the
         // retry after its restart succeeds.

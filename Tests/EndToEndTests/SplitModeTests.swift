@@ -52,6 +52,18 @@ import Testing
             )
         }
 
+        func startGateway(_ index: Int) throws {
+            self.processes["gateway\(index)"] = try ServiceProcess(
+                "gateway\(index)-\(UUID().uuidString.prefix(4))", arguments: ["gateway"],
+                environment: self.tls("gateway").merging([
+                    "HTTP_PORT": String(self.gatewayPorts[index]), "HTTP_BIND_ADDRESS": "127.0.0.1",
+                    "METADATA_URL": "https://localhost:\(self.metadataPort)",
+                    "BLOB_URL": "https://localhost:\(self.blobPorts[index])",
+                ]) { $1 },
+                logDirectory: self.scratch
+            )
+        }
+
         func startBlob(_ index: Int) throws {
             self.processes["blob\(index)"] = try ServiceProcess(
                 "blob\(index)-\(UUID().uuidString.prefix(4))", arguments: ["blob"],
@@ -72,15 +84,7 @@ import Testing
             try self.startBlob(0)
             try self.startBlob(1)
             for index in 0..<2 {
-                self.processes["gateway\(index)"] = try ServiceProcess(
-                    "gateway\(index)", arguments: ["gateway"],
-                    environment: self.tls("gateway").merging([
-                        "HTTP_PORT": String(self.gatewayPorts[index]), "HTTP_BIND_ADDRESS": "127.0.0.1",
-                        "METADATA_URL": "https://localhost:\(self.metadataPort)",
-                        "BLOB_URL": "https://localhost:\(self.blobPorts[index])",
-                    ]) { $1 },
-                    logDirectory: self.scratch
-                )
+                try self.startGateway(index)
             }
             for port in self.gatewayPorts {
                 try await self.waitReady("http://127.0.0.1:\(port)")
