@@ -256,7 +256,10 @@ package struct BlobService: BlobAPI {
         if let range, range.lowerBound < 0 || range.upperBound >= blob.size {
             throw RegistryError(.blobUploadInvalid, "range \(range) is outside the blob's \(blob.size) bytes", status: 416)
         }
-        try await self.driver.read(location: blob.location, range: range, into: sink)
+        // Exactly the bytes the record names: the answer's Content-Length comes from it, and a
+        // longer file must not spill into the next response on a kept-alive connection.
+        guard blob.size > 0 else { return }
+        try await self.driver.read(location: blob.location, range: range ?? 0...(blob.size - 1), into: sink)
     }
 
     /// Locations come from callers of the internal API: only this storage's own layout names a file.

@@ -71,9 +71,11 @@ struct UploadHandlers: Sendable {
     /// it arrives.
     func patch(_ request: Request, name: RepositoryName, id: String) async throws -> Response {
         let id = try RequestParsing.uploadID(id)
-        let offset = try Self.chunkOffset(request)
+        let chunk = try Self.chunkRange(request)
         do {
-            let session = try await self.blobs.appendUpload(id, for: name, at: offset, body: request.body)
+            let session = try await self.blobs.appendUpload(
+                id, for: name, at: chunk?.lowerBound, body: BoundedBody(base: request.body, limit: chunk.map(Self.length))
+            )
             return Self.accepted(name: name, session: session)
         } catch let error as RegistryError where error.status == 416 {
             return Self.rangeNotSatisfiable(error, name: name, id: id)
@@ -105,8 +107,10 @@ struct UploadHandlers: Sendable {
         -> Response
     {
         if Self.hasBody(request) {
-            let offset = try Self.chunkOffset(request)
-            _ = try await self.blobs.appendUpload(session.id, for: name, at: offset, body: request.body)
+            let chunk = try Self.chunkRange(request)
+            _ = try await self.blobs.appendUpload(
+                session.id, for: name, at: chunk?.lowerBound, body: BoundedBody(base: request.body, limit: chunk.map(Self.length))
+            )
         }
         let blob = try await self.blobs.commitUpload(session.id, for: name, digest: digest)
         let recorded = try await self.metadata.linkBlob(blob, into: name)
@@ -118,8 +122,15 @@ struct UploadHandlers: Sendable {
         return Self.created(name: name, digest: digest)
     }
 
-    /// The start of a `Content-Range` chunk; nil when the request streams without one.
-    private static func chunkOffset(_ request: Request) throws(RegistryError) -> Int64? {
+    /// The bytes of an inclusive range; `end - start` cannot overflow (0 <= start <= end), `+ 1`
+    /// only for 0-Int64.max, which no body can fill: it is clamped.
+    private static func length(_ range: ClosedRange<Int64>) -> Int64 {
+        let span = range.upperBound - range.lowerBound
+        return span == Int64.max ? Int64.max : span + 1
+    }
+
+    /// The `Content-Range` of a chunk; nil when the request streams without one.
+    private static func chunkRange(_ request: Request) throws(RegistryError) -> ClosedRange<Int64>? {
         guard let header = request.headers[.contentRange] else { return nil }
         guard let range = ByteRanges.parseChunk(header) else {
             throw RegistryError(.blobUploadInvalid, "Content-Range must be <start>-<end>", status: 416)
@@ -130,7 +141,7 @@ struct UploadHandlers: Sendable {
                 throw RegistryError(.sizeInvalid, "Content-Range \(header) does not match Content-Length \(text)")
             }
         }
-        return range.lowerBound
+        return range
     }
 
     private static func hasBody(_ request: Request) -> Bool {

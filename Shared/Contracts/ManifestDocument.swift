@@ -42,6 +42,20 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
         self.annotations = annotations
     }
 
+    /// Every field of the manifest, index and descriptor shapes (image-spec), whose spelling must
+    /// be exact: clients that match field names case-insensitively would read a `"Layers"` the
+    /// registry does not.
+    static let fieldNames: Set<String> = [
+        "schemaVersion", "mediaType", "artifactType", "config", "layers", "manifests", "subject", "annotations",
+        "digest", "size", "urls", "data", "platform", "architecture", "os", "os.version", "os.features", "variant",
+        "features",
+    ]
+
+    /// Largest annotations (keys and values) of a manifest with a `subject`: the referrers API
+    /// answers them for every referrer of the subject (cosign's, with certificate and bundle, are
+    /// a few KiB).
+    public static let maximumReferrerAnnotations = 64 * 1024
+
     /// Largest manifest accepted (OCI: registries SHOULD accept at least 4 MiB).
     public static let maximumSize = 4 * 1024 * 1024
 
@@ -55,7 +69,7 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
         do {
             // Refused before decoding: a document parsers could read two ways (a repeated key at
             // any depth), or nested deeper than any manifest needs.
-            try StrictJSON.check(bytes)
+            try StrictJSON.check(bytes, fieldNames: Self.fieldNames)
         } catch {
             throw RegistryError(.manifestInvalid, "manifest is not unambiguous JSON: \(error)")
         }
@@ -89,6 +103,17 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
                 throw RegistryError(
                     .manifestInvalid, "descriptor \(descriptor.digest) has a negative size",
                     detail: ["digest": descriptor.digest.description, "size": String(descriptor.size)]
+                )
+            }
+        }
+        if raw.subject != nil, let annotations = raw.annotations {
+            // Served with every referrers listing of the subject: bounded like a descriptor should be.
+            let bytes = annotations.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+            guard bytes <= Self.maximumReferrerAnnotations else {
+                throw RegistryError(
+                    .manifestInvalid,
+                    "the annotations of a manifest with a subject are limited to \(Self.maximumReferrerAnnotations / 1024) KiB",
+                    detail: ["limit": String(Self.maximumReferrerAnnotations)]
                 )
             }
         }

@@ -13,8 +13,10 @@ public struct PageRequest: Sendable, Equatable, Codable {
         self.after = after
     }
 
-    /// The number of rows to fetch: one more than the page, to learn whether there is a next page.
-    public var effectiveLimit: Int { min(self.limit ?? Self.maximumLimit, Self.maximumLimit) }
+    /// The page size served: `limit` clamped to 0…`maximumLimit` (a negative one from a caller of
+    /// the internal API is 0, never a trap in `prefix` or a negative SQL `LIMIT`). Stores fetch
+    /// one row more to learn whether there is a next page.
+    public var effectiveLimit: Int { max(0, min(self.limit ?? Self.maximumLimit, Self.maximumLimit)) }
 }
 
 /// One page of a listing, and whether more follow.
@@ -25,5 +27,26 @@ public struct Page<Element: Sendable & Equatable & Codable>: Sendable, Equatable
     public init(items: [Element], hasMore: Bool) {
         self.items = items
         self.hasMore = hasMore
+    }
+}
+
+extension Page {
+    /// Bytes of referrer annotations one page carries at most: a page ends early (with a next
+    /// page) rather than answer many large annotation maps at once.
+    public static var annotationBudget: Int { 4 << 20 }
+
+    /// The first `limit` of `items` (fetched one more than `limit`), ending the page earlier once
+    /// the items' `weight`s pass `budget` (the first item always fits).
+    public static func bounded(_ items: [(item: Element, weight: Int)], limit: Int, budget: Int) -> Page {
+        var taken: [Element] = []
+        var spent = 0
+        for (item, weight) in items.prefix(limit) {
+            if !taken.isEmpty, spent + weight > budget {
+                return Page(items: taken, hasMore: true)
+            }
+            taken.append(item)
+            spent += weight
+        }
+        return Page(items: taken, hasMore: items.count > limit)
     }
 }

@@ -18,18 +18,38 @@ public enum StrictJSON {
 
     /// Throws when `bytes` are not exactly one JSON value, nest deeper than `maximumDepth`, or hold
     /// an object with a repeated key.
-    public static func check(_ bytes: some Collection<UInt8>, maximumDepth: Int = StrictJSON.maximumDepth) throws(Failure) {
+    ///
+    /// With `fieldNames` (the fields of the structs the document is decoded into) two more things
+    /// are refused, because Go's `encoding/json` — what docker, containerd and skopeo decode with —
+    /// matches struct fields case-insensitively (with Unicode folding: `K` U+212A is `k`, `ſ` U+017F
+    /// is `s`): two keys of one object that are equal after folding, and a key that folds to one of
+    /// `fieldNames` without being spelt exactly so (`"Layers"` next to nothing the registry reads).
+    /// Objects under an `annotations` key are maps, which Go matches exactly: only exact repeats
+    /// count there.
+    public static func check(
+        _ bytes: some Collection<UInt8>, maximumDepth: Int = StrictJSON.maximumDepth, fieldNames: Set<String> = []
+    ) throws(Failure) {
         var scanner = Scanner(bytes: Array(bytes), maximumDepth: maximumDepth)
+        scanner.fieldNames = Dictionary(fieldNames.map { (Self.fold($0), $0) }) { first, _ in first }
+        scanner.foldKeys = !fieldNames.isEmpty
         try scanner.skipWhitespace()
         try scanner.value(depth: 0)
         try scanner.skipWhitespace()
         guard scanner.index == scanner.bytes.count else { throw scanner.failure("data after the JSON value") }
     }
 
+    /// Case folding as Go's `encoding/json` matches field names (a superset: upper then lower).
+    static func fold(_ key: String) -> String {
+        key.uppercased().lowercased()
+    }
+
     private struct Scanner {
         let bytes: [UInt8]
         let maximumDepth: Int
         var index = 0
+        /// Folded field name → its exact spelling.
+        var fieldNames: [String: String] = [:]
+        var foldKeys = false
 
         func failure(_ message: String) -> Failure { Failure(message: message, offset: self.index) }
 
@@ -46,12 +66,12 @@ public enum StrictJSON {
             self.index += 1
         }
 
-        mutating func value(depth: Int) throws(Failure) {
+        mutating func value(depth: Int, isMap: Bool = false) throws(Failure) {
             guard self.index < self.bytes.count else { throw self.failure("unexpected end") }
             switch self.bytes[self.index] {
             case UInt8(ascii: "{"):
                 guard depth < self.maximumDepth else { throw self.failure("nested deeper than \(self.maximumDepth)") }
-                try self.object(depth: depth + 1)
+                try self.object(depth: depth + 1, isMap: isMap)
             case UInt8(ascii: "["):
                 guard depth < self.maximumDepth else { throw self.failure("nested deeper than \(self.maximumDepth)") }
                 try self.array(depth: depth + 1)
@@ -64,9 +84,10 @@ public enum StrictJSON {
             }
         }
 
-        mutating func object(depth: Int) throws(Failure) {
+        mutating func object(depth: Int, isMap: Bool = false) throws(Failure) {
             self.index += 1
             var keys = Set<[UInt8]>()
+            var folded = Set<String>()
             try self.skipWhitespace()
             if self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "}") {
                 self.index += 1
@@ -79,13 +100,23 @@ public enum StrictJSON {
                     throw self.failure("expected a key")
                 }
                 let key = try self.string()
+                let name = String(decoding: key, as: UTF8.self)
                 guard keys.insert(key).inserted else {
-                    throw Failure(message: "duplicate key \"\(String(decoding: key, as: UTF8.self))\"", offset: start)
+                    throw Failure(message: "duplicate key \"\(name)\"", offset: start)
+                }
+                let fold = StrictJSON.fold(name)
+                if self.foldKeys, !isMap {
+                    guard folded.insert(fold).inserted else {
+                        throw Failure(message: "keys that differ only in case (\"\(name)\")", offset: start)
+                    }
+                    if let field = self.fieldNames[fold], field != name {
+                        throw Failure(message: "key \"\(name)\" is read as \"\(field)\" by some clients; spell it \"\(field)\"", offset: start)
+                    }
                 }
                 try self.skipWhitespace()
                 try self.expect(UInt8(ascii: ":"))
                 try self.skipWhitespace()
-                try self.value(depth: depth)
+                try self.value(depth: depth, isMap: fold == "annotations")
                 try self.skipWhitespace()
                 guard self.index < self.bytes.count else { throw self.failure("unexpected end") }
                 if self.bytes[self.index] == UInt8(ascii: ",") {

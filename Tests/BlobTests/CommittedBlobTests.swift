@@ -119,6 +119,24 @@ import Testing
         }
     }
 
+    /// A read serves exactly the bytes its record names, whatever the file holds: the answer's
+    /// Content-Length comes from the record.
+    @Test(arguments: StorageBackend.allCases)
+    func readsServeExactlyTheRecordedSize(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream(["0123456789"]))
+            var blob = try await service.commitUpload(
+                session.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "0123456789"))
+            )
+            blob.size = 4
+            #expect(String(buffer: try await F.readAll(service, blob)) == "0123")
+            blob.size = 0
+            #expect(try await F.readAll(service, blob).readableBytes == 0)
+        }
+    }
+
     /// One client may hold `UPLOAD_SESSIONS_PER_CLIENT` open sessions; beyond that 429, while
     /// others still open theirs; ending a session makes room again.
     @Test func openSessionsPerClientAreBounded() async throws {

@@ -427,7 +427,46 @@ enum MetadataStoreConformance {
         #expect(try await store.notificationBacklog()["webhook:a"] == 1)
     }
 
+    /// A descriptor's declared size must be the stored blob's (checked where the manifest is stored).
+    static func declaredSizesMustMatchTheStoredBlobs(_ store: some MetadataStore) async throws {
+        let layer = self.blob("sized layer")
+        try await store.linkBlob(layer, into: self.repository)
+        var put = self.manifest("sized", blobs: [layer], tags: ["1.0"])
+        put.document.declaredSizes = [layer.digest.description: layer.size + 1]
+        do {
+            try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+            Issue.record("a manifest declaring a wrong size was stored")
+        } catch let error as RegistryError {
+            #expect(error.code == .manifestInvalid)
+            #expect(error.detail?["stored"] == String(layer.size))
+        }
+        #expect(try await store.manifest(put.digest, in: self.repository) == nil)
+        put.document.declaredSizes = [layer.digest.description: layer.size]
+        try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+        #expect(try await store.manifest(put.digest, in: self.repository) != nil)
+    }
+
+    /// Limits from callers of the internal API are clamped, never trapped on (`prefix(-1)`).
+    static func anyPageLimitIsServed(_ store: some MetadataStore) async throws {
+        let layer = self.blob("paged layer")
+        try await store.linkBlob(layer, into: self.repository)
+        try await store.putManifest(self.manifest("paged", blobs: [layer], tags: ["1.0"]), isImmutable: immutableUnlessSnapshot)
+        for limit in [-1, Int.min, 0, Int.max] {
+            let page = PageRequest(limit: limit)
+            let expected = limit > 0 ? 1 : 0
+            #expect(try await store.repositories(page: page).items.count == expected, "\(limit)")
+            #expect(try await store.tags(in: self.repository, page: page)?.items.count == expected, "\(limit)")
+            #expect(try await store.teams(page: page).items.count == expected, "\(limit)")
+            #expect(try await store.artifacts(ofTeam: "team", page: page).items.count == expected, "\(limit)")
+            #expect(try await store.tagDetails(in: self.repository, page: page)?.items.count == expected, "\(limit)")
+            #expect(try await store.teamStatistics(page: page).items.count == expected, "\(limit)")
+            _ = try await store.referrers(of: layer.digest, in: self.repository, artifactType: nil, page: page)
+        }
+    }
+
     static let all: [(String, @Sendable (any MetadataStore) async throws -> Void)] = [
+        ("declaredSizesMustMatchTheStoredBlobs", { try await declaredSizesMustMatchTheStoredBlobs($0) }),
+        ("anyPageLimitIsServed", { try await anyPageLimitIsServed($0) }),
         ("deletesRespectPolicyAndUse", { try await deletesRespectPolicyAndUse($0) }),
         ("referrersAreFilteredAndPaged", { try await referrersAreFilteredAndPaged($0) }),
         ("linkedBlobIsFoundInAnyRepository", { try await linkedBlobIsFoundInAnyRepository($0) }),

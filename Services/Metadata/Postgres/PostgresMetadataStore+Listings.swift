@@ -54,19 +54,17 @@ extension PostgresMetadataStore {
                 ORDER BY m.digest LIMIT \(page.effectiveLimit + 1)
                 """, logger: self.logger
             )
-            var descriptors: [Descriptor] = []
+            var descriptors: [(item: Descriptor, weight: Int)] = []
             for try await (digest, mediaType, size, type, annotations) in rows.decode(
                 (String, String, Int64, String?, String?).self
             ) {
                 guard let digest = Digest(digest) else { continue }
-                descriptors.append(Descriptor(
+                descriptors.append((Descriptor(
                     mediaType: mediaType, digest: digest, size: size, artifactType: type,
                     annotations: try annotations.map { try JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
-                ))
+                ), annotations?.utf8.count ?? 0))
             }
-            return Page(
-                items: Array(descriptors.prefix(page.effectiveLimit)), hasMore: descriptors.count > page.effectiveLimit
-            )
+            return Page.bounded(descriptors, limit: page.effectiveLimit, budget: Page<Descriptor>.annotationBudget)
         }
     }
 }

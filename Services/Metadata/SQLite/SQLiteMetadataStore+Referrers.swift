@@ -23,18 +23,18 @@ extension SQLiteMetadataStore {
                 .text(page.after ?? ""), .integer(page.effectiveLimit + 1),
             ]
         )
-        let descriptors = try rows.compactMap { row -> Descriptor? in
+        let descriptors = try rows.compactMap { row -> (item: Descriptor, weight: Int)? in
             guard let digest = row.column("digest")?.string.flatMap({ Digest($0) }),
                   let mediaType = row.column("media_type")?.string, let size = row.column("size")?.integer
             else { return nil }
-            let annotations = try row.column("annotations")?.string.map {
-                try JSONDecoder().decode([String: String].self, from: Data($0.utf8))
-            }
-            return Descriptor(
+            let json = row.column("annotations")?.string
+            let annotations = try json.map { try JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+            let descriptor = Descriptor(
                 mediaType: mediaType, digest: digest, size: Int64(size),
                 artifactType: row.column("artifact_type")?.string, annotations: annotations
             )
+            return (descriptor, json?.utf8.count ?? 0)
         }
-        return Page(items: Array(descriptors.prefix(page.effectiveLimit)), hasMore: descriptors.count > page.effectiveLimit)
+        return Page.bounded(descriptors, limit: page.effectiveLimit, budget: Page<Descriptor>.annotationBudget)
     }
 }
