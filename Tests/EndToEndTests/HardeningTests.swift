@@ -313,4 +313,64 @@ import Testing
             #expect(try await listings() == before)
         }
     }
+
+    /// No secret reaches a log line: webhook URLs keep scheme, host and port only; tokens, the
+    /// webhook signing secret, the database password and the S3 secret key never appear — read
+    /// from the logs of a `pierone serve` process at debug level, on PostgreSQL and S3 (moto).
+    @Test func logsCarryNoSecrets() async throws {
+        let standIn = OAuthStandIn()
+        try await standIn.run { base in
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-logs-\(UUID())")
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let database = try await PostgresCluster.shared().makeDatabase()
+            let moto = try await MotoServer.shared()
+            let port = try PostgresCluster.freePort()
+            let closed = try PostgresCluster.freePort()
+            let serve = try ServiceProcess(
+                "serve-logs", arguments: ["serve"],
+                environment: [
+                    "HTTP_PORT": String(port), "HTTP_BIND_ADDRESS": "127.0.0.1", "STORAGE_DIRECTORY": scratch.appendingPathComponent("data").path,
+                    "HTTP_TOKENINFO_URL": base + "/oauth2/tokeninfo", "HTTP_TEAM_SERVICE_URL": base, "LOG_LEVEL": "debug",
+                    "NOTIFICATION_WEBHOOK_URLS": "http://hookuser:HOOKPASSWORD@127.0.0.1:\(closed)/hooks/HOOKPATHSECRET?token=HOOKQUERYSECRET",
+                    "NOTIFICATION_WEBHOOK_SECRET": "a-webhook-signing-secret", "NOTIFICATION_RETRY_MAX_SECONDS": "1",
+                    "DATABASE_URL": database, "STORAGE_S3_BUCKET": moto.bucket, "STORAGE_S3_ENDPOINT": moto.endpoint,
+                    "STORAGE_S3_PREFIX": "logs-\(UUID())", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": moto.accessKeyID,
+                    "AWS_SECRET_ACCESS_KEY": moto.secretAccessKey,
+                ],
+                logDirectory: scratch
+            )
+            defer { serve.stop() }
+            let registry = "http://127.0.0.1:\(port)"
+            for _ in 0..<200 {
+                if (try? await Command.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", registry + "/health/ready"])) == "200" { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let auth = "Authorization: Basic " + Data("oauth2:admin-token".utf8).base64EncodedString()
+            let config = "{}"
+            let digest = StreamingHasher.digest(of: ByteBuffer(string: config))
+            _ = try await Command.run([
+                "curl", "-s", "-H", auth, "-X", "POST", "--data-binary", config, registry + "/v2/team/app/blobs/uploads/?digest=\(digest)",
+            ])
+            let manifest = #"{"schemaVersion":2,"mediaType":"\#(MediaType.ociManifest)","config":\#(Manifests.descriptor(Self.ociConfig, digest, 2)),"layers":[]}"#
+            let pushed = try await Command.run([
+                "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", auth, "-H", "Content-Type: \(MediaType.ociManifest)",
+                "-X", "PUT", "--data-binary", manifest, registry + "/v2/team/app/manifests/1.0",
+            ])
+            #expect(pushed == "201")
+            _ = try await Command.run(["curl", "-s", "-H", "Authorization: Bearer employee-token", registry + "/v2/"])
+            var log = ""
+            for _ in 0..<100 where !log.contains("notification not delivered") {
+                try await Task.sleep(for: .milliseconds(100))
+                log = serve.output
+            }
+            #expect(log.contains("notification not delivered"), "the dispatcher tried and logged: \(log.suffix(2000))")
+            for secret in ["HOOKPASSWORD", "HOOKPATHSECRET", "HOOKQUERYSECRET", "hookuser", "admin-token", "employee-token",
+                           "a-webhook-signing-secret", Data("oauth2:admin-token".utf8).base64EncodedString(),
+                           PostgresCluster.password, moto.secretAccessKey] {
+                #expect(!log.contains(secret), "\(secret) is in the log")
+            }
+            #expect(log.contains("127.0.0.1:\(closed)/…"))
+        }
+    }
 }

@@ -139,7 +139,7 @@ package enum FuzzTargets {
         _ = TagPolicy.parsePatterns(String(decoding: bytes, as: UTF8.self))
     }
 
-    /// `n`, `limit` and the other numbers of listing queries.
+    /// `n`, `limit` and the other numbers of listing queries, the token form, the referrers filter.
     static func queries(_ text: String) throws(Violation) {
         if let n = try? RequestParsing.listingLimit(text) {
             try self.check(n >= 0 && PageRequest(limit: n, after: nil).effectiveLimit <= PageRequest.maximumLimit, "n \(text)")
@@ -148,5 +148,8 @@ package enum FuzzTargets {
             try self.check((1...PageRequest.maximumLimit).contains(limit), "limit \(text)")
         }
         _ = TokenController.formFields(text)
+        // A referrers `artifactType` filter is echoed, percent-encoded, in the next page's `Link`.
+        let encoded = text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)
+        try self.check(encoded?.removingPercentEncoding == text, "artifactType round trip: \(text)")
     }
 }

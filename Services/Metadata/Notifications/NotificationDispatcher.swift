@@ -15,7 +15,11 @@ import Foundation
 /// `NOTIFICATION_RETRY_MAX_SECONDS`). At least once: an entry is removed only after its sink
 /// answered, so a process stopped between the two sends it again after the claim's lease.
 /// Replicas share the work through the claims.
-package struct NotificationDispatcher: Service {
+package struct NotificationDispatcher: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs every service with this at debug level: only what is safe to log
+    /// (the default reflection would print webhook URLs, signing keys and credentials).
+    package var description: String { "NotificationDispatcher(sinks: \(self.sinks.map { Redaction.sink($0.name) }))" }
+
     let outbox: any NotificationOutbox
     let sinks: [any NotificationSink]
     let settings: NotificationSettings

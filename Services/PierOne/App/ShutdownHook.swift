@@ -1,7 +1,11 @@
 import ServiceLifecycle
 
 /// Runs `action` once graceful shutdown begins (closing a database, flushing a file).
-struct ShutdownHook: Service {
+struct ShutdownHook: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs every service with this at debug level: only what is safe to log
+    /// (the default reflection would print webhook URLs, signing keys and credentials).
+    package var description: String { "ShutdownHook(\(self.name))" }
+
     let name: String
     let action: @Sendable () async throws -> Void
 

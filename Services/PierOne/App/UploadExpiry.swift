@@ -3,7 +3,11 @@ import Logging
 import ServiceLifecycle
 
 /// Periodically removes upload sessions nobody finished, with their bytes.
-struct UploadExpiry: Service {
+struct UploadExpiry: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs every service with this at debug level: only what is safe to log
+    /// (the default reflection would print webhook URLs, signing keys and credentials).
+    package var description: String { "UploadExpiry(maximumAge: \(self.maximumAge))" }
+
     let blobs: BlobService
     let maximumAge: Double
     let logger: Logger
