@@ -62,13 +62,18 @@ struct FilesystemDriver: StorageDriver {
     /// `BLOB_UPLOAD_UNKNOWN` when there is no session. Never waits: a stalled writer makes the
     /// others fail fast instead of queueing behind it.
     private func exclusively<T>(_ id: UploadID, _ body: () async throws -> T) async throws -> T {
-        let descriptor = open(self.uploadDirectory(id).appending("info.json").string, O_RDONLY | O_CLOEXEC)
+        // Read-write: NFS implements flock as a POSIX write lock, which needs a descriptor open for
+        // writing. (POSIX locks are per process, so requests of one process are kept apart by
+        // `UploadClaims` as well.)
+        let descriptor = open(self.uploadDirectory(id).appending("info.json").string, O_RDWR | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw RegistryError(.blobUploadUnknown, "upload \(id) does not exist")
         }
         defer { close(descriptor) }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            throw RegistryError.uploadBusy(id)
+            let error = errno
+            if error == EWOULDBLOCK || error == EAGAIN { throw RegistryError.uploadBusy(id) }
+            throw LockError(errno: error)
         }
         return try await body()
     }
@@ -283,6 +288,12 @@ struct FilesystemDriver: StorageDriver {
 
     struct RenameError: Error {
         var errno: Int32
+    }
+
+    /// `flock(2)` failed for another reason than a holder (ENOLCK: an NFS mount without locking).
+    struct LockError: Error, CustomStringConvertible {
+        var errno: Int32
+        var description: String { "cannot lock an upload session (errno \(self.errno)): STORAGE_DIRECTORY must support flock(2)" }
     }
 
     /// `blobs/<algorithm>/<first two hex>/<hex>`: two hex characters fan out into 256 directories.
