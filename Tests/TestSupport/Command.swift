@@ -17,11 +17,6 @@ public enum Command {
     public static func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) async throws
         -> String
     {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("cmd-\(UUID()).out")
         let errorURL = FileManager.default.temporaryDirectory.appendingPathComponent("cmd-\(UUID()).err")
         _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
@@ -32,19 +27,15 @@ public enum Command {
         }
         let output = try FileHandle(forWritingTo: outputURL)
         let error = try FileHandle(forWritingTo: errorURL)
-        process.standardOutput = output
-        process.standardError = error
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
+        defer {
+            try? output.close()
+            try? error.close()
         }
-        try output.close()
-        try error.close()
+        let child = try ChildProcess(
+            arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, directory: directory?.path,
+            output: output.fileDescriptor, error: error.fileDescriptor
+        )
+        let status = await child.status()
         let stdout = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
         guard status == 0 else {
             let stderr = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""

@@ -21,7 +21,7 @@ public final class MotoServer: @unchecked Sendable {
     /// The ARN of the role a web identity may assume (with `webIdentityRole`).
     public let roleARN: String?
     public let bucket: String
-    private let process: Process
+    private let process: ChildProcess
 
     public var endpoint: String { "http://127.0.0.1:\(self.port)" }
 
@@ -37,27 +37,21 @@ public final class MotoServer: @unchecked Sendable {
         bucket: String = "pierone", webIdentityRole: Bool = false, checkSignatures: Bool = true, port: Int? = nil
     ) async throws -> MotoServer {
         let port = try port ?? PostgresCluster.freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.launcher, "-H", "127.0.0.1", "-p", String(port)]
         // Setup: create_user, put_user_policy, create_access_key (+ create_role, put_role_policy,
         // and the one STS call the test makes).
         let unchecked = checkSignatures ? (webIdentityRole ? 7 : 4) : 1_000_000_000
-        process.environment = ProcessInfo.processInfo.environment.merging(
-            ["INITIAL_NO_AUTH_ACTION_COUNT": String(unchecked)]
-        ) { $1 }
-        if let log = ProcessInfo.processInfo.environment["MOTO_LOG"], FileManager.default.createFile(atPath: log, contents: nil),
-           let handle = FileHandle(forWritingAtPath: log)
-        {
+        let environment = ProcessInfo.processInfo.environment.merging(["INITIAL_NO_AUTH_ACTION_COUNT": String(unchecked)]) { $1 }
+        var log: FileHandle?
+        if let path = ProcessInfo.processInfo.environment["MOTO_LOG"], FileManager.default.createFile(atPath: path, contents: nil) {
             // For debugging a signature mismatch: moto's request log.
-            process.standardOutput = handle
-            process.standardError = handle
-        } else {
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+            log = FileHandle(forWritingAtPath: path)
         }
-        try process.run()
-        MotoCleanup.register(process.processIdentifier)
+        let process = try ChildProcess(
+            ["python3", "-c", Self.launcher, "-H", "127.0.0.1", "-p", String(port)], environment: environment,
+            output: log?.fileDescriptor
+        )
+        try? log?.close()
+        MotoCleanup.register(process.pid)
         let setup = """
             import boto3, json, sys, time
             endpoint, bucket, with_role = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
@@ -88,7 +82,7 @@ public final class MotoServer: @unchecked Sendable {
         ])) ?? ""
         let parts = output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         guard parts.count == 3 else {
-            process.terminate()
+            process.signal(SIGTERM)
             throw PostgresCluster.SetupError("moto setup failed: \(output)")
         }
         return MotoServer(
@@ -117,7 +111,7 @@ public final class MotoServer: @unchecked Sendable {
         sys.exit(main(sys.argv[1:]))
         """
 
-    private init(port: Int, accessKeyID: String, secretAccessKey: String, roleARN: String?, bucket: String, process: Process) {
+    private init(port: Int, accessKeyID: String, secretAccessKey: String, roleARN: String?, bucket: String, process: ChildProcess) {
         self.port = port
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
@@ -128,7 +122,7 @@ public final class MotoServer: @unchecked Sendable {
 
     /// Kills the server (moto's werkzeug server does not always exit on SIGTERM).
     public func stop() {
-        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+        self.process.signal(SIGKILL)
     }
 
     /// Stops the server and returns once it has exited (up to 10 s).

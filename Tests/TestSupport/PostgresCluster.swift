@@ -106,7 +106,6 @@ public final class PostgresCluster: Sendable {
     /// would keep Foundation's termination pipe of `pg_ctl` open) and waits until it accepts
     /// connections.
     public func startServer() async throws {
-        let process = Process()
         let server = [
             self.binaries + "/postgres", "-D", self.directory, "-p", String(self.port),
             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off",
@@ -116,20 +115,14 @@ public final class PostgresCluster: Sendable {
             "-c", "ssl=on", "-c", "ssl_cert_file=\(self.directory)/server.crt",
             "-c", "ssl_key_file=\(self.directory)/server.key",
         ] : [])
-        if getuid() == 0 {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", "postgres", "--"] + server
-        } else {
-            process.executableURL = URL(fileURLWithPath: server[0])
-            process.arguments = Array(server.dropFirst())
-        }
         let log = self.directory + ".log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try handle.seekToEnd()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        defer { try? handle.close() }
+        let process = try ChildProcess(
+            getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + server : server, output: handle.fileDescriptor
+        )
         for _ in 0..<300 {
             if (try? await Self.run(self.binaries + "/pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(self.port)])) != nil {
                 return
@@ -223,14 +216,9 @@ private enum Cleanup {
         if first {
             atexit {
                 for (directory, binaries) in Cleanup.clusters.withLock({ $0 }) {
-                    let stop = Process()
-                    stop.executableURL = URL(fileURLWithPath: getuid() == 0 ? "/usr/sbin/runuser" : binaries + "/pg_ctl")
-                    let arguments = ["-D", directory, "-m", "immediate", "stop"]
-                    stop.arguments = getuid() == 0 ? ["-u", "postgres", "--", binaries + "/pg_ctl"] + arguments : arguments
-                    stop.standardOutput = FileHandle.nullDevice
-                    stop.standardError = FileHandle.nullDevice
-                    try? stop.run()
-                    stop.waitUntilExit()
+                    let arguments = [binaries + "/pg_ctl", "-D", directory, "-m", "immediate", "stop"]
+                    let stop = try? ChildProcess(getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + arguments : arguments)
+                    stop?.waitUntilExit()
                     try? FileManager.default.removeItem(atPath: directory)
                     try? FileManager.default.removeItem(atPath: directory + ".log")
                 }

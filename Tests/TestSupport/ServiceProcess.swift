@@ -3,7 +3,7 @@ import Foundation
 /// A `pierone` subcommand running as a child process for split-mode tests, with its output in a
 /// log file that failures can quote.
 public final class ServiceProcess: @unchecked Sendable {
-    private let process = Process()
+    private let process: ChildProcess
     public let log: URL
     public let name: String
 
@@ -17,27 +17,23 @@ public final class ServiceProcess: @unchecked Sendable {
         self.log = logDirectory.appendingPathComponent("\(name).log")
         _ = FileManager.default.createFile(atPath: self.log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: self.log)
-        self.process.executableURL = Self.executable
-        self.process.arguments = arguments
+        defer { try? handle.close() }
         var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("INTERNAL_TLS") }
         merged.merge(environment) { $1 }
         merged["LOG_LEVEL"] = merged["LOG_LEVEL"] ?? "warning"
-        self.process.environment = merged
-        self.process.standardOutput = handle
-        self.process.standardError = handle
-        try self.process.run()
+        self.process = try ChildProcess([Self.executable.path] + arguments, environment: merged, output: handle.fileDescriptor)
     }
 
     public var isRunning: Bool { self.process.isRunning }
 
     /// SIGTERM: graceful shutdown.
     public func stop() {
-        if self.process.isRunning { self.process.terminate() }
+        self.process.signal(SIGTERM)
     }
 
     /// SIGKILL: a crash.
     public func kill() {
-        if self.process.isRunning { Foundation.kill(self.process.processIdentifier, SIGKILL) }
+        self.process.signal(SIGKILL)
     }
 
     public var output: String { (try? String(contentsOf: self.log, encoding: .utf8)) ?? "" }
