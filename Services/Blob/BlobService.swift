@@ -76,7 +76,10 @@ package struct BlobService: BlobAPI {
         }
         let conditional: Bool
         do {
-            conditional = try await Self.honoursConditionalWrites(client, key: settings.prefix + "uploads/.conditional-write-probe")
+            // A key of this process's own: replicas start at once.
+            conditional = try await Self.honoursConditionalWrites(
+                client, key: settings.prefix + "uploads/.conditional-write-probe-\(UUID().uuidString.lowercased())"
+            )
         } catch {
             throw ConfigurationError(settings.credentialSettings, "cannot write to bucket \(settings.bucket): \(error)")
         }
@@ -111,7 +114,7 @@ package struct BlobService: BlobAPI {
         do {
             try await client.putObject(key, ByteBuffer(string: "replaced"), ifMatch: "\"00000000000000000000000000000000\"")
             honoured = false
-        } catch let failure as S3Client.Failure where failure.status == 412 || failure.status == 409 {
+        } catch let failure as S3Client.Failure where [404, 409, 412].contains(failure.status) {
             honoured = true
         }
         try? await client.deleteObject(key)
