@@ -58,6 +58,16 @@ let package = Package(
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),
+        // Operations that span metadata and blobs (push, mount, pull), over the Contracts protocols only.
+        .target(
+            name: "Registry",
+            dependencies: [
+                "Contracts",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Services/Registry",
+            swiftSettings: swiftSettings
+        ),
         // System libcrypto for PKCS#7 (EC2 instance identity documents); swift-crypto has no PKCS#7.
         .systemLibrary(
             name: "CLibCrypto",
@@ -68,7 +78,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "Contracts", "Runtime", "CLibCrypto",
+                "Contracts", "Registry", "Runtime", "CLibCrypto",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -183,6 +193,15 @@ let package = Package(
             name: "GatewayTests",
             dependencies: ["Gateway", "Contracts", "TestSupport"],
             path: "Tests/GatewayTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RegistryTests",
+            dependencies: [
+                "Registry", "Contracts", "Metadata", "Blob", "Runtime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/RegistryTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,19 +1,20 @@
 import Contracts
 import Hummingbird
+import Registry
 import Runtime
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>`, with single byte ranges.
 struct BlobHandlers: Sendable {
-    let metadata: any MetadataAPI
-    let blobs: any BlobAPI
+    let registry: RegistryService
 
     func get(
         _ request: Request, context: GatewayRequestContext, name: RepositoryName, digest: String, head: Bool
     ) async throws -> Response {
         let digest = try RequestParsing.digest(digest)
-        guard let blob = try await self.metadata.blob(digest, in: name) else {
+        guard let answer = try await self.registry.pull(digest, in: name, redirect: !head) else {
             throw RegistryError(.blobUnknown, "blob \(digest) is not in \(name)", detail: ["digest": digest.description])
         }
+        let blob = answer.blob
         var headers: HTTPFields = [
             .contentType: "application/octet-stream",
             .dockerContentDigest: digest.description,
@@ -40,14 +41,14 @@ struct BlobHandlers: Sendable {
         if head {
             return Response(status: status, headers: headers)
         }
-        if let url = try await self.blobs.externalURL(for: blob) {
+        if case .redirect(_, let url) = answer {
             // The client fetches the bytes (and its range) from the storage itself.
             return Response(
                 status: .temporaryRedirect,
                 headers: [.location: url, .dockerContentDigest: digest.description, .contentLength: "0"]
             )
         }
-        let blobs = self.blobs
+        let blobs = self.registry.blobs
         let eventLoop = context.eventLoop
         let body = ResponseBody(contentLength: Int(length)) { writer in
             try await blobs.read(blob, range: range) { chunk in
@@ -61,7 +62,7 @@ struct BlobHandlers: Sendable {
 
     /// Unlinks the blob from the repository (202); the bytes stay while other repositories use them.
     func delete(name: RepositoryName, digest: String) async throws -> Response {
-        try await self.metadata.unlinkBlob(try RequestParsing.digest(digest), from: name)
+        try await self.registry.metadata.unlinkBlob(try RequestParsing.digest(digest), from: name)
         return Response(status: .accepted, headers: [.contentLength: "0"])
     }
 }

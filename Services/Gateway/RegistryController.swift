@@ -1,5 +1,6 @@
 import Contracts
 import Hummingbird
+import Registry
 
 /// Dispatches every `/v2/…` request to its handler. The routes of the registry API live here,
 /// in one place; the handlers are small and know only `MetadataAPI` and `BlobAPI`.
@@ -12,8 +13,9 @@ struct RegistryController: Sendable {
 
     init(metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner?) {
         self.manifests = ManifestHandlers(metadata: metadata, scanner: scanner)
-        self.blobs = BlobHandlers(metadata: metadata, blobs: blobs)
-        self.uploads = UploadHandlers(metadata: metadata, blobs: blobs)
+        let registry = RegistryService(metadata: metadata, blobs: blobs)
+        self.blobs = BlobHandlers(registry: registry)
+        self.uploads = UploadHandlers(registry: registry)
         self.listings = ListingHandlers(metadata: metadata)
         self.referrers = ReferrersHandlers(metadata: metadata)
     }

@@ -1,26 +1,27 @@
 import Contracts
 import Hummingbird
+import Registry
 
 /// The blob upload protocol: `POST /v2/<name>/blobs/uploads/` and `GET|PATCH|PUT|DELETE` on the
 /// session `Location`. All four push styles of the distribution spec meet here.
 struct UploadHandlers: Sendable {
-    let metadata: any MetadataAPI
-    let blobs: any BlobAPI
+    let registry: RegistryService
+    var blobs: any BlobAPI { self.registry.blobs }
 
     /// Opens a session (202), mounts from another repository (201), or takes the whole blob in
     /// this one request when `?digest=` is given (201).
     func start(_ request: Request, context: GatewayRequestContext, name: RepositoryName) async throws -> Response {
         let query = request.uri.queryParameters
         if let mount = query["mount"], let digest = Digest(mount),
-           let blob = try await self.mountable(digest, from: query["from"].map(String.init), context: context)
+           let source = Self.mountSource(from: query["from"].map(String.init), context: context),
+           try await self.registry.mount(digest, into: name, from: source)
         {
-            try await self.metadata.linkBlob(blob, into: name)
             return Self.created(name: name, digest: digest)
         }
         if let digest = query["digest"] {
             let digest = try RequestParsing.digest(digest)
             let session = try await self.blobs.startUpload(for: name, algorithm: digest.algorithm, owner: context.client)
-            return try await self.finish(request, name: name, session: session, digest: digest)
+            return try await self.finish(request, name: name, id: session.id, digest: digest)
         }
         let algorithm: Digest.Algorithm
         if let requested = query["digest-algorithm"] {
@@ -37,27 +38,25 @@ struct UploadHandlers: Sendable {
         return Self.accepted(name: name, session: session)
     }
 
-    /// The blob a mount may link: from the `from` repository when the caller may pull it; without
-    /// `from`, from a repository the caller may pull — any, for callers who may pull everything
+    /// Where a mount may take the blob from: the `from` repository when the caller may pull it;
+    /// without `from`, a repository the caller may pull — any, for callers who may pull everything
     /// (employees, services, authentication off), else one their token grants pull on. Nil makes
     /// the mount a normal upload (202), so knowing a digest never yields its bytes.
-    private func mountable(_ digest: Digest, from: String?, context: GatewayRequestContext) async throws -> BlobRecord? {
-        guard let from else {
-            switch context.identity {
-            case .unrestricted, .oauth:
-                return try await self.metadata.mountableBlob(digest)
-            case .token(_, let access):
-                for scope in access where scope.type == "repository" && !Set(scope.actions).isDisjoint(with: ["pull", "*"]) {
-                    guard let source = RepositoryName(scope.name), context.mayPull(source) else { continue }
-                    if let blob = try await self.metadata.blob(digest, in: source) { return blob }
-                }
-                return nil
-            case .anonymous, .instance:
-                return nil
-            }
+    static func mountSource(from: String?, context: GatewayRequestContext) -> RegistryService.MountSource? {
+        if let from {
+            guard let source = RepositoryName(from), context.mayPull(source) else { return nil }
+            return .repositories([source])
         }
-        guard let source = RepositoryName(from), context.mayPull(source) else { return nil }
-        return try await self.metadata.blob(digest, in: source)
+        switch context.identity {
+        case .unrestricted, .oauth:
+            return .anyRepository
+        case .token(_, let access):
+            let granted = access.filter { $0.type == "repository" && !Set($0.actions).isDisjoint(with: ["pull", "*"]) }
+                .compactMap { RepositoryName($0.name) }.filter(context.mayPull)
+            return granted.isEmpty ? nil : .repositories(granted)
+        case .anonymous, .instance:
+            return nil
+        }
     }
 
     func status(name: RepositoryName, id: String) async throws -> Response {
@@ -90,9 +89,9 @@ struct UploadHandlers: Sendable {
             throw RegistryError(.digestInvalid, "the closing PUT needs ?digest=")
         }
         let digest = try RequestParsing.digest(value)
-        let session = try await self.blobs.uploadStatus(id, for: name)
         do {
-            return try await self.finish(request, name: name, session: session, digest: digest)
+            // No status call first: the append and the commit refuse an unknown session themselves.
+            return try await self.finish(request, name: name, id: id, digest: digest)
         } catch let error as RegistryError where error.status == 416 {
             return Self.rangeNotSatisfiable(error, name: name, id: id)
         }
@@ -103,22 +102,17 @@ struct UploadHandlers: Sendable {
         return Response(status: .noContent, headers: [.contentLength: "0"])
     }
 
-    private func finish(_ request: Request, name: RepositoryName, session: UploadStatus, digest: Digest) async throws
+    private func finish(_ request: Request, name: RepositoryName, id: UploadID, digest: Digest) async throws
         -> Response
     {
+        var body: BoundedBody<RequestBody>?
+        var offset: Int64?
         if Self.hasBody(request) {
             let chunk = try Self.chunkRange(request)
-            _ = try await self.blobs.appendUpload(
-                session.id, for: name, at: chunk?.lowerBound, body: BoundedBody(base: request.body, limit: chunk.map(Self.length))
-            )
+            offset = chunk?.lowerBound
+            body = BoundedBody(base: request.body, limit: chunk.map(Self.length))
         }
-        let blob = try await self.blobs.commitUpload(session.id, for: name, digest: digest)
-        let recorded = try await self.metadata.linkBlob(blob, into: name)
-        if recorded.location != blob.location {
-            // The digest was stored before (S3 keeps each upload at its own key): keep one copy.
-            // Failing here leaves only an unreferenced object, never a missing one.
-            try? await self.blobs.discard(blob)
-        }
+        _ = try await self.registry.completeUpload(id, in: name, digest: digest, appending: body, at: offset)
         return Self.created(name: name, digest: digest)
     }
 
