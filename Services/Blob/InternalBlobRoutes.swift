@@ -29,6 +29,24 @@ package enum InternalBlobRoutes {
                 try await service.appendUpload(id, for: repository, at: offset, body: request.body)
             )
         }
+        // The closing request with its last chunk: append and commit in one call.
+        router.put(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
+            let (id, repository) = try Self.session(request, context)
+            let query = request.uri.queryParameters
+            guard let digest = query["digest"].flatMap({ Digest($0) }) else {
+                throw RegistryError(.digestInvalid, "digest= is missing or invalid", status: 400)
+            }
+            var offset: Int64?
+            if let text = query["offset"] {
+                guard let value = Int64(text), value >= 0 else {
+                    throw RegistryError(.blobUploadInvalid, "offset must be a non-negative integer", status: 400)
+                }
+                offset = value
+            }
+            return try InternalJSON.response(
+                try await service.commitUpload(id, for: repository, digest: digest, appending: request.body, at: offset)
+            )
+        }
         router.post(RouterPath(InternalBlobPaths.uploads + "/:id/commit")) { request, context in
             let commit = try await InternalJSON.decode(InternalBlobPaths.Commit.self, from: request)
             guard let id = context.parameters.get("id").flatMap(UploadID.init) else { throw RegistryError(.blobUploadUnknown) }

@@ -1,6 +1,5 @@
 import Contracts
 import NIOCore
-import Synchronization
 
 /// The operations that need both metadata and blobs, written against `MetadataAPI` and `BlobAPI`
 /// only — in process or over the internal API, the same code. The gateway turns HTTP into these
@@ -9,7 +8,6 @@ import Synchronization
 package struct RegistryService: Sendable {
     package let metadata: any MetadataAPI
     package let blobs: any BlobAPI
-    private let redirects = RedirectCapability()
 
     package init(metadata: any MetadataAPI, blobs: any BlobAPI) {
         self.metadata = metadata
@@ -24,10 +22,11 @@ package struct RegistryService: Sendable {
     package func completeUpload<Body: AsyncSequence & Sendable>(
         _ id: UploadID, in repository: RepositoryName, digest: Digest, appending body: Body?, at offset: Int64?
     ) async throws -> BlobRecord where Body.Element == ByteBuffer {
-        if let body {
-            _ = try await self.blobs.appendUpload(id, for: repository, at: offset, body: body)
+        let blob = if let body {
+            try await self.blobs.commitUpload(id, for: repository, digest: digest, appending: body, at: offset)
+        } else {
+            try await self.blobs.commitUpload(id, for: repository, digest: digest)
         }
-        let blob = try await self.blobs.commitUpload(id, for: repository, digest: digest)
         let recorded = try await self.metadata.linkBlob(blob, into: repository)
         if recorded.location != blob.location {
             try? await self.blobs.discard(blob)
@@ -80,27 +79,15 @@ package struct RegistryService: Sendable {
     }
 
     /// The blob `digest` of `repository` and how to serve it; nil when the repository does not
-    /// link it. Whether the storage redirects at all is asked once (the first answer without a URL
-    /// settles it for the life of the process), so streamed pulls cost one metadata call.
+    /// link it.
+    ///
+    /// The storage is asked for a redirect on every GET, although its answer is fixed by
+    /// configuration: that call is also what turns an unreachable blob service into a 503 before
+    /// a response starts. Skipping it (one internal call less, #17) needs the read to begin before
+    /// the headers are sent, so that a failing read can still answer 503 instead of a cut body.
     package func pull(_ digest: Digest, in repository: RepositoryName, redirect wanted: Bool = true) async throws -> PullAnswer? {
         guard let blob = try await self.metadata.blob(digest, in: repository) else { return nil }
-        guard wanted, self.redirects.mayRedirect else { return .stream(blob) }
-        guard let url = try await self.blobs.externalURL(for: blob) else {
-            self.redirects.neverRedirects()
-            return .stream(blob)
-        }
+        guard wanted, let url = try await self.blobs.externalURL(for: blob) else { return .stream(blob) }
         return .redirect(blob, url: url)
-    }
-}
-
-/// Whether the blob storage answers reads with URLs of its own: unknown until the first answer,
-/// and fixed by configuration for the life of the process.
-final class RedirectCapability: Sendable {
-    private let never = Atomic<Bool>(false)
-
-    var mayRedirect: Bool { !self.never.load(ordering: .relaxed) }
-
-    func neverRedirects() {
-        self.never.store(true, ordering: .relaxed)
     }
 }

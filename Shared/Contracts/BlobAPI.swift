@@ -59,6 +59,12 @@ public protocol BlobAPI: Sendable {
     /// discarded and `DIGEST_INVALID` thrown. The session ends either way.
     func commitUpload(_ id: UploadID, for repository: RepositoryName, digest: Digest) async throws -> BlobRecord
 
+    /// Appends `body` (the closing request's last chunk, at `offset` when it gave one), then commits
+    /// as `commitUpload` does: one call, so a monolithic push costs one internal request here.
+    func commitUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, for repository: RepositoryName, digest: Digest, appending body: Body, at offset: Int64?
+    ) async throws -> BlobRecord where Body.Element == ByteBuffer
+
     /// Ends a session and removes its bytes.
     func cancelUpload(_ id: UploadID, for repository: RepositoryName) async throws
 
@@ -78,6 +84,14 @@ public protocol BlobAPI: Sendable {
 }
 
 extension BlobAPI {
+    /// In process: the append, then the commit.
+    public func commitUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, for repository: RepositoryName, digest: Digest, appending body: Body, at offset: Int64?
+    ) async throws -> BlobRecord where Body.Element == ByteBuffer {
+        _ = try await self.appendUpload(id, for: repository, at: offset, body: body)
+        return try await self.commitUpload(id, for: repository, digest: digest)
+    }
+
     /// A session counted against the local client (tests and tools acting for the registry itself).
     public func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
         try await self.startUpload(for: repository, algorithm: algorithm, owner: "local")

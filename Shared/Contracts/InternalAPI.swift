@@ -97,6 +97,7 @@ public enum InternalMetadata {
 
 /// Paths of the blob service. Sessions: `POST uploads` (JSON `StartUpload`), `GET|DELETE
 /// uploads/<id>?repository=`, `PATCH uploads/<id>?repository=&offset=` with the bytes as the body,
+/// `PUT uploads/<id>?repository=&digest=&offset=` with the last bytes as the body (append + commit),
 /// `POST uploads/<id>/commit` (JSON `Commit`). Reads: `GET read?location=&start=&end=` answers the
 /// bytes. `POST external-url` (JSON `BlobRecord`) answers a presigned URL when the storage has one.
 public enum InternalBlobPaths {

@@ -264,6 +264,29 @@ import Testing
         #expect(blobMetrics.sum("pierone_storage_operation_duration_seconds_count", ["driver": "filesystem"]) >= 1)
         #expect(blobMetrics.values("pierone_upload_sessions_open").count == 1)
 
+        // Internal calls, counted from the services' own metrics: a monolithic push (POST, then PUT
+        // with the body) costs three (start, append + commit, link; it was five), a blob GET three
+        // (the metadata lookup, the redirect question, the read).
+        func internalCalls() async throws -> Double {
+            var total = 0.0
+            for port in [stack.metadataPort, stack.blobPorts[0]] {
+                let text = try await stack.curl(["-sf"] + tlsClient + ["https://localhost:\(port)/metrics"])
+                for line in text.split(separator: "\n") where line.hasPrefix("pierone_http_requests_total{") && line.contains("route=\"/internal/") {
+                    total += Double(line.split(separator: " ").last ?? "0") ?? 0
+                }
+            }
+            return total
+        }
+        let monolithic = "monolithic \(UUID())"
+        let monolithicDigest = StreamingHasher.digest(of: ByteBuffer(string: monolithic))
+        let beforePush = try await internalCalls()
+        let opened = try #require(try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/").headers["location"])
+        #expect(try await stack.request("PUT", stack.gateway(0) + opened + "?digest=\(monolithicDigest)", body: monolithic).status == 201)
+        let afterPush = try await internalCalls()
+        #expect(afterPush - beforePush == 3, "internal calls of a monolithic push")
+        #expect(try await stack.curl(["-sf", stack.gateway(0) + "/v2/team/app/blobs/\(monolithicDigest)"]) == monolithic)
+        #expect(try await internalCalls() - afterPush == 3, "internal calls of a blob GET")
+
         // Killing the blob service in the middle of an upload leaves nothing visible; the retry works.
         let large = stack.scratch.appendingPathComponent("large.bin")
         try await Command.run(["sh", "-c", "head -c 64M /dev/urandom > \(large.path)"])

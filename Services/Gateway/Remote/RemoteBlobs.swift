@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Contracts
 import Foundation
 import NIOCore
+import NIOHTTP1
 
 /// `BlobAPI` over the blob service's internal API. Bytes stream in both directions through the
 /// client's back-pressure: an upload body is passed on as it arrives, a read is handed to the
@@ -49,8 +50,25 @@ package struct RemoteBlobs: BlobAPI {
     ) async throws -> UploadStatus where Body.Element == ByteBuffer {
         var url = self.session(id, repository)
         if let offset { url += "&offset=\(offset)" }
+        return try await self.stream(body, .PATCH, to: url)
+    }
+
+    /// `PUT` on the session with the last chunk as the body and `digest=`: append and commit in
+    /// one request.
+    package func commitUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, for repository: RepositoryName, digest: Digest, appending body: Body, at offset: Int64?
+    ) async throws -> BlobRecord where Body.Element == ByteBuffer {
+        var url = self.session(id, repository) + "&digest=\(digest)"
+        if let offset { url += "&offset=\(offset)" }
+        return try await self.stream(body, .PUT, to: url)
+    }
+
+    /// Sends `body` as a streamed request and decodes the JSON answer.
+    private func stream<Body: AsyncSequence & Sendable, Answer: Decodable & Sendable>(
+        _ body: Body, _ method: NIOHTTP1.HTTPMethod, to url: String
+    ) async throws -> Answer where Body.Element == ByteBuffer {
         var request = HTTPClientRequest(url: url)
-        request.method = .PATCH
+        request.method = method
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
         // The incoming body is read only by a task of this call, and that task has ended when the
         // call returns: the HTTP client may stop reading early (the blob service failed or
@@ -58,7 +76,7 @@ package struct RemoteBlobs: BlobAPI {
         let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
         request.body = .stream(channel, length: .unknown)
         let streaming = request
-        return try await withThrowingTaskGroup(of: UploadStatus?.self) { group in
+        return try await withThrowingTaskGroup(of: Answer?.self) { group in
             group.addTask {
                 do {
                     // Small network chunks are gathered into larger writes: far fewer hand-offs
@@ -80,11 +98,11 @@ package struct RemoteBlobs: BlobAPI {
                 return nil
             }
             group.addTask {
-                try await self.client.json(streaming, timeout: Self.streamTimeout) as UploadStatus
+                try await self.client.json(streaming, timeout: Self.streamTimeout) as Answer
             }
             defer { group.cancelAll() }
             while let next = try await group.next() {
-                if let status = next { return status }
+                if let answer = next { return answer }
             }
             throw RegistryError(.unknown, "the blob service gave no answer")
         }
