@@ -58,12 +58,16 @@ let package = Package(
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),
-        // Operations that span metadata and blobs (push, mount, pull), over the Contracts protocols only.
+        // Operations that span metadata and blobs (push, mount, pull, the layer scan), over the
+        // Contracts protocols only.
         .target(
             name: "Registry",
             dependencies: [
                 "Contracts",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/Registry",
             swiftSettings: swiftSettings
@@ -141,7 +145,7 @@ let package = Package(
         .target(
             name: "PierOneApp",
             dependencies: [
-                "Contracts", "Runtime", "Gateway", "Metadata", "Blob",
+                "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "Registry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
@@ -198,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "RegistryTests",
             dependencies: [
-                "Registry", "Contracts", "Metadata", "Blob", "Runtime",
+                "Registry", "Contracts", "Metadata", "Blob", "Runtime", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/RegistryTests",
@@ -230,7 +234,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "PierOneApp", "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "TestSupport",
+                "PierOneApp", "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "Registry", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

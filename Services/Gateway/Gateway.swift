@@ -1,6 +1,7 @@
 import Contracts
 import Hummingbird
 import Logging
+import Registry
 import Runtime
 
 /// The public face of the registry: the OCI distribution API and the Pier One REST API over
@@ -10,9 +11,10 @@ import Runtime
 package enum Gateway {
     /// The router with every public route and the error middleware.
     /// Without an `authenticator` every request is allowed (Pier One without `HTTP_TOKENINFO_URL`).
+    /// `scanner` (a service the caller runs) reads pushed layers for `scm-source.json`; nil to not look.
     package static func router(
         metadata: any MetadataAPI, blobs: any BlobAPI, authenticator: Authenticator? = nil,
-        ready: @escaping @Sendable () async -> Bool = { true }, scanLayers: Bool = true,
+        ready: @escaping @Sendable () async -> Bool = { true }, scanner: ScmSourceScanner? = nil,
         logger: Logger = Logger(label: "pierone.gateway")
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
@@ -27,7 +29,6 @@ package enum Gateway {
                 TokenController(authenticator: authenticator, tokens: tokens).register(on: router)
             }
         }
-        let scanner = scanLayers ? ScmSourceScanner(metadata: metadata, blobs: blobs, logger: logger) : nil
         RegistryController(metadata: metadata, blobs: blobs, scanner: scanner).register(on: router)
         PierOneAPIController(metadata: metadata, ready: ready).register(on: router)
         StaticPages.register(on: router)

@@ -2,6 +2,7 @@ import Contracts
 import HTTPTypes
 import Hummingbird
 import Logging
+import Registry
 import Runtime
 
 /// `GET|HEAD|PUT /v2/<name>/manifests/<reference>`.

@@ -6,6 +6,7 @@ import Gateway
 import Hummingbird
 import Logging
 import Metadata
+import Registry
 import Runtime
 import ServiceLifecycle
 
@@ -17,17 +18,21 @@ package func buildApplication(
     let metadata = try await makeMetadata(configuration, logger: logger)
     let blobs = try await makeBlobs(configuration, logger: logger)
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
+    let scanner = configuration.scanLayersForScmSource
+        ? ScmSourceScanner(metadata: metadata.service, blobs: blobs, logger: logger) : nil
     let router = Gateway.router(
         metadata: metadata.service, blobs: blobs, authenticator: authenticator,
-        ready: { await metadata.service.isReady() }, scanLayers: configuration.scanLayersForScmSource, logger: logger
+        ready: { await metadata.service.isReady() }, scanner: scanner, logger: logger
     )
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
 
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.port), serverName: nil),
+        // Services stop in reverse order: the scanner before the metadata store it writes to.
         services: metadata.services
-            + [UploadExpiry(blobs: blobs, maximumAge: Double(configuration.uploadMaximumAge), logger: logger)],
+            + [UploadExpiry(blobs: blobs, maximumAge: Double(configuration.uploadMaximumAge), logger: logger)]
+            + (scanner.map { [$0] } ?? []),
         logger: logger
     )
     if let migrate = metadata.beforeStart {

@@ -8,6 +8,7 @@ import HummingbirdCore
 import HummingbirdHTTP2
 import Logging
 import Metadata
+import Registry
 import Runtime
 import ServiceLifecycle
 
@@ -95,6 +96,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     )
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
+    let scanner = configuration.scanLayersForScmSource ? ScmSourceScanner(metadata: metadata, blobs: blobs, logger: logger) : nil
     let router = Gateway.router(
         metadata: metadata, blobs: blobs, authenticator: authenticator,
         ready: {
@@ -102,17 +104,18 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
             let blobsReady = await blobs.isReady()
             return metadataReady && blobsReady
         },
-        scanLayers: configuration.scanLayersForScmSource, logger: logger
+        scanner: scanner, logger: logger
     )
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.port), serverName: nil),
+        // Services stop in reverse order: the scanner before the internal clients it calls through.
         services: [
             ShutdownHook(name: "internal clients") {
                 try await jsonClient.shutdown()
                 try await streamClient.shutdown()
             }
-        ],
+        ] + (scanner.map { [$0] } ?? []),
         logger: logger
     )
 }

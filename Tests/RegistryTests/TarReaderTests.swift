@@ -3,7 +3,7 @@ import NIOCore
 import TestSupport
 import Testing
 
-@testable import Gateway
+@testable import Registry
 
 /// The tar reader against archives written by GNU tar in its formats, fed in awkward chunk sizes.
 @Suite struct TarReaderTests {

@@ -3,12 +3,14 @@ import Contracts
 import Foundation
 import Logging
 import NIOCore
+import ServiceLifecycle
+import Synchronization
 
 /// Finds a `scm-source.json` at the root of a pushed image's layers, after the push has been
-/// answered: the manifest PUT only enqueues the image, and one background task reads layers
-/// (last first, where a Dockerfile's final `COPY scm-source.json /` lands) through gunzip and a
-/// tar reader, stopping at the first hit. A source from a trusted pusher's header is never
-/// replaced.
+/// answered: the manifest PUT only enqueues the image, and this service — one of the process's
+/// `ServiceGroup`, stopped before the stores it writes to — reads layers (last first, where a
+/// Dockerfile's final `COPY scm-source.json /` lands) through gunzip and a tar reader, stopping at
+/// the first hit. A source from a trusted pusher's header is never replaced.
 ///
 /// Bounded, because layers are the pusher's bytes: per image, each distinct layer is read once, at
 /// most `byteLimit` bytes are read from storage and `inflatedLimit` bytes come out of gunzip
@@ -16,12 +18,20 @@ import NIOCore
 /// and the scan stops after `timeLimit`. At most `queueLimit` images wait, at most
 /// `perClientLimit` of them from one client, so one pusher cannot crowd out the others' scans.
 /// An image scanned lately is skipped.
-actor ScmSourceScanner {
+package final class ScmSourceScanner: Service, CustomStringConvertible, Sendable {
     struct Job: Sendable {
         var repository: RepositoryName
         var manifest: Digest
         var layers: [Descriptor]
         var client: String
+    }
+
+    private struct Queue {
+        var queued: [String: Int] = [:]
+        var manifests: Set<Digest> = []
+        var recent: [Digest] = []
+        var completed = 0
+        var lastScan: (read: Int64, inflated: Int64, stoppedByLimit: Bool) = (0, 0, false)
     }
 
     let metadata: any MetadataAPI
@@ -32,16 +42,11 @@ actor ScmSourceScanner {
     let timeLimit: Duration
     static let queueLimit = 256
     static let perClientLimit = 16
-    private var queue: [Job] = []
-    private var queued: [String: Int] = [:]
-    private var worker: Task<Void, Never>?
-    private var recent: [Digest] = []
-    /// Completed scans (tests wait on it).
-    private(set) var completed = 0
-    /// Bytes read and inflated by the last scan, and whether a limit ended it (tests read them).
-    private(set) var lastScan: (read: Int64, inflated: Int64, stoppedByLimit: Bool) = (0, 0, false)
+    private let state = Mutex(Queue())
+    private let jobs: AsyncStream<Job>
+    private let submit: AsyncStream<Job>.Continuation
 
-    init(
+    package init(
         metadata: any MetadataAPI, blobs: any BlobAPI, byteLimit: Int64 = 256 << 20, inflatedLimit: Int64 = 512 << 20,
         timeLimit: Duration = .seconds(5), logger: Logger
     ) {
@@ -51,45 +56,63 @@ actor ScmSourceScanner {
         self.inflatedLimit = inflatedLimit
         self.timeLimit = timeLimit
         self.logger = logger
+        (self.jobs, self.submit) = AsyncStream.makeStream(of: Job.self, bufferingPolicy: .unbounded)
     }
+
+    package var description: String { "ScmSourceScanner" }
+
+    /// Images of `client` waiting to be scanned.
+    func waiting(for client: String) -> Int { self.state.withLock { $0.queued[client] ?? 0 } }
+
+    /// Completed scans (tests wait on it).
+    package var completed: Int { self.state.withLock { $0.completed } }
+    /// Bytes read and inflated by the last scan, and whether a limit ended it (tests read them).
+    var lastScan: (read: Int64, inflated: Int64, stoppedByLimit: Bool) { self.state.withLock { $0.lastScan } }
 
     static let scannable: Set<String> = [
         MediaType.dockerLayerGzip, MediaType.ociLayerGzip, MediaType.ociLayer, MediaType.dockerLayerTar,
     ]
 
-    /// Enqueues `manifest` when it has layers worth reading, counted against `client`. Returns at once.
-    nonisolated func enqueue(_ repository: RepositoryName, manifest: Digest, document: ManifestDocument, client: String) {
+    /// Enqueues `manifest` when it has layers worth reading, counted against `client`. Returns at
+    /// once; an image beyond the queue's bounds is skipped (and logged).
+    package func enqueue(_ repository: RepositoryName, manifest: Digest, document: ManifestDocument, client: String) {
         var seen = Set<Digest>()
         // Last first; a layer listed twice is read once (at its last position).
         let layers = (document.layers ?? []).reversed().filter { Self.scannable.contains($0.mediaType) && seen.insert($0.digest).inserted }
         guard !layers.isEmpty else { return }
-        Task { await self.add(Job(repository: repository, manifest: manifest, layers: layers, client: client)) }
+        let admitted = self.state.withLock { queue -> Bool in
+            guard !queue.recent.contains(manifest), !queue.manifests.contains(manifest) else { return false }
+            guard queue.manifests.count < Self.queueLimit, queue.queued[client, default: 0] < Self.perClientLimit else {
+                self.logger.warning("scm-source scan queue full; skipping", metadata: ["manifest": "\(manifest)"])
+                return false
+            }
+            queue.manifests.insert(manifest)
+            queue.queued[client, default: 0] += 1
+            return true
+        }
+        if admitted {
+            self.submit.yield(Job(repository: repository, manifest: manifest, layers: layers, client: client))
+        }
     }
 
-    private func add(_ job: Job) {
-        guard !self.recent.contains(job.manifest), !self.queue.contains(where: { $0.manifest == job.manifest }) else { return }
-        guard self.queue.count < Self.queueLimit, self.queued[job.client, default: 0] < Self.perClientLimit else {
-            self.logger.warning("scm-source scan queue full; skipping", metadata: ["manifest": "\(job.manifest)"])
-            return
+    /// Scans queued images one at a time until graceful shutdown, which cancels the scan in
+    /// progress and drops the images still waiting (the scan is best effort).
+    package func run() async throws {
+        await cancelWhenGracefulShutdown {
+            for await job in self.jobs {
+                await self.scan(job)
+                self.state.withLock { queue in
+                    queue.manifests.remove(job.manifest)
+                    queue.queued[job.client, default: 1] -= 1
+                    if queue.queued[job.client] == 0 { queue.queued[job.client] = nil }
+                    queue.recent.append(job.manifest)
+                    if queue.recent.count > 1024 { queue.recent.removeFirst(queue.recent.count - 1024) }
+                    queue.completed += 1
+                }
+                if Task.isCancelled { break }
+            }
         }
-        self.queue.append(job)
-        self.queued[job.client, default: 0] += 1
-        if self.worker == nil {
-            self.worker = Task(priority: .background) { await self.drain() }
-        }
-    }
-
-    private func drain() async {
-        while !self.queue.isEmpty {
-            let job = self.queue.removeFirst()
-            self.queued[job.client, default: 1] -= 1
-            if self.queued[job.client] == 0 { self.queued[job.client] = nil }
-            await self.scan(job)
-            self.recent.append(job.manifest)
-            if self.recent.count > 1024 { self.recent.removeFirst(self.recent.count - 1024) }
-            self.completed += 1
-        }
-        self.worker = nil
+        self.submit.finish()
     }
 
     /// What one image's scan may still spend.
@@ -103,7 +126,8 @@ actor ScmSourceScanner {
     private func scan(_ job: Job) async {
         var budget = Budget(read: self.byteLimit, inflated: self.inflatedLimit, deadline: .now + self.timeLimit)
         defer {
-            self.lastScan = (self.byteLimit - budget.read, self.inflatedLimit - budget.inflated, budget.exhausted)
+            let spent = (self.byteLimit - budget.read, self.inflatedLimit - budget.inflated, budget.exhausted)
+            self.state.withLock { $0.lastScan = spent }
         }
         for layer in job.layers {
             guard !budget.exhausted else {
@@ -172,7 +196,7 @@ actor ScmSourceScanner {
 
 extension ScmSource {
     /// A scm-source record from JSON `{url, revision, author, status}`; nil when it is not that.
-    static func parse(_ content: ByteBuffer, origin: ScmSource.Origin) -> ScmSource? {
+    package static func parse(_ content: ByteBuffer, origin: ScmSource.Origin) -> ScmSource? {
         struct Raw: Decodable {
             var url: String?
             var revision: String?
