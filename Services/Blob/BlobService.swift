@@ -77,8 +77,8 @@ package struct BlobService: BlobAPI {
         let conditional: Bool
         do {
             // A key of this process's own: replicas start at once.
-            conditional = try await Self.honoursConditionalWrites(
-                client, key: settings.prefix + "uploads/.conditional-write-probe-\(UUID().uuidString.lowercased())"
+            conditional = try await client.honoursConditionalWrites(
+                probe: settings.prefix + "uploads/.conditional-write-probe-\(UUID().uuidString.lowercased())"
             )
         } catch {
             throw ConfigurationError(settings.credentialSettings, "cannot write to bucket \(settings.bucket): \(error)")
@@ -104,21 +104,6 @@ package struct BlobService: BlobAPI {
             driver: MeasuredStorageDriver(base: S3StorageDriver(client: client, settings: settings), name: "s3"),
             sessionsPerClient: sessionsPerClient, logger: logger
         )
-    }
-
-    /// Whether the S3 server refuses a `PutObject` whose `If-Match` names another ETag (412), as the
-    /// session compare-and-swap needs (docs/storage.md). Checked once at start on a probe object.
-    static func honoursConditionalWrites(_ client: S3Client, key: String) async throws -> Bool {
-        try await client.putObject(key, ByteBuffer(string: "probe"))
-        let honoured: Bool
-        do {
-            try await client.putObject(key, ByteBuffer(string: "replaced"), ifMatch: "\"00000000000000000000000000000000\"")
-            honoured = false
-        } catch let failure as S3Client.Failure where [404, 409, 412].contains(failure.status) {
-            honoured = true
-        }
-        try? await client.deleteObject(key)
-        return honoured
     }
 
     /// Whether the storage can be reached.

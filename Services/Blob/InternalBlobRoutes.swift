@@ -18,13 +18,7 @@ package enum InternalBlobRoutes {
         }
         router.patch(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
             let (id, repository) = try Self.session(request, context)
-            var offset: Int64?
-            if let text = request.uri.queryParameters["offset"] {
-                guard let value = Int64(text), value >= 0 else {
-                    throw RegistryError(.blobUploadInvalid, "offset must be a non-negative integer", status: 400)
-                }
-                offset = value
-            }
+            let offset = try Self.offset(request)
             return try InternalJSON.response(
                 try await service.appendUpload(id, for: repository, at: offset, body: request.body)
             )
@@ -36,13 +30,7 @@ package enum InternalBlobRoutes {
             guard let digest = query["digest"].flatMap({ Digest($0) }) else {
                 throw RegistryError(.digestInvalid, "digest= is missing or invalid", status: 400)
             }
-            var offset: Int64?
-            if let text = query["offset"] {
-                guard let value = Int64(text), value >= 0 else {
-                    throw RegistryError(.blobUploadInvalid, "offset must be a non-negative integer", status: 400)
-                }
-                offset = value
-            }
+            let offset = try Self.offset(request)
             return try InternalJSON.response(
                 try await service.commitUpload(id, for: repository, digest: digest, appending: request.body, at: offset)
             )
@@ -95,6 +83,15 @@ package enum InternalBlobRoutes {
                 }
             )
         }
+    }
+
+    /// `offset=`, checked before it reaches any arithmetic; nil when absent.
+    private static func offset(_ request: Request) throws(RegistryError) -> Int64? {
+        guard let text = request.uri.queryParameters["offset"] else { return nil }
+        guard let value = Int64(text), value >= 0 else {
+            throw RegistryError(.blobUploadInvalid, "offset must be a non-negative integer", status: 400)
+        }
+        return value
     }
 
     private static func session(_ request: Request, _ context: some RequestContext) throws -> (UploadID, RepositoryName) {

@@ -70,11 +70,9 @@ struct UploadHandlers: Sendable {
     /// it arrives.
     func patch(_ request: Request, name: RepositoryName, id: String) async throws -> Response {
         let id = try RequestParsing.uploadID(id)
-        let chunk = try Self.chunkRange(request)
+        let chunk = try Self.chunk(request)
         do {
-            let session = try await self.blobs.appendUpload(
-                id, for: name, at: chunk?.lowerBound, body: BoundedBody(base: request.body, limit: chunk.map(Self.length))
-            )
+            let session = try await self.blobs.appendUpload(id, for: name, at: chunk.offset, body: chunk.body)
             return Self.accepted(name: name, session: session)
         } catch let error as RegistryError where error.status == 416 {
             return Self.rangeNotSatisfiable(error, name: name, id: id)
@@ -105,15 +103,16 @@ struct UploadHandlers: Sendable {
     private func finish(_ request: Request, name: RepositoryName, id: UploadID, digest: Digest) async throws
         -> Response
     {
-        var body: BoundedBody<RequestBody>?
-        var offset: Int64?
-        if Self.hasBody(request) {
-            let chunk = try Self.chunkRange(request)
-            offset = chunk?.lowerBound
-            body = BoundedBody(base: request.body, limit: chunk.map(Self.length))
-        }
-        _ = try await self.registry.completeUpload(id, in: name, digest: digest, appending: body, at: offset)
+        let chunk = Self.hasBody(request) ? try Self.chunk(request) : nil
+        _ = try await self.registry.completeUpload(id, in: name, digest: digest, appending: chunk?.body, at: chunk?.offset)
         return Self.created(name: name, digest: digest)
+    }
+
+    /// The request's body as a chunk: where it starts (nil without `Content-Range`), and the body,
+    /// held to the length its range declares.
+    private static func chunk(_ request: Request) throws(RegistryError) -> (offset: Int64?, body: BoundedBody<RequestBody>) {
+        let range = try Self.chunkRange(request)
+        return (range?.lowerBound, BoundedBody(base: request.body, limit: range.map(Self.length)))
     }
 
     /// The bytes of an inclusive range; `end - start` cannot overflow (0 <= start <= end), `+ 1`

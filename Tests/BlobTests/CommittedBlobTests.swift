@@ -134,6 +134,16 @@ import Testing
             #expect(String(buffer: try await F.readAll(service, blob)) == "0123")
             blob.size = 0
             #expect(try await F.readAll(service, blob).readableBytes == 0)
+            // A range outside the recorded size is refused before the storage is asked.
+            blob.size = 10
+            for range: ClosedRange<Int64> in [5...10, -1...3, 0...Int64.max] {
+                do {
+                    _ = try await F.readAll(service, blob, range: range)
+                    Issue.record("range \(range) was read")
+                } catch let error as RegistryError {
+                    #expect(error.status == 416)
+                }
+            }
         }
     }
 
@@ -163,7 +173,10 @@ import Testing
     /// another ETag, which the session compare-and-swap relies on.
     @Test func s3ConditionalWritesAreHonoured() async throws {
         let moto = try await MotoServer.shared()
-        #expect(try await BlobService.honoursConditionalWrites(F.client(moto), key: "probe-\(UUID())"))
+        let client = F.client(moto)
+        let probe = "probe-\(UUID())"
+        #expect(try await client.honoursConditionalWrites(probe: probe))
+        #expect(try await client.headObject(probe) == nil, "the probe is removed")
     }
 
     /// Sessions ended through another replica are found gone when the client is at its limit, at

@@ -123,6 +123,22 @@ struct S3Client: Sendable {
         return response.headers.first(name: "ETag") ?? ""
     }
 
+    /// Whether the server refuses a `PutObject` whose `If-Match` names another ETag (412), as the
+    /// session compare-and-swap needs (docs/storage.md). Checked once at start on `probe`, a key of
+    /// the caller's own, which is removed afterwards.
+    func honoursConditionalWrites(probe key: String) async throws -> Bool {
+        try await self.putObject(key, ByteBuffer(string: "probe"))
+        let honoured: Bool
+        do {
+            try await self.putObject(key, ByteBuffer(string: "replaced"), ifMatch: "\"00000000000000000000000000000000\"")
+            honoured = false
+        } catch let failure as Failure where [404, 409, 412].contains(failure.status) {
+            honoured = true
+        }
+        try? await self.deleteObject(key)
+        return honoured
+    }
+
     /// The object's size and ETag, or nil when there is none.
     func headObject(_ key: String) async throws -> (size: Int64, etag: String)? {
         do {
