@@ -58,18 +58,35 @@ let package = Package(
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),
-        // Operations that span metadata and blobs (push, mount, pull, the layer scan), over the
-        // Contracts protocols only.
+        // The registry's operations over the Contracts protocols only: what spans metadata and
+        // blobs (push, mount, pull, the layer scan, upload expiry) and the seams later features use.
         .target(
             name: "Registry",
             dependencies: [
                 "Contracts",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/Registry",
+            swiftSettings: swiftSettings
+        ),
+        // The clients of the internal API: `MetadataAPI` and `BlobAPI` over HTTP, for a gateway (or a
+        // tool) whose services run elsewhere. Only the composition root builds them.
+        .target(
+            name: "InternalClients",
+            dependencies: [
+                "Contracts", "Runtime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Shared/InternalClients",
             swiftSettings: swiftSettings
         ),
         // System libcrypto for PKCS#7 (EC2 instance identity documents); swift-crypto has no PKCS#7.
@@ -83,15 +100,9 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "Contracts", "Registry", "Runtime", "CLibCrypto",
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
-                .product(name: "CompressNIO", package: "compress-nio"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Services/Gateway",
             exclude: ["Resources/README.md"],
@@ -145,7 +156,7 @@ let package = Package(
         .target(
             name: "PierOneApp",
             dependencies: [
-                "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "Registry",
+                "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "Registry", "InternalClients",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
@@ -181,6 +192,17 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
+        // MetadataAPI and BlobAPI in memory, for tests of the Registry layer and the handlers.
+        .target(
+            name: "InMemory",
+            dependencies: [
+                "Contracts",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tests/InMemory",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ContractsTests",
             dependencies: ["Contracts"],
@@ -195,14 +217,17 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Contracts", "TestSupport"],
+            dependencies: [
+                "Gateway", "Contracts", "Registry", "InMemory", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             path: "Tests/GatewayTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RegistryTests",
             dependencies: [
-                "Registry", "Contracts", "Metadata", "Blob", "Runtime", "TestSupport",
+                "Registry", "Contracts", "Metadata", "Blob", "Runtime", "InMemory", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/RegistryTests",
@@ -234,7 +259,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "PierOneApp", "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "Registry", "TestSupport",
+                "PierOneApp", "Contracts", "Runtime", "Gateway", "Metadata", "Blob", "Registry", "InternalClients", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -242,7 +242,7 @@ package struct BlobService: BlobAPI {
     ) async throws {
         try self.checkLocation(blob)
         if let range, range.lowerBound < 0 || range.upperBound >= blob.size {
-            throw RegistryError(.blobUploadInvalid, "range \(range) is outside the blob's \(blob.size) bytes", status: 416)
+            throw RegistryError(.rangeNotSatisfiable, "range \(range) is outside the blob's \(blob.size) bytes")
         }
         // Exactly the bytes the record names: the answer's Content-Length comes from it, and a
         // longer file must not spill into the next response on a kept-alive connection.
@@ -254,8 +254,7 @@ package struct BlobService: BlobAPI {
     package func checkLocation(_ blob: BlobRecord) throws(RegistryError) {
         guard self.driver.isOwnLocation(blob.location) else {
             throw RegistryError(
-                .blobUnknown, "\(blob.location) is not a blob location of this storage", detail: ["digest": blob.digest.description],
-                status: 400
+                .requestInvalid, "\(blob.location) is not a blob location of this storage", detail: ["digest": blob.digest.description]
             )
         }
     }

@@ -7,16 +7,15 @@ import Runtime
 /// connection; nothing is held whole.
 package enum InternalBlobRoutes {
     package static func register<Context: EventLoopAwareContext>(on router: Router<Context>, service: BlobService) {
-        let uploads = RouterPath(InternalBlobPaths.uploads)
-        router.post(uploads) { request, _ in
-            let start = try await InternalJSON.decode(InternalBlobPaths.StartUpload.self, from: request)
-            return try InternalJSON.response(try await service.startUpload(for: start.repository, algorithm: start.algorithm, owner: start.owner))
+        let session = RouterPath(InternalBlobPaths.session)
+        router.on(InternalBlobPaths.startUpload) { start, _, _ in
+            try await service.startUpload(for: start.repository, algorithm: start.algorithm, owner: start.owner)
         }
-        router.get(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
+        router.get(session) { request, context in
             let (id, repository) = try Self.session(request, context)
             return try InternalJSON.response(try await service.uploadStatus(id, for: repository))
         }
-        router.patch(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
+        router.patch(session) { request, context in
             let (id, repository) = try Self.session(request, context)
             let offset = try Self.offset(request)
             return try InternalJSON.response(
@@ -24,47 +23,45 @@ package enum InternalBlobRoutes {
             )
         }
         // The closing request with its last chunk: append and commit in one call.
-        router.put(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
+        router.put(session) { request, context in
             let (id, repository) = try Self.session(request, context)
             let query = request.uri.queryParameters
             guard let digest = query["digest"].flatMap({ Digest($0) }) else {
-                throw RegistryError(.digestInvalid, "digest= is missing or invalid", status: 400)
+                throw RegistryError(.digestInvalid, "digest= is missing or invalid")
             }
             let offset = try Self.offset(request)
             return try InternalJSON.response(
                 try await service.commitUpload(id, for: repository, digest: digest, appending: request.body, at: offset)
             )
         }
-        router.post(RouterPath(InternalBlobPaths.uploads + "/:id/commit")) { request, context in
-            let commit = try await InternalJSON.decode(InternalBlobPaths.Commit.self, from: request)
+        router.on(InternalBlobPaths.commit) { commit, _, context in
             guard let id = context.parameters.get("id").flatMap(UploadID.init) else { throw RegistryError(.blobUploadUnknown) }
-            return try InternalJSON.response(try await service.commitUpload(id, for: commit.repository, digest: commit.digest))
+            return try await service.commitUpload(id, for: commit.repository, digest: commit.digest)
         }
-        router.delete(RouterPath(InternalBlobPaths.uploads + "/:id")) { request, context in
+        router.delete(session) { request, context in
             let (id, repository) = try Self.session(request, context)
             try await service.cancelUpload(id, for: repository)
             return try InternalJSON.response(InternalMetadata.Done())
         }
-        router.post(RouterPath(InternalBlobPaths.discard)) { request, _ in
-            try await service.discard(try await InternalJSON.decode(BlobRecord.self, from: request))
-            return try InternalJSON.response(InternalMetadata.Done())
+        router.on(InternalBlobPaths.discard) { blob, _, _ in
+            try await service.discard(blob)
+            return InternalMetadata.Done()
         }
-        router.post(RouterPath(InternalBlobPaths.externalURL)) { request, _ in
-            let blob = try await InternalJSON.decode(BlobRecord.self, from: request)
-            return try InternalJSON.response(InternalBlobPaths.ExternalURL(url: try await service.externalURL(for: blob)))
+        router.on(InternalBlobPaths.externalURL) { blob, _, _ in
+            InternalBlobPaths.ExternalURL(url: try await service.externalURL(for: blob))
         }
         router.get(RouterPath(InternalBlobPaths.read)) { request, context in
             let eventLoop = context.eventLoop
             let query = request.uri.queryParameters
             guard let location = query["location"].map(String.init), let size = query["size"].flatMap({ Int64($0) }),
                   size >= 0, let digest = query["digest"].flatMap({ Digest($0) })
-            else { throw RegistryError(.blobUnknown, status: 400) }
+            else { throw RegistryError(.requestInvalid, "location, size and digest are required") }
             var requested: ClosedRange<Int64>?
             if query["start"] != nil || query["end"] != nil {
                 // Checked before any arithmetic: 0 <= start <= end < size.
                 guard let start = query["start"].flatMap({ Int64($0) }), let end = query["end"].flatMap({ Int64($0) }),
                       start >= 0, start <= end, end < size
-                else { throw RegistryError(.blobUploadInvalid, "start and end must satisfy 0 <= start <= end < size", status: 400) }
+                else { throw RegistryError(.requestInvalid, "start and end must satisfy 0 <= start <= end < size") }
                 requested = start...end
             }
             let range = requested
@@ -89,7 +86,7 @@ package enum InternalBlobRoutes {
     private static func offset(_ request: Request) throws(RegistryError) -> Int64? {
         guard let text = request.uri.queryParameters["offset"] else { return nil }
         guard let value = Int64(text), value >= 0 else {
-            throw RegistryError(.blobUploadInvalid, "offset must be a non-negative integer", status: 400)
+            throw RegistryError(.requestInvalid, "offset must be a non-negative integer")
         }
         return value
     }

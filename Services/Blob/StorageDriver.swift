@@ -99,6 +99,6 @@ extension StorageDriver {
 extension RegistryError {
     /// 409: another request is writing to, committing or removing this upload.
     static func uploadBusy(_ id: UploadID, _ why: String = "another request is writing to this upload") -> RegistryError {
-        RegistryError(.blobUploadInvalid, "\(why); retry, or start a new upload", detail: ["upload": id.value], status: 409)
+        RegistryError(.uploadBusy, "\(why); retry, or start a new upload", detail: ["upload": id.value])
     }
 }

@@ -8,7 +8,7 @@ actor UploadClaims {
     /// Claims the session for one request; throws when another request holds it.
     func claim(_ id: UploadID) throws(RegistryError) {
         guard self.busy.insert(id).inserted else {
-            throw RegistryError(.blobUploadInvalid, "another request is writing to this upload", status: 409)
+            throw RegistryError(.uploadBusy, "another request is writing to this upload")
         }
     }
 

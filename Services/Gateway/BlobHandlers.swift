@@ -48,10 +48,11 @@ struct BlobHandlers: Sendable {
                 headers: [.location: url, .dockerContentDigest: digest.description, .contentLength: "0"]
             )
         }
-        let blobs = self.registry.blobs
+        // The read begins before the headers go out: a storage that cannot be read answers 503.
+        let bytes = try await self.registry.open(blob, range: range)
         let eventLoop = context.eventLoop
         let body = ResponseBody(contentLength: Int(length)) { writer in
-            try await blobs.read(blob, range: range) { chunk in
+            try await bytes.forEach { chunk in
                 try await writer.write(chunk)
                 try await ResponsePacing.caughtUp(eventLoop)
             }
@@ -62,7 +63,7 @@ struct BlobHandlers: Sendable {
 
     /// Unlinks the blob from the repository (202); the bytes stay while other repositories use them.
     func delete(name: RepositoryName, digest: String) async throws -> Response {
-        try await self.registry.metadata.unlinkBlob(try RequestParsing.digest(digest), from: name)
+        try await self.registry.unlinkBlob(try RequestParsing.digest(digest), from: name)
         return Response(status: .accepted, headers: [.contentLength: "0"])
     }
 }

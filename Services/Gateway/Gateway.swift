@@ -4,18 +4,18 @@ import Logging
 import Registry
 import Runtime
 
-/// The public face of the registry: the OCI distribution API and the Pier One REST API over
-/// `MetadataAPI` and `BlobAPI`, the OpenAPI document and the `/ui/` page.
+/// The public face of the registry: the OCI distribution API and the Pier One REST API over the
+/// Registry layer (`RegistryService`), the OpenAPI document and the `/ui/` page. HTTP in, calls of
+/// the layer, HTTP out: routing, parsing, authentication and rendering live here, decisions that
+/// need metadata and blobs together in the layer.
 ///
 /// The gateway never knows whether the two services run in this process or elsewhere.
 package enum Gateway {
     /// The router with every public route and the error middleware.
     /// Without an `authenticator` every request is allowed (Pier One without `HTTP_TOKENINFO_URL`).
-    /// `scanner` (a service the caller runs) reads pushed layers for `scm-source.json`; nil to not look.
     package static func router(
-        metadata: any MetadataAPI, blobs: any BlobAPI, authenticator: Authenticator? = nil,
-        ready: @escaping @Sendable () async -> Bool = { true }, scanner: ScmSourceScanner? = nil,
-        logger: Logger = Logger(label: "pierone.gateway")
+        registry: RegistryService, authenticator: Authenticator? = nil,
+        ready: @escaping @Sendable () async -> Bool = { true }, logger: Logger = Logger(label: "pierone.gateway")
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: MetricsMiddleware(service: "gateway") { RouteTemplates.gateway($0.uri.path) })
@@ -29,8 +29,8 @@ package enum Gateway {
                 TokenController(authenticator: authenticator, tokens: tokens).register(on: router)
             }
         }
-        RegistryController(metadata: metadata, blobs: blobs, scanner: scanner).register(on: router)
-        PierOneAPIController(metadata: metadata, ready: ready).register(on: router)
+        RegistryController(registry: registry).register(on: router)
+        PierOneAPIController(metadata: registry.metadata, ready: ready).register(on: router)
         StaticPages.register(on: router)
         return router
     }

@@ -1,10 +1,11 @@
 import Contracts
 import Foundation
 import Hummingbird
+import Registry
 
 /// `GET /v2/<name>/tags/list` and `GET /v2/_catalog`, paginated with `n`, `last` and `Link`.
 struct ListingHandlers: Sendable {
-    let metadata: any MetadataAPI
+    let registry: RegistryService
 
     func tags(_ request: Request, name: RepositoryName) async throws -> Response {
         struct Body: Encodable {
@@ -15,7 +16,7 @@ struct ListingHandlers: Sendable {
         if page.limit == 0 {
             return try Self.json(Body(name: name.value, tags: []))
         }
-        guard let result = try await self.metadata.tags(in: name, page: page) else {
+        guard let result = try await self.registry.tags(in: name, page: page) else {
             throw RegistryError(.nameUnknown, "repository \(name) is not known to the registry")
         }
         var response = try Self.json(Body(name: name.value, tags: result.items))
@@ -29,7 +30,7 @@ struct ListingHandlers: Sendable {
         if page.limit == 0 {
             return try Self.json(Body(repositories: []))
         }
-        let result = try await self.metadata.repositories(page: page)
+        let result = try await self.registry.repositories(page: page)
         var response = try Self.json(Body(repositories: result.items))
         Self.link(&response, path: "/v2/_catalog", page: page, result: result)
         return response

@@ -7,13 +7,11 @@ import Runtime
 
 /// `GET|HEAD|PUT /v2/<name>/manifests/<reference>`.
 struct ManifestHandlers: Sendable {
-    let metadata: any MetadataAPI
-    /// Reads pushed layers for `scm-source.json` after the push; nil to not look.
-    let scanner: ScmSourceScanner?
+    let registry: RegistryService
 
     func get(_ request: Request, name: RepositoryName, reference: String, head: Bool) async throws -> Response {
         let reference = try RequestParsing.reference(reference)
-        guard let manifest = try await self.metadata.manifest(reference, in: name) else {
+        guard let manifest = try await self.registry.manifest(reference, in: name) else {
             throw RegistryError(.manifestUnknown, "manifest \(reference) is not in \(name)")
         }
         guard Self.accepts(request.headers[values: .accept], manifest.mediaType) else {
@@ -75,13 +73,13 @@ struct ManifestHandlers: Sendable {
         }
         let document = try ManifestDocument.parse(bytes.readableBytesView, contentType: request.headers[.contentType])
         let scmSource = try Self.scmSource(request, identity: context.identity, logger: context.logger)
-        try await self.metadata.putManifest(ManifestPut(
-            repository: name, digest: digest, bytes: bytes, document: document, tags: tags,
-            pushedBy: context.identity.uid, scmSource: scmSource
-        ))
-        if scmSource == nil {
-            self.scanner?.enqueue(name, manifest: digest, document: document, client: context.client)
-        }
+        try await self.registry.putManifest(
+            ManifestPut(
+                repository: name, digest: digest, bytes: bytes, document: document, tags: tags,
+                pushedBy: context.identity.uid, scmSource: scmSource
+            ),
+            client: context.client
+        )
         var headers: HTTPFields = [
             .location: "/v2/\(name)/manifests/\(digest)",
             .dockerContentDigest: digest.description,
@@ -124,8 +122,8 @@ struct ManifestHandlers: Sendable {
     /// By tag: removes the tag. By digest: removes the manifest and every tag on it. 202 either way.
     func delete(name: RepositoryName, reference: String) async throws -> Response {
         switch try RequestParsing.reference(reference) {
-        case .tag(let tag): try await self.metadata.deleteTag(tag, in: name)
-        case .digest(let digest): try await self.metadata.deleteManifest(digest, in: name)
+        case .tag(let tag): try await self.registry.deleteTag(tag, in: name)
+        case .digest(let digest): try await self.registry.deleteManifest(digest, in: name)
         }
         return Response(status: .accepted, headers: [.contentLength: "0"])
     }
@@ -139,7 +137,7 @@ struct ManifestHandlers: Sendable {
     }
 
     private static let tooLarge = RegistryError(
-        .sizeInvalid, "manifest is larger than the \(ManifestDocument.maximumSize / 1024 / 1024) MiB limit",
-        detail: ["limit": String(ManifestDocument.maximumSize)], status: 413
+        .tooLarge, "manifest is larger than the \(ManifestDocument.maximumSize / 1024 / 1024) MiB limit",
+        detail: ["limit": String(ManifestDocument.maximumSize)]
     )
 }

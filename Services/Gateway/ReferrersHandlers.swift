@@ -1,11 +1,12 @@
 import Contracts
 import Foundation
 import Hummingbird
+import Registry
 
 /// `GET /v2/<name>/referrers/<digest>[?artifactType=]`: an OCI image index of the manifests whose
 /// `subject` is the digest. Never 404: an unknown digest has an empty list.
 struct ReferrersHandlers: Sendable {
-    let metadata: any MetadataAPI
+    let registry: RegistryService
 
     private struct Index: Encodable {
         var schemaVersion = 2
@@ -19,7 +20,7 @@ struct ReferrersHandlers: Sendable {
         let artifactType = request.uri.queryParameters["artifactType"].map(String.init)
         let result = page.limit == 0
             ? Page(items: [], hasMore: false)
-            : try await self.metadata.referrers(of: subject, in: name, artifactType: artifactType, page: page)
+            : try await self.registry.referrers(of: subject, in: name, artifactType: artifactType, page: page)
         var response = try ListingHandlers.json(Index(manifests: result.items))
         response.headers[.contentType] = MediaType.ociIndex
         if artifactType != nil {

@@ -3,7 +3,7 @@ import Hummingbird
 import Registry
 
 /// Dispatches every `/v2/…` request to its handler. The routes of the registry API live here,
-/// in one place; the handlers are small and know only `MetadataAPI` and `BlobAPI`.
+/// in one place; the handlers are small and call only the Registry layer.
 struct RegistryController: Sendable {
     let manifests: ManifestHandlers
     let blobs: BlobHandlers
@@ -11,13 +11,12 @@ struct RegistryController: Sendable {
     let listings: ListingHandlers
     let referrers: ReferrersHandlers
 
-    init(metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner?) {
-        self.manifests = ManifestHandlers(metadata: metadata, scanner: scanner)
-        let registry = RegistryService(metadata: metadata, blobs: blobs)
+    init(registry: RegistryService) {
+        self.manifests = ManifestHandlers(registry: registry)
         self.blobs = BlobHandlers(registry: registry)
         self.uploads = UploadHandlers(registry: registry)
-        self.listings = ListingHandlers(metadata: metadata)
-        self.referrers = ReferrersHandlers(metadata: metadata)
+        self.listings = ListingHandlers(registry: registry)
+        self.referrers = ReferrersHandlers(registry: registry)
     }
 
     static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete]
@@ -31,7 +30,7 @@ struct RegistryController: Sendable {
 
     func respond(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         guard let route = try RegistryRoute(path: request.uri.path) else {
-            throw RegistryError(.unsupported, "no such registry resource", status: 404)
+            throw RegistryError(.routeUnknown, "no such registry resource")
         }
         let method = request.method
         let head = method == .head

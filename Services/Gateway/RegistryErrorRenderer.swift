@@ -14,7 +14,7 @@ enum RegistryErrorRenderer {
     }
 
     static func render(_ error: RegistryError, head: Bool = false) -> Response {
-        let envelope = Envelope(errors: [.init(code: error.code.rawValue, message: error.message, detail: error.detail)])
+        let envelope = Envelope(errors: [.init(code: error.code.name, message: error.message, detail: error.detail)])
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         let json = (try? encoder.encode(envelope)) ?? Data()

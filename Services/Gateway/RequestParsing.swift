@@ -47,7 +47,7 @@ enum RequestParsing {
     static func listingLimit(_ n: (some StringProtocol)?) throws(RegistryError) -> Int? {
         guard let n else { return nil }
         guard let value = Int(n), value >= 0 else {
-            throw RegistryError(.unsupported, "n must be a non-negative integer", detail: ["n": String(n)], status: 400)
+            throw RegistryError(.parameterInvalid, "n must be a non-negative integer", detail: ["n": String(n)])
         }
         return value
     }
@@ -57,8 +57,8 @@ enum RequestParsing {
         guard let text else { return nil }
         guard let value = Int(text), (1...PageRequest.maximumLimit).contains(value) else {
             throw RegistryError(
-                .unsupported, "limit must be an integer from 1 to \(PageRequest.maximumLimit)",
-                detail: ["limit": String(text)], status: 400
+                .parameterInvalid, "limit must be an integer from 1 to \(PageRequest.maximumLimit)",
+                detail: ["limit": String(text)]
             )
         }
         return value

@@ -6,7 +6,6 @@ import Registry
 /// session `Location`. All four push styles of the distribution spec meet here.
 struct UploadHandlers: Sendable {
     let registry: RegistryService
-    var blobs: any BlobAPI { self.registry.blobs }
 
     /// Opens a session (202), mounts from another repository (201), or takes the whole blob in
     /// this one request when `?digest=` is given (201).
@@ -20,21 +19,21 @@ struct UploadHandlers: Sendable {
         }
         if let digest = query["digest"] {
             let digest = try RequestParsing.digest(digest)
-            let session = try await self.blobs.startUpload(for: name, algorithm: digest.algorithm, owner: context.client)
+            let session = try await self.registry.startUpload(for: name, algorithm: digest.algorithm, client: context.client)
             return try await self.finish(request, name: name, id: session.id, digest: digest)
         }
         let algorithm: Digest.Algorithm
         if let requested = query["digest-algorithm"] {
             guard let value = Digest.Algorithm(rawValue: String(requested)) else {
                 throw RegistryError(
-                    .unsupported, "digest algorithm \(requested) is not supported; use sha256 or sha512", status: 400
+                    .parameterInvalid, "digest algorithm \(requested) is not supported; use sha256 or sha512"
                 )
             }
             algorithm = value
         } else {
             algorithm = .sha256
         }
-        let session = try await self.blobs.startUpload(for: name, algorithm: algorithm, owner: context.client)
+        let session = try await self.registry.startUpload(for: name, algorithm: algorithm, client: context.client)
         return Self.accepted(name: name, session: session)
     }
 
@@ -60,7 +59,7 @@ struct UploadHandlers: Sendable {
     }
 
     func status(name: RepositoryName, id: String) async throws -> Response {
-        let session = try await self.blobs.uploadStatus(try RequestParsing.uploadID(id), for: name)
+        let session = try await self.registry.uploadStatus(try RequestParsing.uploadID(id), in: name)
         var response = Self.accepted(name: name, session: session)
         response.status = .noContent
         return response
@@ -72,9 +71,9 @@ struct UploadHandlers: Sendable {
         let id = try RequestParsing.uploadID(id)
         let chunk = try Self.chunk(request)
         do {
-            let session = try await self.blobs.appendUpload(id, for: name, at: chunk.offset, body: chunk.body)
+            let session = try await self.registry.appendUpload(id, in: name, at: chunk.offset, body: chunk.body)
             return Self.accepted(name: name, session: session)
-        } catch let error as RegistryError where error.status == 416 {
+        } catch let error as RegistryError where error.code == .rangeNotSatisfiable {
             return Self.rangeNotSatisfiable(error, name: name, id: id)
         }
     }
@@ -88,15 +87,14 @@ struct UploadHandlers: Sendable {
         }
         let digest = try RequestParsing.digest(value)
         do {
-            // No status call first: the append and the commit refuse an unknown session themselves.
             return try await self.finish(request, name: name, id: id, digest: digest)
-        } catch let error as RegistryError where error.status == 416 {
+        } catch let error as RegistryError where error.code == .rangeNotSatisfiable {
             return Self.rangeNotSatisfiable(error, name: name, id: id)
         }
     }
 
     func cancel(name: RepositoryName, id: String) async throws -> Response {
-        try await self.blobs.cancelUpload(try RequestParsing.uploadID(id), for: name)
+        try await self.registry.cancelUpload(try RequestParsing.uploadID(id), in: name)
         return Response(status: .noContent, headers: [.contentLength: "0"])
     }
 
@@ -126,7 +124,7 @@ struct UploadHandlers: Sendable {
     private static func chunkRange(_ request: Request) throws(RegistryError) -> ClosedRange<Int64>? {
         guard let header = request.headers[.contentRange] else { return nil }
         guard let range = ByteRanges.parseChunk(header) else {
-            throw RegistryError(.blobUploadInvalid, "Content-Range must be <start>-<end>", status: 416)
+            throw RegistryError(.rangeNotSatisfiable, "Content-Range must be <start>-<end>")
         }
         if let text = request.headers[.contentLength] {
             // `end - start` cannot overflow (0 <= start <= end); `+ 1` could, for end = Int64.max.

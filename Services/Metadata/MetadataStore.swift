@@ -12,9 +12,9 @@ protocol BlobLinkStore: Sendable {
 
 /// Manifests and the tags that name them.
 protocol ManifestStore: Sendable {
-    /// In one transaction: checks references, stores the manifest, and moves each tag unless
-    /// `isImmutable(tag)` and the tag already names another manifest.
-    func putManifest(_ put: ManifestPut, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws
+    /// In one transaction: checks references, stores the manifest, and creates or moves each tag
+    /// as `rules.move` decides.
+    func putManifest(_ put: ManifestPut, rules: TagRules) async throws
     func manifest(_ digest: Digest, in repository: RepositoryName) async throws -> ManifestRecord?
     func manifestDigest(tagged tag: Tag, in repository: RepositoryName) async throws -> Digest?
     /// The manifest `tag` names, in one read where the store can (a pull's first request).
@@ -32,12 +32,11 @@ extension ManifestStore {
 
 /// Removal of tags, manifests and blob links, each in one transaction.
 protocol DeletionStore: Sendable {
-    /// Deletes the tag; false when it does not exist. Throws when `isImmutable(tag)`.
-    func deleteTag(_ tag: Tag, in repository: RepositoryName, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws -> Bool
-    /// Deletes the manifest and its tags; false when it does not exist. Throws when one of its tags
-    /// is immutable or another manifest of the repository references it.
-    func deleteManifest(_ digest: Digest, in repository: RepositoryName, isImmutable: @escaping @Sendable (Tag) -> Bool)
-        async throws -> Bool
+    /// Deletes the tag; false when it does not exist. Throws when `rules.delete` refuses.
+    func deleteTag(_ tag: Tag, in repository: RepositoryName, rules: TagRules) async throws -> Bool
+    /// Deletes the manifest and its tags; false when it does not exist. Throws when
+    /// `rules.deleteManifest` refuses or another manifest of the repository references it.
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName, rules: TagRules) async throws -> Bool
     /// Unlinks the blob; false when it was not linked. Throws while a manifest references it.
     func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws -> Bool
 }

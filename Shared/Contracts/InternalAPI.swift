@@ -5,17 +5,46 @@
 /// carry a `RegistryError` as JSON with its status.
 public enum InternalMetadataPaths {
     public static let prefix = "/internal/metadata"
-    public static let blob = prefix + "/blob"
-    public static let linkBlob = prefix + "/link-blob"
-    public static let putManifest = prefix + "/put-manifest"
-    public static let manifest = prefix + "/manifest"
-    public static let tags = prefix + "/tags"
-    public static let repositories = prefix + "/repositories"
-    public static let mountableBlob = prefix + "/mountable-blob"
-    public static let deleteTag = prefix + "/delete-tag"
-    public static let deleteManifest = prefix + "/delete-manifest"
-    public static let unlinkBlob = prefix + "/unlink-blob"
-    public static let referrers = prefix + "/referrers"
+}
+
+/// One JSON call of the internal API, declared once with its path, request and answer types: the
+/// server registers its route from it, the client calls it, and the metrics label is the route
+/// the server matched. The method is `POST`.
+public struct InternalCall<Body: Codable & Sendable, Answer: Codable & Sendable>: Sendable {
+    public let path: String
+
+    public init(_ path: String) {
+        self.path = path
+    }
+}
+
+/// Every call of the metadata service (`MetadataAPI` and `PierOneQueries`), one per method.
+public enum InternalMetadataCalls {
+    public typealias M = InternalMetadata
+    private static let prefix = InternalMetadataPaths.prefix
+    public static let blob = InternalCall<M.BlobInRepository, M.Maybe<BlobRecord>>(prefix + "/blob")
+    public static let linkBlob = InternalCall<M.LinkBlob, BlobRecord>(prefix + "/link-blob")
+    public static let putManifest = InternalCall<ManifestPut, M.Done>(prefix + "/put-manifest")
+    public static let manifest = InternalCall<M.ManifestQuery, M.Maybe<ManifestRecord>>(prefix + "/manifest")
+    public static let tags = InternalCall<M.Listing, M.Maybe<Page<String>>>(prefix + "/tags")
+    public static let repositories = InternalCall<M.Listing, Page<String>>(prefix + "/repositories")
+    public static let mountableBlob = InternalCall<M.Digests, M.Maybe<BlobRecord>>(prefix + "/mountable-blob")
+    public static let deleteTag = InternalCall<M.TagInRepository, M.Done>(prefix + "/delete-tag")
+    public static let deleteManifest = InternalCall<M.BlobInRepository, M.Done>(prefix + "/delete-manifest")
+    public static let unlinkBlob = InternalCall<M.BlobInRepository, M.Done>(prefix + "/unlink-blob")
+    public static let referrers = InternalCall<M.ReferrersQuery, Page<Descriptor>>(prefix + "/referrers")
+    // The Pier One API's calls (`PierOneQueries`).
+    public static let teams = InternalCall<M.Listing, Page<String>>(prefix + "/pierone/teams")
+    public static let artifacts = InternalCall<M.TeamQuery, Page<String>>(prefix + "/pierone/artifacts")
+    public static let tagDetails = InternalCall<M.Listing, M.Maybe<Page<TagDetail>>>(prefix + "/pierone/tag-details")
+    public static let scmSource = InternalCall<M.TagInRepository, M.Maybe<ScmSource>>(prefix + "/pierone/scm-source")
+    public static let recordScmSource = InternalCall<M.ScmSourceRecord, M.Done>(prefix + "/pierone/record-scm-source")
+    public static let imageTags = InternalCall<M.Prefix, ImageLookup>(prefix + "/pierone/image-tags")
+    public static let statistics = InternalCall<M.Done, RegistryStatistics>(prefix + "/pierone/statistics")
+    public static let teamStatistics = InternalCall<M.Listing, Page<TeamStatistics>>(prefix + "/pierone/team-statistics")
+    public static let oneTeamStatistics = InternalCall<M.TeamQuery, M.Maybe<TeamStatistics>>(
+        prefix + "/pierone/one-team-statistics"
+    )
 }
 
 /// Bodies of the metadata calls.
@@ -95,19 +124,30 @@ public enum InternalMetadata {
     }
 }
 
-/// Paths of the blob service. Sessions: `POST uploads` (JSON `StartUpload`), `GET|DELETE
-/// uploads/<id>?repository=`, `PATCH uploads/<id>?repository=&offset=` with the bytes as the body,
-/// `PUT uploads/<id>?repository=&digest=&offset=` with the last bytes as the body (append + commit),
-/// `POST uploads/<id>/commit` (JSON `Commit`). Reads: `GET read?location=&start=&end=` answers the
+/// Routes of the blob service, each declared once (the server's route, the client's URL, the
+/// metrics label). Sessions: `POST uploads` (JSON `StartUpload`), `GET|DELETE
+/// uploads/{id}?repository=`, `PATCH uploads/{id}?repository=&offset=` with the bytes as the body,
+/// `PUT uploads/{id}?repository=&digest=&offset=` with the last bytes as the body (append + commit),
+/// `POST uploads/{id}/commit` (JSON `Commit`). Reads: `GET read?location=&start=&end=` answers the
 /// bytes. `POST external-url` (JSON `BlobRecord`) answers a presigned URL when the storage has one.
 public enum InternalBlobPaths {
     public static let prefix = "/internal/blob"
-    public static let uploads = prefix + "/uploads"
+    public static let startUpload = InternalCall<StartUpload, UploadStatus>(prefix + "/uploads")
+    /// `GET` (status), `PATCH` (append), `PUT` (append and commit), `DELETE` (cancel) of one
+    /// session; `:id` is the session's `UploadID`.
+    public static let session = prefix + "/uploads/:id"
+    public static let commit = InternalCall<Commit, BlobRecord>(prefix + "/uploads/:id/commit")
+    /// `GET` with `location`, `size`, `digest` and optionally `start` and `end`: the bytes.
     public static let read = prefix + "/read"
-    /// `POST` (JSON `BlobRecord`): removes an unrecorded duplicate's bytes.
-    public static let discard = prefix + "/discard"
-    /// `POST` (JSON `BlobRecord`): where a client may fetch the blob directly (`ExternalURL`).
-    public static let externalURL = prefix + "/external-url"
+    /// Removes an unrecorded duplicate's bytes.
+    public static let discard = InternalCall<BlobRecord, InternalMetadata.Done>(prefix + "/discard")
+    /// Where a client may fetch the blob directly.
+    public static let externalURL = InternalCall<BlobRecord, ExternalURL>(prefix + "/external-url")
+
+    /// `template` (a path with `:id`) for the session `id`.
+    public static func path(_ template: String, id: UploadID) -> String {
+        template.replacing(":id", with: id.value)
+    }
 
     public struct ExternalURL: Codable, Sendable {
         public var url: String?
@@ -146,19 +186,7 @@ public enum HealthPaths {
     public static let ready = "/health/ready"
 }
 
-// MARK: The Pier One API's calls (`PierOneQueries`)
-
-extension InternalMetadataPaths {
-    public static let teams = prefix + "/pierone/teams"
-    public static let artifacts = prefix + "/pierone/artifacts"
-    public static let tagDetails = prefix + "/pierone/tag-details"
-    public static let scmSource = prefix + "/pierone/scm-source"
-    public static let recordScmSource = prefix + "/pierone/record-scm-source"
-    public static let imageTags = prefix + "/pierone/image-tags"
-    public static let statistics = prefix + "/pierone/statistics"
-    public static let teamStatistics = prefix + "/pierone/team-statistics"
-    public static let oneTeamStatistics = prefix + "/pierone/one-team-statistics"
-}
+// MARK: Bodies of the Pier One API's calls (`PierOneQueries`)
 
 extension InternalMetadata {
     public struct TeamQuery: Codable, Sendable {

@@ -5,6 +5,10 @@
 /// `{"errors":[{"code","message","detail"}]}`. Anything else becomes a 500 `UNKNOWN` whose cause
 /// is only logged.
 public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringConvertible {
+    /// Every failure a client can see, each with the OCI code it is rendered as (`name`) and its
+    /// HTTP status. The first cases are the spec's codes with the status the spec pairs them with;
+    /// the others are the same codes (or `UNKNOWN`) where the registry answers another status. No
+    /// throw site chooses a status: a new status is a new case here.
     public enum Code: String, Sendable, Codable, CaseIterable {
         case blobUnknown = "BLOB_UNKNOWN"
         case blobUploadInvalid = "BLOB_UPLOAD_INVALID"
@@ -22,18 +26,54 @@ public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringCo
         case tooManyRequests = "TOOMANYREQUESTS"
         case unknown = "UNKNOWN"
         case unavailable = "UNAVAILABLE"
+        /// 416 `BLOB_UPLOAD_INVALID`: a chunk or range that does not fit where the upload or blob stands.
+        case rangeNotSatisfiable = "RANGE_NOT_SATISFIABLE"
+        /// 409 `BLOB_UPLOAD_INVALID`: another request is writing to or committing the session.
+        case uploadBusy = "UPLOAD_BUSY"
+        /// 413 `SIZE_INVALID`: a body beyond the registry's limit.
+        case tooLarge = "TOO_LARGE"
+        /// 409 `DENIED`: a change the tag rules or the repository's content refuse (an immutable
+        /// tag, `latest`, content still in use).
+        case conflict = "CONFLICT"
+        /// 404 `UNSUPPORTED`: no such resource (path).
+        case routeUnknown = "ROUTE_UNKNOWN"
+        /// 400 `UNSUPPORTED`: a parameter the registry does not accept (a page size, an algorithm).
+        case parameterInvalid = "PARAMETER_INVALID"
+        /// 412 `UNSUPPORTED`: a prefix that names more than one thing.
+        case ambiguous = "AMBIGUOUS"
+        /// 400 `UNKNOWN`: a malformed request (internal API callers, framework-level failures).
+        case requestInvalid = "REQUEST_INVALID"
+        /// 502 `UNKNOWN`: another service answered something the registry cannot use.
+        case badGateway = "BAD_GATEWAY"
 
-        /// The status the spec pairs with the code; individual errors may override it.
-        public var defaultStatus: Int {
+        /// The OCI error code the client sees.
+        public var name: String {
             switch self {
-            case .blobUnknown, .blobUploadUnknown, .manifestUnknown, .nameUnknown: 404
+            case .rangeNotSatisfiable, .uploadBusy: Code.blobUploadInvalid.rawValue
+            case .tooLarge: Code.sizeInvalid.rawValue
+            case .conflict: Code.denied.rawValue
+            case .routeUnknown, .parameterInvalid, .ambiguous: Code.unsupported.rawValue
+            case .requestInvalid, .badGateway: Code.unknown.rawValue
+            default: self.rawValue
+            }
+        }
+
+        /// The HTTP status of the code.
+        public var status: Int {
+            switch self {
+            case .blobUnknown, .blobUploadUnknown, .manifestUnknown, .nameUnknown, .routeUnknown: 404
             case .blobUploadInvalid, .digestInvalid, .manifestBlobUnknown, .manifestInvalid, .nameInvalid,
-                 .sizeInvalid: 400
+                 .sizeInvalid, .parameterInvalid, .requestInvalid: 400
             case .unauthorized: 401
             case .denied: 403
             case .unsupported: 405
+            case .uploadBusy, .conflict: 409
+            case .ambiguous: 412
+            case .tooLarge: 413
+            case .rangeNotSatisfiable: 416
             case .tooManyRequests: 429
             case .unknown: 500
+            case .badGateway: 502
             case .unavailable: 503
             }
         }
@@ -57,6 +97,15 @@ public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringCo
             case .tooManyRequests: "too many requests"
             case .unknown: "unknown error"
             case .unavailable: "service unavailable"
+            case .rangeNotSatisfiable: "requested range not satisfiable"
+            case .uploadBusy: "the upload is busy"
+            case .tooLarge: "request body too large"
+            case .conflict: "the change conflicts with the repository's content"
+            case .routeUnknown: "no such resource"
+            case .parameterInvalid: "a parameter is invalid"
+            case .ambiguous: "the prefix is ambiguous"
+            case .requestInvalid: "malformed request"
+            case .badGateway: "a service answered unexpectedly"
             }
         }
     }
@@ -64,22 +113,36 @@ public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringCo
     public var code: Code
     public var message: String
     public var detail: [String: String]?
-    public var status: Int
+    /// The HTTP status, always the code's.
+    public var status: Int { self.code.status }
 
-    public init(_ code: Code, _ message: String? = nil, detail: [String: String]? = nil, status: Int? = nil) {
+    public init(_ code: Code, _ message: String? = nil, detail: [String: String]? = nil) {
         self.code = code
         self.message = message ?? code.defaultMessage
         self.detail = detail
-        self.status = status ?? code.defaultStatus
     }
 
-    public var description: String { "\(self.code.rawValue) (\(self.status)): \(self.message)" }
+    /// The code for an HTTP status that a framework answered (a route or method not found, a body
+    /// too large): the same catalog, so public and internal answers agree.
+    public init(status: Int, message: String?) {
+        let code: Code = switch status {
+        case 404: .routeUnknown
+        case 405: .unsupported
+        case 413: .tooLarge
+        case 400..<500: .requestInvalid
+        case 503: .unavailable
+        default: .unknown
+        }
+        self.init(code, message)
+    }
+
+    public var description: String { "\(self.code.name) (\(self.status)): \(self.message)" }
 }
 
 extension RegistryError {
     /// 416: a chunk that does not continue the upload where it stands.
     public static func rangeNotSatisfiable(_ message: String, offset: Int64) -> RegistryError {
-        RegistryError(.blobUploadInvalid, message, detail: ["offset": String(offset)], status: 416)
+        RegistryError(.rangeNotSatisfiable, message, detail: ["offset": String(offset)])
     }
 
     /// 405: deleting a tag the policy makes immutable.
@@ -87,25 +150,24 @@ extension RegistryError {
         RegistryError(
             .unsupported,
             "tag \(repository):\(tag) is immutable and cannot be deleted (see MUTABLE_TAGS and TAG_POLICY_FILE)",
-            detail: ["repository": repository.value, "tag": tag], status: 405
+            detail: ["repository": repository.value, "tag": tag]
         )
     }
 
     /// 409: deleting content that other content of the repository still needs.
     public static func inUse(_ what: String, by user: Digest, in repository: RepositoryName) -> RegistryError {
         RegistryError(
-            .denied, "\(what) is used by manifest \(user) in \(repository); delete that manifest first",
-            detail: ["repository": repository.value, "usedBy": user.description], status: 409
+            .conflict, "\(what) is used by manifest \(user) in \(repository); delete that manifest first",
+            detail: ["repository": repository.value, "usedBy": user.description]
         )
     }
 
     /// 409: a tag the policy makes immutable already names another manifest.
     public static func tagImmutable(repository: RepositoryName, tag: String, current: Digest) -> RegistryError {
         RegistryError(
-            .denied,
+            .conflict,
             "tag \(repository):\(tag) is immutable and already points to \(current); push a new tag instead",
-            detail: ["repository": repository.value, "tag": tag, "digest": current.description],
-            status: 409
+            detail: ["repository": repository.value, "tag": tag, "digest": current.description]
         )
     }
 }

@@ -13,13 +13,8 @@ package struct InternalErrorMiddleware<Context: RequestContext>: RouterMiddlewar
     {
         do {
             return try await next(request, context)
-        } catch let error as RegistryError {
-            return Self.render(error)
-        } catch let error as HTTPError {
-            return Self.render(RegistryError(.unknown, error.body ?? error.status.reasonPhrase, status: error.status.code))
         } catch {
-            context.logger.error("internal request failed", metadata: ["error": "\(String(reflecting: error))"])
-            return Self.render(RegistryError(.unknown))
+            return Self.render(ErrorMapping.registryError(error, logger: context.logger))
         }
     }
 
@@ -43,7 +38,7 @@ package enum InternalJSON {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer: body))
         } catch {
-            throw RegistryError(.unknown, "malformed internal request: \(error)", status: 400)
+            throw RegistryError(.requestInvalid, "malformed internal request: \(error)")
         }
     }
 
@@ -64,6 +59,19 @@ package enum HealthRoutes {
         router.get(RouterPath(HealthPaths.live)) { _, _ in Response(status: .ok, headers: [.contentLength: "0"]) }
         router.get(RouterPath(HealthPaths.ready)) { _, _ in
             Response(status: await ready() ? .ok : .serviceUnavailable, headers: [.contentLength: "0"])
+        }
+    }
+}
+
+extension Router {
+    /// Registers the server side of `call`: `POST` on its path, the JSON body decoded as its
+    /// request type, `handle`'s answer encoded as its answer type.
+    package func on<Input, Output>(
+        _ call: InternalCall<Input, Output>,
+        _ handle: @escaping @Sendable (Input, Request, Context) async throws -> Output
+    ) {
+        self.post(RouterPath(call.path)) { request, context in
+            try InternalJSON.response(try await handle(try await InternalJSON.decode(Input.self, from: request), request, context))
         }
     }
 }

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Contracts
 import Foundation
-import Gateway
+import InternalClients
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
@@ -30,7 +30,7 @@ import Testing
         router.get(RouterPath(InternalBlobPaths.read)) { request, _ -> Response in
             requests.value.withLock { $0 += 1 }
             let query = request.uri.queryParameters
-            guard query["location"] == "blobs/known" else { throw RegistryError(.blobUnknown, status: 404) }
+            guard query["location"] == "blobs/known" else { throw RegistryError(.blobUnknown) }
             let start = query["start"].flatMap { Int($0) } ?? 0
             let end = query["end"].flatMap { Int($0) } ?? (Self.size - 1)
             let slice = Self.bytes.getSlice(at: start, length: end - start + 1)!

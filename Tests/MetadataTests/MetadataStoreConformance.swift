@@ -34,7 +34,10 @@ enum MetadataStoreConformance {
         )
     }
 
-    static let immutableUnlessSnapshot: @Sendable (Contracts.Tag) -> Bool = { !$0.value.hasSuffix("-SNAPSHOT") }
+    /// Pier One's default: every tag immutable except `*-SNAPSHOT`.
+    static let immutableUnlessSnapshot = TagRules()
+    static let allMutable = TagRules(TagSettings(policy: TagPolicy(mutableTags: [Glob("*")])))
+    static let allImmutable = TagRules(TagSettings(policy: TagPolicy(mutableTags: [])))
 
     static func blobsAreLinkedPerRepository(_ store: some MetadataStore) async throws {
         let layer = self.blob("layer")
@@ -55,7 +58,7 @@ enum MetadataStoreConformance {
         try await store.linkBlob(layer, into: self.other)
         let put = self.manifest("a", blobs: [layer], tags: ["1.0"])
         do {
-            try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+            try await store.putManifest(put, rules: immutableUnlessSnapshot)
             Issue.record("a manifest with a missing blob was stored")
         } catch let error as RegistryError {
             #expect(error.code == .manifestBlobUnknown)
@@ -68,7 +71,7 @@ enum MetadataStoreConformance {
         let layer = self.blob("layer")
         try await store.linkBlob(layer, into: self.repository)
         let put = self.manifest("a", blobs: [layer], tags: ["1.0", "stable"])
-        try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(put, rules: immutableUnlessSnapshot)
         let stored = try await store.manifest(put.digest, in: self.repository)
         #expect(stored?.bytes == put.bytes)
         #expect(stored?.mediaType == MediaType.ociManifest)
@@ -87,11 +90,11 @@ enum MetadataStoreConformance {
         try await store.linkBlob(layer, into: self.repository)
         let first = self.manifest("a", blobs: [layer], tags: ["1.0"])
         let second = self.manifest("b", blobs: [layer], tags: ["1.0"])
-        try await store.putManifest(first, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(first, rules: immutableUnlessSnapshot)
         // The identical re-push succeeds and changes nothing.
-        try await store.putManifest(first, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(first, rules: immutableUnlessSnapshot)
         do {
-            try await store.putManifest(second, isImmutable: immutableUnlessSnapshot)
+            try await store.putManifest(second, rules: immutableUnlessSnapshot)
             Issue.record("moving an immutable tag succeeded")
         } catch let error as RegistryError {
             #expect(error.status == 409)
@@ -105,9 +108,9 @@ enum MetadataStoreConformance {
     static func mutableTagsMove(_ store: some MetadataStore) async throws {
         let layer = self.blob("layer")
         try await store.linkBlob(layer, into: self.repository)
-        try await store.putManifest(self.manifest("a", blobs: [layer], tags: ["1.0-SNAPSHOT"]), isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(self.manifest("a", blobs: [layer], tags: ["1.0-SNAPSHOT"]), rules: immutableUnlessSnapshot)
         let second = self.manifest("b", blobs: [layer], tags: ["1.0-SNAPSHOT"])
-        try await store.putManifest(second, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(second, rules: immutableUnlessSnapshot)
         #expect(try await store.manifestDigest(tagged: Contracts.Tag("1.0-SNAPSHOT")!, in: self.repository) == second.digest)
     }
 
@@ -115,10 +118,10 @@ enum MetadataStoreConformance {
         let layer = self.blob("layer")
         try await store.linkBlob(layer, into: self.repository)
         #expect(try await store.newestTagDigest(in: self.repository) == nil)
-        try await store.putManifest(self.manifest("a", blobs: [layer], tags: ["2.0"]), isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(self.manifest("a", blobs: [layer], tags: ["2.0"]), rules: immutableUnlessSnapshot)
         try await Task.sleep(for: .milliseconds(5))
         let newer = self.manifest("b", blobs: [layer], tags: ["1.0"])
-        try await store.putManifest(newer, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(newer, rules: immutableUnlessSnapshot)
         #expect(try await store.newestTagDigest(in: self.repository) == newer.digest)
     }
 
@@ -129,7 +132,7 @@ enum MetadataStoreConformance {
         }
         try await store.linkBlob(layer, into: self.repository)
         for tag in ["3", "1", "2"] {
-            try await store.putManifest(self.manifest(tag, blobs: [layer], tags: [tag]), isImmutable: immutableUnlessSnapshot)
+            try await store.putManifest(self.manifest(tag, blobs: [layer], tags: [tag]), rules: immutableUnlessSnapshot)
         }
         #expect(try await store.tags(in: self.repository, page: .init()) == Page(items: ["1", "2", "3"], hasMore: false))
         #expect(try await store.tags(in: self.repository, page: .init(limit: 2)) == Page(items: ["1", "2"], hasMore: true))
@@ -148,7 +151,7 @@ enum MetadataStoreConformance {
             for put in puts {
                 group.addTask {
                     do {
-                        try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+                        try await store.putManifest(put, rules: immutableUnlessSnapshot)
                         return true
                     } catch let error as RegistryError {
                         #expect(error.status == 409)
@@ -170,27 +173,27 @@ enum MetadataStoreConformance {
         let layer = self.blob("layer")
         try await store.linkBlob(layer, into: self.repository)
         let image = self.manifest("a", blobs: [layer], tags: ["1.0", "dev-SNAPSHOT"])
-        try await store.putManifest(image, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(image, rules: immutableUnlessSnapshot)
         // The immutable tag cannot go, neither alone nor with its manifest.
         await #expect(throws: RegistryError.tagImmutableDelete(repository: self.repository, tag: "1.0")) {
-            _ = try await store.deleteTag(Contracts.Tag("1.0")!, in: self.repository, isImmutable: immutableUnlessSnapshot)
+            _ = try await store.deleteTag(Contracts.Tag("1.0")!, in: self.repository, rules: immutableUnlessSnapshot)
         }
         await #expect(throws: RegistryError.tagImmutableDelete(repository: self.repository, tag: "1.0")) {
-            _ = try await store.deleteManifest(image.digest, in: self.repository, isImmutable: immutableUnlessSnapshot)
+            _ = try await store.deleteManifest(image.digest, in: self.repository, rules: immutableUnlessSnapshot)
         }
         // A blob a manifest uses cannot be unlinked.
         await #expect(throws: RegistryError.inUse("blob \(layer.digest)", by: image.digest, in: self.repository)) {
             _ = try await store.unlinkBlob(layer.digest, from: self.repository)
         }
-        #expect(try await store.deleteTag(Contracts.Tag("dev-SNAPSHOT")!, in: self.repository, isImmutable: immutableUnlessSnapshot))
-        #expect(try await !store.deleteTag(Contracts.Tag("dev-SNAPSHOT")!, in: self.repository, isImmutable: immutableUnlessSnapshot))
-        #expect(try await store.deleteManifest(image.digest, in: self.repository, isImmutable: { _ in false }))
+        #expect(try await store.deleteTag(Contracts.Tag("dev-SNAPSHOT")!, in: self.repository, rules: immutableUnlessSnapshot))
+        #expect(try await !store.deleteTag(Contracts.Tag("dev-SNAPSHOT")!, in: self.repository, rules: immutableUnlessSnapshot))
+        #expect(try await store.deleteManifest(image.digest, in: self.repository, rules: allMutable))
         #expect(try await store.manifest(image.digest, in: self.repository) == nil)
         #expect(try await store.manifestDigest(tagged: Contracts.Tag("1.0")!, in: self.repository) == nil)
         #expect(try await store.unlinkBlob(layer.digest, from: self.repository))
         #expect(try await store.blob(layer.digest, in: self.repository) == nil)
         #expect(try await !store.unlinkBlob(layer.digest, from: self.repository))
-        #expect(try await !store.deleteManifest(image.digest, in: self.other, isImmutable: { _ in false }))
+        #expect(try await !store.deleteManifest(image.digest, in: self.other, rules: allMutable))
     }
 
     static func referrersAreFilteredAndPaged(_ store: some MetadataStore) async throws {
@@ -203,7 +206,7 @@ enum MetadataStoreConformance {
             put.document.subject = subject
             put.document.artifactType = type
             put.document.annotations = ["n": String(index)]
-            try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+            try await store.putManifest(put, rules: immutableUnlessSnapshot)
             puts.append(put)
         }
         let all = try await store.referrers(of: subject, in: self.repository, artifactType: nil, page: .init())
@@ -246,7 +249,7 @@ enum MetadataStoreConformance {
         try await store.linkBlob(layer, into: repository)
         var put = self.manifest(seed, blobs: [config, layer], tags: tags, in: repository)
         put.document.config = config.digest
-        try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(put, rules: immutableUnlessSnapshot)
         return put
     }
 
@@ -301,7 +304,7 @@ enum MetadataStoreConformance {
         try await store.linkBlob(BlobRecord(digest: put.document.config!, size: 10, location: "c"), into: copy)
         try await store.linkBlob(BlobRecord(digest: put.document.blobs[1], size: 100, location: "l"), into: copy)
         again.tags = [Contracts.Tag("2.0")!]
-        try await store.putManifest(again, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(again, rules: immutableUnlessSnapshot)
         try await self.pushImage("b", to: self.repository, tags: ["other"], store: store)
         let id = put.document.config!.description
         let expected = [
@@ -317,7 +320,7 @@ enum MetadataStoreConformance {
         let absent = try #require("0123456789abcdef".map { "sha256:\($0)" }.first { !id.hasPrefix($0) && !other.hasPrefix($0) })
         #expect(try await store.imageTags(idPrefix: absent) == .none)
         // A manifest whose tags are all gone is not found.
-        _ = try await store.deleteTag(Contracts.Tag("other")!, in: self.repository, isImmutable: { _ in false })
+        _ = try await store.deleteTag(Contracts.Tag("other")!, in: self.repository, rules: allMutable)
         #expect(try await store.imageTags(idPrefix: other) == .none)
     }
 
@@ -355,7 +358,7 @@ enum MetadataStoreConformance {
         // Given with the push, it is stored in the push's transaction.
         var withSource = self.manifest("b", blobs: [], tags: ["2.0"])
         withSource.scmSource = header
-        try await store.putManifest(withSource, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(withSource, rules: immutableUnlessSnapshot)
         #expect(try await store.scmSource(of: Contracts.Tag("2.0")!, in: self.repository)?.url == "git:header")
         // Unknown manifests are ignored.
         try await store.recordScmSource(layer, for: self.digest("nothing"), in: self.repository)
@@ -372,7 +375,7 @@ enum MetadataStoreConformance {
     static func tagChangesAreWrittenToTheOutbox(_ store: some MetadataStore) async throws {
         let first = try await self.pushImage("a", to: self.repository, tags: ["1.0", "1-SNAPSHOT"], store: store)
         // An identical re-push changes nothing and announces nothing.
-        try await store.putManifest(first, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(first, rules: immutableUnlessSnapshot)
         let moved = try await self.pushImage("b", to: self.repository, tags: ["1-SNAPSHOT"], store: store)
         // A refused move announces nothing either.
         await #expect(throws: RegistryError.self) {
@@ -393,11 +396,11 @@ enum MetadataStoreConformance {
         // A refused delete announces nothing; deleting a tag, and a manifest with its tags,
         // announces each tag removed.
         await #expect(throws: RegistryError.self) {
-            _ = try await store.deleteManifest(moved.digest, in: self.repository, isImmutable: { _ in true })
+            _ = try await store.deleteManifest(moved.digest, in: self.repository, rules: allImmutable)
         }
         #expect(try await store.notificationBacklog().isEmpty)
-        #expect(try await store.deleteTag(Contracts.Tag("1-SNAPSHOT")!, in: self.repository, isImmutable: { _ in false }))
-        #expect(try await store.deleteManifest(first.digest, in: self.repository, isImmutable: { _ in false }))
+        #expect(try await store.deleteTag(Contracts.Tag("1-SNAPSHOT")!, in: self.repository, rules: allMutable))
+        #expect(try await store.deleteManifest(first.digest, in: self.repository, rules: allMutable))
         let deleted = try await self.drain(store, sink: "sns:b")
         #expect(deleted.map(\.action) == [.deleted, .deleted])
         #expect(deleted.map(\.tag) == ["1-SNAPSHOT", "1.0"])
@@ -434,7 +437,7 @@ enum MetadataStoreConformance {
         var put = self.manifest("sized", blobs: [layer], tags: ["1.0"])
         put.document.declaredSizes = [layer.digest.description: layer.size + 1]
         do {
-            try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+            try await store.putManifest(put, rules: immutableUnlessSnapshot)
             Issue.record("a manifest declaring a wrong size was stored")
         } catch let error as RegistryError {
             #expect(error.code == .manifestInvalid)
@@ -442,7 +445,7 @@ enum MetadataStoreConformance {
         }
         #expect(try await store.manifest(put.digest, in: self.repository) == nil)
         put.document.declaredSizes = [layer.digest.description: layer.size]
-        try await store.putManifest(put, isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(put, rules: immutableUnlessSnapshot)
         #expect(try await store.manifest(put.digest, in: self.repository) != nil)
     }
 
@@ -450,7 +453,7 @@ enum MetadataStoreConformance {
     static func anyPageLimitIsServed(_ store: some MetadataStore) async throws {
         let layer = self.blob("paged layer")
         try await store.linkBlob(layer, into: self.repository)
-        try await store.putManifest(self.manifest("paged", blobs: [layer], tags: ["1.0"]), isImmutable: immutableUnlessSnapshot)
+        try await store.putManifest(self.manifest("paged", blobs: [layer], tags: ["1.0"]), rules: immutableUnlessSnapshot)
         for limit in [-1, Int.min, 0, Int.max] {
             let page = PageRequest(limit: limit)
             let expected = limit > 0 ? 1 : 0

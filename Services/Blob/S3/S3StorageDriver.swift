@@ -1,4 +1,5 @@
 import Contracts
+import Logging
 import Foundation
 import NIOCore
 import Runtime
@@ -449,6 +450,8 @@ struct S3StorageDriver: StorageDriver {
     /// Runs `body`, turning S3 failures into registry errors: throttling, outages and unreachable
     /// servers become 503 `UNAVAILABLE` (after the client's retries), anything else a 500 naming
     /// S3's error code.
+    static let logger = Logger(label: "pierone.blob.s3")
+
     static func translating<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
@@ -457,10 +460,13 @@ struct S3StorageDriver: StorageDriver {
         } catch let error as CancellationError {
             throw error
         } catch {
-            if S3Client.isTransient(error) {
-                throw RegistryError(.unavailable, "blob storage is unavailable: \(error)")
+            // The storage's own words (S3 error codes, bucket and key names) go to the log only.
+            let transient = S3Client.isTransient(error)
+            Self.logger.error("S3 request failed", metadata: ["error": "\(error)", "transient": "\(transient)"])
+            if transient {
+                throw RegistryError(.unavailable, "blob storage is unavailable; try again shortly")
             }
-            throw RegistryError(.unknown, "blob storage failed: \(error)")
+            throw RegistryError(.unknown, "blob storage failed")
         }
     }
 }

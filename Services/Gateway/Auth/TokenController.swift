@@ -22,7 +22,7 @@ struct TokenController: Sendable {
             let form = try await request.body.collect(upTo: 64 * 1024)
             let fields = Self.formFields(String(buffer: form))
             guard fields["grant_type"] == "password" else {
-                throw RegistryError(.unsupported, "grant_type must be password", status: 400)
+                throw RegistryError(.parameterInvalid, "grant_type must be password")
             }
             let credentials: Credentials? = switch (fields["username"], fields["password"]) {
             case ("oauth2", let password?) where !password.isEmpty: .oauthToken(password)
@@ -30,7 +30,7 @@ struct TokenController: Sendable {
             default: nil
             }
             guard let credentials else {
-                throw RegistryError(.unauthorized, "username must be oauth2 and password a token", status: 401)
+                throw RegistryError(.unauthorized, "username must be oauth2 and password a token")
             }
             return try await self.issue(
                 credentials: credentials,

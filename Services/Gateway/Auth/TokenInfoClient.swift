@@ -93,7 +93,7 @@ enum AuthServiceError: Error {
     var registryError: RegistryError {
         switch self {
         case .unavailable(let message):
-            RegistryError(.unavailable, "cannot check credentials: \(message); try again shortly", status: 503)
+            RegistryError(.unavailable, "cannot check credentials: \(message); try again shortly")
         }
     }
 }

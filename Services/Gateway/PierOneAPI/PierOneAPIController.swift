@@ -29,7 +29,7 @@ struct PierOneAPIController: Sendable {
 
     func respond(_ request: Request) async throws -> Response {
         guard let route = try PierOneRoute(path: request.uri.path) else {
-            throw RegistryError(.unsupported, "no such Pier One API resource", status: 404)
+            throw RegistryError(.routeUnknown, "no such Pier One API resource")
         }
         switch route {
         case .teams:
@@ -78,7 +78,7 @@ struct PierOneAPIController: Sendable {
             throw RegistryError(.manifestUnknown, "no image id starts with \(raw)", detail: ["prefix": raw])
         case .ambiguous:
             throw RegistryError(
-                .unsupported, "more than one image id starts with \(raw); give more digits", detail: ["prefix": raw], status: 412
+                .ambiguous, "more than one image id starts with \(raw); give more digits", detail: ["prefix": raw]
             )
         case .tags(let references):
             return try Self.json(references)
@@ -96,8 +96,7 @@ struct PierOneAPIController: Sendable {
               hex.allSatisfy({ $0.isHexDigit })
         else {
             throw RegistryError(
-                .unsupported, "an image id prefix is hexadecimal digits, optionally after sha256:", detail: ["prefix": raw],
-                status: 400
+                .parameterInvalid, "an image id prefix is hexadecimal digits, optionally after sha256:", detail: ["prefix": raw]
             )
         }
         return algorithm + ":" + hex

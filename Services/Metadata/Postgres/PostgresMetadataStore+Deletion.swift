@@ -2,9 +2,7 @@ import Contracts
 import PostgresNIO
 
 extension PostgresMetadataStore {
-    func deleteTag(_ tag: Contracts.Tag, in repository: RepositoryName, isImmutable: @escaping @Sendable (Contracts.Tag) -> Bool)
-        async throws -> Bool
-    {
+    func deleteTag(_ tag: Contracts.Tag, in repository: RepositoryName, rules: TagRules) async throws -> Bool {
         let logger = self.logger
         return try await self.transaction { connection in
             guard let id = try await Self.repositoryID(repository, on: connection, logger: logger) else { return false }
@@ -15,18 +13,14 @@ extension PostgresMetadataStore {
             var current: Digest?
             for try await value in rows.decode(String.self) { current = Digest(value) }
             guard let current else { return false }
-            if isImmutable(tag) {
-                throw RegistryError.tagImmutableDelete(repository: repository, tag: tag.value)
-            }
+            let event = try rules.delete(tag, in: repository, current: current)
             try await connection.query("DELETE FROM tags WHERE repository_id = \(id) AND name = \(tag.value)", logger: logger)
-            try await self.enqueue(TagEvent(deleted: tag.value, from: repository, digest: current), on: connection)
+            try await self.enqueue(event, on: connection)
             return true
         }
     }
 
-    func deleteManifest(
-        _ digest: Digest, in repository: RepositoryName, isImmutable: @escaping @Sendable (Contracts.Tag) -> Bool
-    ) async throws -> Bool {
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName, rules: TagRules) async throws -> Bool {
         let logger = self.logger
         let key = digest.description
         return try await self.transaction { connection in
@@ -42,9 +36,7 @@ extension PostgresMetadataStore {
             )
             var names: [String] = []
             for try await name in tags.decode(String.self) { names.append(name) }
-            for name in names where Contracts.Tag(name).map(isImmutable) ?? true {
-                throw RegistryError.tagImmutableDelete(repository: repository, tag: name)
-            }
+            let events = try rules.deleteManifest(digest, in: repository, tags: names)
             if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection, logger: logger) {
                 throw RegistryError.inUse("manifest \(digest)", by: user, in: repository)
             }
@@ -54,8 +46,8 @@ extension PostgresMetadataStore {
             try await connection.query(
                 "DELETE FROM manifests WHERE repository_id = \(id) AND digest = \(key)", logger: logger
             )
-            for name in names {
-                try await self.enqueue(TagEvent(deleted: name, from: repository, digest: digest), on: connection)
+            for event in events {
+                try await self.enqueue(event, on: connection)
             }
             return true
         }

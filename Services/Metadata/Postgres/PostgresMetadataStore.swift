@@ -74,7 +74,7 @@ final class PostgresMetadataStore: MetadataStore {
     }
 
     static func unavailable(_ message: String) -> RegistryError {
-        RegistryError(.unavailable, message + "; try again shortly", status: 503)
+        RegistryError(.unavailable, message + "; try again shortly")
     }
 
     /// Connection failures, and server errors of the classes that mean "not now": connection
@@ -213,7 +213,7 @@ final class PostgresMetadataStore: MetadataStore {
 
     // MARK: Manifests
 
-    func putManifest(_ put: ManifestPut, isImmutable: @escaping @Sendable (Contracts.Tag) -> Bool) async throws {
+    func putManifest(_ put: ManifestPut, rules: TagRules) async throws {
         let logger = self.logger
         try await self.transaction { connection in
             let id = try await Self.ensureRepository(put.repository, on: connection, logger: logger)
@@ -257,7 +257,7 @@ final class PostgresMetadataStore: MetadataStore {
             }
             for tag in put.tags {
                 if let event = try await Self.moveTag(
-                    tag, to: put, repositoryID: id, immutable: isImmutable(tag), on: connection, logger: logger
+                    tag, to: put, repositoryID: id, rules: rules, on: connection, logger: logger
                 ) {
                     try await self.enqueue(event, on: connection)
                 }
@@ -315,10 +315,10 @@ final class PostgresMetadataStore: MetadataStore {
     }
 
     /// Creates the tag, or moves it: the insert waits for a concurrent insert of the same tag to
-    /// finish, and the row lock makes the comparison and the update one step. Returns the event to
-    /// announce, nil when nothing changed.
+    /// finish, and the row lock makes the comparison and the update one step; `rules` decide.
+    /// Returns the event to announce, nil when nothing changed.
     private static func moveTag(
-        _ tag: Contracts.Tag, to put: ManifestPut, repositoryID: Int64, immutable: Bool, on connection: PostgresConnection,
+        _ tag: Contracts.Tag, to put: ManifestPut, repositoryID: Int64, rules: TagRules, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> TagEvent? {
         let digest = put.digest.description
@@ -330,31 +330,23 @@ final class PostgresMetadataStore: MetadataStore {
             """, logger: logger
         )
         for try await _ in inserted.decode(Int.self) {
-            return TagEvent(
-                action: .created, repository: put.repository, tag: tag.value, digest: put.digest, previous: nil,
-                pushedBy: put.pushedBy
-            )
+            return try rules.move(tag, for: put, current: nil)
         }
         let rows = try await connection.query(
             "SELECT manifest_digest FROM tags WHERE repository_id = \(repositoryID) AND name = \(tag.value) FOR UPDATE",
             logger: logger
         )
-        var current: String?
-        for try await value in rows.decode(String.self) { current = value }
-        guard let current, current != digest else { return nil }
-        if immutable {
-            throw RegistryError.tagImmutable(repository: put.repository, tag: tag.value, current: Digest(current)!)
-        }
+        var current: Digest?
+        for try await value in rows.decode(String.self) { current = Digest(value) }
+        // A row deleted between the insert and the lock: nothing to move.
+        guard let current, let event = try rules.move(tag, for: put, current: current) else { return nil }
         try await connection.query(
             """
             UPDATE tags SET manifest_digest = \(digest), updated_at = clock_timestamp(), pushed_by = \(put.pushedBy)
             WHERE repository_id = \(repositoryID) AND name = \(tag.value)
             """, logger: logger
         )
-        return TagEvent(
-            action: .moved, repository: put.repository, tag: tag.value, digest: put.digest, previous: current,
-            pushedBy: put.pushedBy
-        )
+        return event
     }
 
     func manifest(_ digest: Digest, in repository: RepositoryName) async throws -> ManifestRecord? {

@@ -2,27 +2,23 @@ import Contracts
 import SQLiteNIO
 
 extension SQLiteMetadataStore {
-    func deleteTag(_ tag: Tag, in repository: RepositoryName, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws -> Bool {
+    func deleteTag(_ tag: Tag, in repository: RepositoryName, rules: TagRules) async throws -> Bool {
         try await self.transaction { connection in
             guard let id = try await Self.repositoryID(repository, on: connection) else { return false }
             let rows = try await connection.query(
                 "SELECT manifest_digest FROM tags WHERE repository_id = ?1 AND name = ?2", [.integer(id), .text(tag.value)]
             )
             guard let current = rows.first?.column("manifest_digest")?.string.flatMap({ Digest($0) }) else { return false }
-            if isImmutable(tag) {
-                throw RegistryError.tagImmutableDelete(repository: repository, tag: tag.value)
-            }
+            let event = try rules.delete(tag, in: repository, current: current)
             _ = try await connection.query(
                 "DELETE FROM tags WHERE repository_id = ?1 AND name = ?2", [.integer(id), .text(tag.value)]
             )
-            try await self.enqueue(TagEvent(deleted: tag.value, from: repository, digest: current), on: connection)
+            try await self.enqueue(event, on: connection)
             return true
         }
     }
 
-    func deleteManifest(_ digest: Digest, in repository: RepositoryName, isImmutable: @escaping @Sendable (Tag) -> Bool)
-        async throws -> Bool
-    {
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName, rules: TagRules) async throws -> Bool {
         try await self.transaction { connection in
             guard let id = try await Self.repositoryID(repository, on: connection) else { return false }
             let key: [SQLiteData] = [.integer(id), .text(digest.description)]
@@ -31,9 +27,7 @@ extension SQLiteMetadataStore {
             let tags = try await connection.query(
                 "SELECT name FROM tags WHERE repository_id = ?1 AND manifest_digest = ?2", key
             ).compactMap { $0.column("name")?.string }
-            for name in tags where Tag(name).map(isImmutable) ?? true {
-                throw RegistryError.tagImmutableDelete(repository: repository, tag: name)
-            }
+            let events = try rules.deleteManifest(digest, in: repository, tags: tags)
             if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection) {
                 throw RegistryError.inUse("manifest \(digest)", by: user, in: repository)
             }
@@ -42,8 +36,8 @@ extension SQLiteMetadataStore {
                 "DELETE FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2", key
             )
             _ = try await connection.query("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2", key)
-            for name in tags {
-                try await self.enqueue(TagEvent(deleted: name, from: repository, digest: digest), on: connection)
+            for event in events {
+                try await self.enqueue(event, on: connection)
             }
             return true
         }

@@ -173,7 +173,7 @@ final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: Manifests
 
-    func putManifest(_ put: ManifestPut, isImmutable: @escaping @Sendable (Tag) -> Bool) async throws {
+    func putManifest(_ put: ManifestPut, rules: TagRules) async throws {
         try await self.transaction { connection in
             let repositoryID = try await Self.ensureRepository(put.repository, on: connection)
             try await Self.checkReferences(of: put, repositoryID: repositoryID, on: connection)
@@ -207,7 +207,7 @@ final class SQLiteMetadataStore: MetadataStore {
             }
             for tag in put.tags {
                 if let event = try await Self.moveTag(
-                    tag, to: put, repositoryID: repositoryID, isImmutable: isImmutable, on: connection
+                    tag, to: put, repositoryID: repositoryID, rules: rules, on: connection
                 ) {
                     try await self.enqueue(event, on: connection)
                 }
@@ -267,17 +267,19 @@ final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    /// Creates or moves the tag; the event to announce, nil when nothing changed.
+    /// Creates or moves the tag as `rules` decide; the event to announce, nil when nothing changed.
     private static func moveTag(
-        _ tag: Tag, to put: ManifestPut, repositoryID: Int, isImmutable: (Tag) -> Bool, on connection: SQLiteConnection
+        _ tag: Tag, to put: ManifestPut, repositoryID: Int, rules: TagRules, on connection: SQLiteConnection
     ) async throws -> TagEvent? {
         let digest = put.digest.description
         let rows = try await connection.query(
             "SELECT manifest_digest FROM tags WHERE repository_id = ?1 AND name = ?2",
             [.integer(repositoryID), .text(tag.value)]
         )
+        let current = rows.first?.column("manifest_digest")?.string.flatMap { Digest($0) }
+        guard let event = try rules.move(tag, for: put, current: current) else { return nil }
         let pushedBy: SQLiteData = put.pushedBy.map { .text($0) } ?? .null
-        guard let current = rows.first?.column("manifest_digest")?.string else {
+        if current == nil {
             _ = try await connection.query(
                 """
                 INSERT INTO tags (repository_id, name, manifest_digest, created_at, updated_at, pushed_by)
@@ -285,26 +287,16 @@ final class SQLiteMetadataStore: MetadataStore {
                 """,
                 [.integer(repositoryID), .text(tag.value), .text(digest), .integer(Self.now), pushedBy]
             )
-            return TagEvent(
-                action: .created, repository: put.repository, tag: tag.value, digest: put.digest, previous: nil,
-                pushedBy: put.pushedBy
+        } else {
+            _ = try await connection.query(
+                """
+                UPDATE tags SET manifest_digest = ?3, updated_at = ?4, pushed_by = ?5
+                WHERE repository_id = ?1 AND name = ?2
+                """,
+                [.integer(repositoryID), .text(tag.value), .text(digest), .integer(Self.now), pushedBy]
             )
         }
-        guard current != digest else { return nil }
-        if isImmutable(tag) {
-            throw RegistryError.tagImmutable(repository: put.repository, tag: tag.value, current: Digest(current)!)
-        }
-        _ = try await connection.query(
-            """
-            UPDATE tags SET manifest_digest = ?3, updated_at = ?4, pushed_by = ?5
-            WHERE repository_id = ?1 AND name = ?2
-            """,
-            [.integer(repositoryID), .text(tag.value), .text(digest), .integer(Self.now), pushedBy]
-        )
-        return TagEvent(
-            action: .moved, repository: put.repository, tag: tag.value, digest: put.digest, previous: current,
-            pushedBy: put.pushedBy
-        )
+        return event
     }
 
     func manifest(_ digest: Digest, in repository: RepositoryName) async throws -> ManifestRecord? {

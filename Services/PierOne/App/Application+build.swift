@@ -21,8 +21,8 @@ package func buildApplication(
     let scanner = configuration.scanLayersForScmSource
         ? ScmSourceScanner(metadata: metadata.service, blobs: blobs, logger: logger) : nil
     let router = Gateway.router(
-        metadata: metadata.service, blobs: blobs, authenticator: authenticator,
-        ready: { await metadata.service.isReady() }, scanner: scanner, logger: logger
+        registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner),
+        authenticator: authenticator, ready: { await metadata.service.isReady() }, logger: logger
     )
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
 
@@ -31,7 +31,7 @@ package func buildApplication(
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.port), serverName: nil),
         // Services stop in reverse order: the scanner before the metadata store it writes to.
         services: metadata.services
-            + [UploadExpiry(blobs: blobs, maximumAge: Double(configuration.uploadMaximumAge), logger: logger)]
+            + [UploadExpiry(maximumAge: Double(configuration.uploadMaximumAge), logger: logger) { try await blobs.expireUploads(olderThan: $0) }]
             + (scanner.map { [$0] } ?? []),
         logger: logger
     )

@@ -3,6 +3,7 @@ import Blob
 import Contracts
 import Foundation
 import Gateway
+import InternalClients
 import Hummingbird
 import HummingbirdCore
 import HummingbirdHTTP2
@@ -28,7 +29,7 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
 {
     let metadata = try await makeMetadata(configuration, logger: logger)
     let router = Router(context: InternalRequestContext.self)
-    router.add(middleware: MetricsMiddleware(service: "metadata") { InternalRouteTemplates.metadata($0.uri.path) })
+    router.add(middleware: MetricsMiddleware(service: "metadata"))
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: InternalErrorMiddleware())
     HealthRoutes.register(on: router, ready: { await metadata.service.isReady() })
@@ -49,7 +50,7 @@ package func buildBlobApplication(_ configuration: ServeConfiguration, logger: L
 {
     let blobs = try await makeBlobs(configuration, logger: logger)
     let router = Router(context: InternalRequestContext.self)
-    router.add(middleware: MetricsMiddleware(service: "blob") { InternalRouteTemplates.blob($0.uri.path) })
+    router.add(middleware: MetricsMiddleware(service: "blob"))
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: InternalErrorMiddleware())
     HealthRoutes.register(on: router, ready: { await blobs.isReady() })
@@ -58,7 +59,7 @@ package func buildBlobApplication(_ configuration: ServeConfiguration, logger: L
     return Application(
         router: router, server: try internalServer(configuration, logger: logger, service: "blob"),
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.blobPort), serverName: nil),
-        services: [UploadExpiry(blobs: blobs, maximumAge: Double(configuration.uploadMaximumAge), logger: logger)],
+        services: [UploadExpiry(maximumAge: Double(configuration.uploadMaximumAge), logger: logger) { try await blobs.expireUploads(olderThan: $0) }],
         logger: logger
     )
 }
@@ -98,13 +99,13 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
     let scanner = configuration.scanLayersForScmSource ? ScmSourceScanner(metadata: metadata, blobs: blobs, logger: logger) : nil
     let router = Gateway.router(
-        metadata: metadata, blobs: blobs, authenticator: authenticator,
+        registry: RegistryService(metadata: metadata, blobs: blobs, scanner: scanner), authenticator: authenticator,
         ready: {
             let metadataReady = await metadata.isReady()
             let blobsReady = await blobs.isReady()
             return metadataReady && blobsReady
         },
-        scanner: scanner, logger: logger
+        logger: logger
     )
     return Application(
         router: router,

@@ -5,10 +5,11 @@ import Prometheus
 /// response byte; request and response body bytes.
 package struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let service: String
-    /// The route template of a request (a fixed set; never the raw path).
-    let template: @Sendable (Request) -> String
+    /// The route template of a request (a fixed set; never the raw path); nil: the route the
+    /// router matched (`{id}` for a captured parameter), or `other` when none did.
+    let template: (@Sendable (Request) -> String)?
 
-    package init(service: String, template: @escaping @Sendable (Request) -> String) {
+    package init(service: String, template: (@Sendable (Request) -> String)? = nil) {
         self.service = service
         self.template = template
     }
@@ -17,7 +18,7 @@ package struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         -> Response
     {
         let start = ContinuousClock.now
-        let route = self.template(request)
+        let route = self.template?(request) ?? context.endpointPath ?? "other"
         let method = request.method.rawValue
         let service = self.service
         var request = request

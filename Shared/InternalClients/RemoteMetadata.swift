@@ -4,7 +4,7 @@ import Contracts
 /// `MetadataAPI` over the metadata service's internal API (JSON, HTTP/2 when TLS offers it).
 package struct RemoteMetadata: MetadataAPI {
     private typealias M = InternalMetadata
-    private typealias P = InternalMetadataPaths
+    private typealias P = InternalMetadataCalls
     let client: InternalClient
 
     /// Whether the service answers its readiness check.

@@ -13,8 +13,10 @@ struct InternalClient: Sendable {
     let service: String
     static let callTimeout = TimeAmount.seconds(30)
 
-    /// `POST path` with `input` as JSON, answered with `Output` as JSON.
-    func call<Output: Decodable>(_ path: String, _ input: some Encodable) async throws -> Output {
+    /// `POST`s `input` as JSON to the call's path (for the upload session `id` when it names
+    /// one) and decodes the JSON answer.
+    func call<Input, Output>(_ call: InternalCall<Input, Output>, _ input: Input, id: UploadID? = nil) async throws -> Output {
+        let path = id.map { InternalBlobPaths.path(call.path, id: $0) } ?? call.path
         var request = HTTPClientRequest(url: self.base + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -40,7 +42,7 @@ struct InternalClient: Sendable {
         } catch let error as RegistryError {
             throw error
         } catch {
-            throw RegistryError(.unavailable, "the \(self.service) service is not reachable; try again shortly", status: 503)
+            throw RegistryError(.unavailable, "the \(self.service) service is not reachable; try again shortly")
         }
     }
 
@@ -57,6 +59,6 @@ struct InternalClient: Sendable {
         if let error = try? JSONDecoder().decode(RegistryError.self, from: Data(buffer: body)) {
             throw error
         }
-        throw RegistryError(.unknown, "the \(self.service) service answered \(status.code)", status: 502)
+        throw RegistryError(.badGateway, "the \(self.service) service answered \(status.code)")
     }
 }

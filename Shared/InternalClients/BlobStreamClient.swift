@@ -79,7 +79,7 @@ package struct BlobStreamClient: Sendable {
         }
     }
 
-    static let brokenAnswer = RegistryError(.unknown, "the blob service's answer ended early", status: 502)
+    static let brokenAnswer = RegistryError(.badGateway, "the blob service's answer ended early")
 
     private func connect() async throws -> Connection {
         let tls = self.tls
@@ -106,7 +106,7 @@ package struct BlobStreamClient: Sendable {
                     }
                 }
         } catch {
-            throw RegistryError(.unavailable, "the blob service is not reachable; try again shortly", status: 503)
+            throw RegistryError(.unavailable, "the blob service is not reachable; try again shortly")
         }
     }
 }

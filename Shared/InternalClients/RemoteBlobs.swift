@@ -28,16 +28,16 @@ package struct RemoteBlobs: BlobAPI {
         self.streams = streams
     }
 
-    private func session(_ id: UploadID, _ repository: RepositoryName, _ suffix: String = "") -> String {
+    private func session(_ id: UploadID, _ repository: RepositoryName) -> String {
         let name = repository.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-        return "\(self.client.base)\(InternalBlobPaths.uploads)/\(id)\(suffix)?repository=\(name)"
+        return "\(self.client.base)\(InternalBlobPaths.path(InternalBlobPaths.session, id: id))?repository=\(name)"
     }
 
     package func startUpload(
         for repository: RepositoryName, algorithm: Digest.Algorithm, owner: String
     ) async throws -> UploadStatus {
         try await self.client.call(
-            InternalBlobPaths.uploads, InternalBlobPaths.StartUpload(repository: repository, algorithm: algorithm, owner: owner)
+            InternalBlobPaths.startUpload, InternalBlobPaths.StartUpload(repository: repository, algorithm: algorithm, owner: owner)
         )
     }
 
@@ -110,7 +110,7 @@ package struct RemoteBlobs: BlobAPI {
 
     package func commitUpload(_ id: UploadID, for repository: RepositoryName, digest: Digest) async throws -> BlobRecord {
         try await self.client.call(
-            "\(InternalBlobPaths.uploads)/\(id)/commit", InternalBlobPaths.Commit(repository: repository, digest: digest)
+            InternalBlobPaths.commit, InternalBlobPaths.Commit(repository: repository, digest: digest), id: id
         )
     }
 

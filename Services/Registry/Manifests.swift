@@ -1,0 +1,47 @@
+import Contracts
+
+/// Manifests, tags, listings and referrers: metadata only, except that a pushed image may be
+/// queued for the layer scan.
+extension RegistryService {
+    package func manifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord? {
+        try await self.metadata.manifest(reference, in: repository)
+    }
+
+    /// Stores a manifest and its tags; without a source from the pusher, queues the image for
+    /// the layer scan (counted against `client`), which runs after the answer.
+    package func putManifest(_ put: ManifestPut, client: String) async throws {
+        try await self.metadata.putManifest(put)
+        if put.scmSource == nil {
+            self.scanner?.enqueue(put.repository, manifest: put.digest, document: put.document, client: client)
+        }
+    }
+
+    package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {
+        try await self.metadata.deleteTag(tag, in: repository)
+    }
+
+    package func deleteManifest(_ digest: Digest, in repository: RepositoryName) async throws {
+        try await self.metadata.deleteManifest(digest, in: repository)
+    }
+
+    /// Unlinks a blob from a repository; its bytes stay while other repositories use them.
+    package func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws {
+        try await self.metadata.unlinkBlob(digest, from: repository)
+    }
+
+    package func tags(in repository: RepositoryName, page: PageRequest) async throws -> Page<String>? {
+        try await self.metadata.tags(in: repository, page: page)
+    }
+
+    package func repositories(page: PageRequest) async throws -> Page<String> {
+        try await self.metadata.repositories(page: page)
+    }
+}
+
+extension RegistryService {
+    package func referrers(
+        of subject: Digest, in repository: RepositoryName, artifactType: String?, page: PageRequest
+    ) async throws -> Page<Descriptor> {
+        try await self.metadata.referrers(of: subject, in: repository, artifactType: artifactType, page: page)
+    }
+}

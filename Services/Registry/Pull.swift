@@ -1,0 +1,95 @@
+import AsyncAlgorithms
+import Contracts
+import NIOCore
+import Synchronization
+
+/// Pulling blobs: the lookup, the redirect decision and the read — one metadata call and one
+/// blob call per GET.
+extension RegistryService {
+    /// How a blob GET is answered.
+    package enum PullAnswer: Sendable, Equatable {
+        /// Stream the blob's bytes through the registry.
+        case stream(BlobRecord)
+        /// Redirect the client to the storage itself (a presigned S3 URL).
+        case redirect(BlobRecord, url: String)
+
+        package var blob: BlobRecord {
+            switch self {
+            case .stream(let blob), .redirect(let blob, _): blob
+            }
+        }
+    }
+
+    /// The blob `digest` of `repository` and how to serve it; nil when the repository does not
+    /// link it. `redirect: false` (a HEAD) never asks the storage.
+    ///
+    /// The storage's redirect setting is fixed while it runs: once it has answered "no URL", it is
+    /// not asked again, so a streamed GET costs the lookup here and the read (`open`) only.
+    package func pull(_ digest: Digest, in repository: RepositoryName, redirect wanted: Bool = true) async throws -> PullAnswer? {
+        guard let blob = try await self.metadata.blob(digest, in: repository) else { return nil }
+        guard wanted, !self.redirects.known else { return .stream(blob) }
+        guard let url = try await self.blobs.externalURL(for: blob) else {
+            self.redirects.learnNever()
+            return .stream(blob)
+        }
+        return .redirect(blob, url: url)
+    }
+
+    /// Starts reading `blob` (or the inclusive `range` of it) and returns once the storage has
+    /// delivered its first bytes or failed: an unreachable blob service or storage is an error the
+    /// caller can still answer with a status (503), not a response cut after its headers.
+    package func open(_ blob: BlobRecord, range: ClosedRange<Int64>?) async throws -> BlobBytes {
+        try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
+    }
+}
+
+/// The bytes of a blob read that has begun. The read runs in a task of its own and hands its
+/// chunks over one at a time (it waits while the consumer writes, so at most one chunk is in
+/// flight); dropping the value, or a consumer that stops, ends the read.
+package struct BlobBytes: Sendable {
+    /// The read's first chunk; nil when the read ended without bytes.
+    private let first: ByteBuffer?
+    private let reading: Reading
+
+    private final class Reading: Sendable {
+        let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
+        let task = Mutex<Task<Void, Never>?>(nil)
+
+        deinit {
+            self.task.withLock { $0?.cancel() }
+            self.channel.finish()
+        }
+    }
+
+    static func start(
+        _ read: @escaping @Sendable (_ sink: (ByteBuffer) async throws -> Void) async throws -> Void
+    ) async throws -> BlobBytes {
+        let reading = Reading()
+        let channel = reading.channel
+        let task = Task {
+            do {
+                try await read { chunk in
+                    await channel.send(chunk)
+                    try Task.checkCancellation()
+                }
+                channel.finish()
+            } catch {
+                channel.fail(error)
+            }
+        }
+        reading.task.withLock { $0 = task }
+        var iterator = channel.makeAsyncIterator()
+        let first = try await iterator.next()
+        return BlobBytes(first: first, reading: reading)
+    }
+
+    /// Hands every chunk to `body`, the first one included; a throwing `body` ends the read.
+    package func forEach(_ body: (ByteBuffer) async throws -> Void) async throws {
+        defer { self.reading.task.withLock { $0?.cancel() } }
+        guard let first = self.first else { return }
+        try await body(first)
+        for try await chunk in self.reading.channel {
+            try await body(chunk)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import Contracts
+import NIOCore
+
+/// Pushing blobs: upload sessions, closing them into a linked blob, cross-repository mounts.
+extension RegistryService {
+    /// Opens an upload session for `repository`, counted against `client`.
+    package func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm, client: String) async throws
+        -> UploadStatus
+    {
+        try await self.blobs.startUpload(for: repository, algorithm: algorithm, owner: client)
+    }
+
+    package func uploadStatus(_ id: UploadID, in repository: RepositoryName) async throws -> UploadStatus {
+        try await self.blobs.uploadStatus(id, for: repository)
+    }
+
+    package func appendUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, in repository: RepositoryName, at offset: Int64?, body: Body
+    ) async throws -> UploadStatus where Body.Element == ByteBuffer {
+        try await self.blobs.appendUpload(id, for: repository, at: offset, body: body)
+    }
+
+    package func cancelUpload(_ id: UploadID, in repository: RepositoryName) async throws {
+        try await self.blobs.cancelUpload(id, for: repository)
+    }
+
+    /// Closes an upload session: appends `body` (at `offset` when the request gave a range),
+    /// commits it as `digest` (the blob service verifies the sealed bytes), links the blob into
+    /// `repository`, and drops this upload's copy when metadata already had the digest elsewhere
+    /// (S3 keeps each upload at a key of its own). Failing to drop it leaves only an unreferenced
+    /// object, never a missing one.
+    ///
+    /// No status call comes first: the append and the commit refuse an unknown session themselves.
+    package func completeUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, in repository: RepositoryName, digest: Digest, appending body: Body?, at offset: Int64?
+    ) async throws -> BlobRecord where Body.Element == ByteBuffer {
+        let blob = if let body {
+            try await self.blobs.commitUpload(id, for: repository, digest: digest, appending: body, at: offset)
+        } else {
+            try await self.blobs.commitUpload(id, for: repository, digest: digest)
+        }
+        let recorded = try await self.metadata.linkBlob(blob, into: repository)
+        if recorded.location != blob.location {
+            try? await self.blobs.discard(blob)
+        }
+        return recorded
+    }
+
+    /// Where a cross-repository mount may take a blob from.
+    package enum MountSource: Sendable, Equatable {
+        /// Any repository that links it (a caller who may pull everything).
+        case anyRepository
+        /// The first of these repositories that links it (those the caller may pull).
+        case repositories([RepositoryName])
+    }
+
+    /// Links `digest` into `repository` from `source`; false when no permitted source has it, so
+    /// the client uploads it instead.
+    package func mount(_ digest: Digest, into repository: RepositoryName, from source: MountSource) async throws -> Bool {
+        let blob: BlobRecord?
+        switch source {
+        case .anyRepository:
+            blob = try await self.metadata.mountableBlob(digest)
+        case .repositories(let candidates):
+            var found: BlobRecord?
+            for candidate in candidates {
+                if let record = try await self.metadata.blob(digest, in: candidate) {
+                    found = record
+                    break
+                }
+            }
+            blob = found
+        }
+        guard let blob else { return false }
+        try await self.metadata.linkBlob(blob, into: repository)
+        return true
+    }
+}

@@ -1,0 +1,141 @@
+import Contracts
+import Crypto
+import Foundation
+import InMemory
+import NIOCore
+import Registry
+import Testing
+
+/// The Registry layer over in-memory services: which calls each operation makes, and what it
+/// decides, without a database or a server.
+@Suite struct RegistryLayerTests {
+    let repository = RepositoryName("team/app")!
+
+    static func digest(_ text: String) -> Contracts.Digest {
+        Contracts.Digest("sha256:" + SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined())!
+    }
+
+    static func body(_ text: String) -> AsyncStream<ByteBuffer> {
+        AsyncStream { continuation in
+            continuation.yield(ByteBuffer(string: text))
+            continuation.finish()
+        }
+    }
+
+    func pushed(_ text: String, _ registry: RegistryService) async throws -> BlobRecord {
+        let session = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        return try await registry.completeUpload(
+            session.id, in: self.repository, digest: Self.digest(text), appending: Self.body(text), at: nil
+        )
+    }
+
+    /// A push is one blob call (append + commit) and one metadata call (link); a duplicate's copy is dropped.
+    @Test func aPushCommitsLinksAndDropsADuplicateCopy() async throws {
+        let metadata = InMemoryMetadata()
+        let blobs = InMemoryBlobs()
+        let registry = RegistryService(metadata: metadata, blobs: blobs)
+        let first = try await self.pushed("layer", registry)
+        #expect(blobs.count("appendUpload") == 1 && blobs.count("commitUpload") == 1 && blobs.count("uploadStatus") == 0)
+        #expect(metadata.count("linkBlob") == 1)
+        #expect(try await metadata.blob(first.digest, in: self.repository) == first)
+        let second = try await self.pushed("layer", registry)
+        #expect(second == first, "the first location stays the digest's")
+        #expect(blobs.storedLocations == [first.location], "the second upload's copy is discarded")
+    }
+
+    /// A pull asks the storage for a redirect once; after "no URL" it reads only.
+    @Test func aPullAsksForARedirectOnceThenOnlyReads() async throws {
+        let blobs = InMemoryBlobs()
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs)
+        let blob = try await self.pushed("pulled bytes", registry)
+        for _ in 0..<3 {
+            let answer = try #require(try await registry.pull(blob.digest, in: self.repository))
+            var read = ByteBuffer()
+            try await registry.open(answer.blob, range: nil).forEach { read.writeImmutableBuffer($0) }
+            #expect(String(buffer: read) == "pulled bytes")
+        }
+        #expect(blobs.count("externalURL") == 1 && blobs.count("read") == 3)
+        #expect(try await registry.pull(blob.digest, in: RepositoryName("other/app")!) == nil)
+    }
+
+    /// A storage that redirects is asked on every GET (each URL is presigned for its blob), never on HEAD.
+    @Test func aRedirectingStorageIsAskedEveryGet() async throws {
+        let blobs = InMemoryBlobs()
+        blobs.redirect(to: "https://bucket.example/")
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs)
+        let blob = try await self.pushed("redirected", registry)
+        #expect(try await registry.pull(blob.digest, in: self.repository) == .redirect(blob, url: "https://bucket.example/" + blob.location))
+        #expect(try await registry.pull(blob.digest, in: self.repository) == .redirect(blob, url: "https://bucket.example/" + blob.location))
+        _ = try await registry.pull(blob.digest, in: self.repository, redirect: false)
+        #expect(blobs.count("externalURL") == 2)
+    }
+
+    /// A read that fails before its first byte fails `open`, so the handler can still answer 503.
+    @Test func aReadFailingBeforeItsFirstByteFailsOpen() async throws {
+        let blobs = InMemoryBlobs()
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs)
+        let blob = try await self.pushed("unreachable", registry)
+        blobs.failReads(with: RegistryError(.unavailable, "the blob service is not reachable"))
+        await #expect(throws: RegistryError(.unavailable, "the blob service is not reachable")) {
+            _ = try await registry.open(blob, range: nil)
+        }
+    }
+
+    /// Ranges come back exactly, across chunk boundaries; an empty blob opens with no bytes.
+    @Test func rangedAndEmptyReads() async throws {
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: InMemoryBlobs(chunkSize: 3))
+        let blob = try await self.pushed("0123456789", registry)
+        var read = ByteBuffer()
+        try await registry.open(blob, range: 2...8).forEach { read.writeImmutableBuffer($0) }
+        #expect(String(buffer: read) == "2345678")
+        let empty = try await self.pushed("", registry)
+        var chunks = 0
+        try await registry.open(empty, range: nil).forEach { _ in chunks += 1 }
+        #expect(chunks == 0)
+    }
+
+    /// A consumer that stops (a client gone) ends the read instead of leaving it waiting.
+    @Test func aConsumerThatStopsEndsTheRead() async throws {
+        let blobs = InMemoryBlobs(chunkSize: 1)
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs)
+        let blob = try await self.pushed(String(repeating: "x", count: 1000), registry)
+        struct Gone: Error {}
+        var received = 0
+        await #expect(throws: Gone.self) {
+            try await registry.open(blob, range: nil).forEach { _ in
+                received += 1
+                if received == 3 { throw Gone() }
+            }
+        }
+        #expect(received == 3)
+        // The same registry still serves whole reads afterwards.
+        var read = 0
+        try await registry.open(blob, range: nil).forEach { read += $0.readableBytes }
+        #expect(read == 1000)
+    }
+
+    /// A manifest push without a source queues the image for the scan; deletions go to metadata.
+    @Test func manifestsTagsAndListingsGoToMetadata() async throws {
+        let metadata = InMemoryMetadata()
+        let registry = RegistryService(metadata: metadata, blobs: InMemoryBlobs())
+        let config = try await self.pushed("{}", registry)
+        let layer = try await self.pushed("layer", registry)
+        let json = """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(config.digest)","size":2},
+             "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\(layer.digest)","size":5}]}
+            """
+        let document = try ManifestDocument.parse(Array(json.utf8), contentType: nil)
+        let digest = Self.digest(json)
+        try await registry.putManifest(
+            ManifestPut(repository: self.repository, digest: digest, bytes: ByteBuffer(string: json), document: document, tags: [Tag("1.0")!], pushedBy: nil),
+            client: "test"
+        )
+        #expect(try await registry.manifest(.tag(Tag("1.0")!), in: self.repository)?.digest == digest)
+        #expect(try await registry.tags(in: self.repository, page: PageRequest())?.items == ["1.0"])
+        #expect(try await registry.repositories(page: PageRequest()).items == [self.repository.value])
+        try await registry.deleteTag(Tag("1.0")!, in: self.repository)
+        #expect(try await registry.manifest(.tag(Tag("1.0")!), in: self.repository) == nil)
+        #expect(metadata.count("putManifest") == 1 && metadata.count("deleteTag") == 1)
+    }
+}
