@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import Prometheus
 import Runtime
+import SystemPackage
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

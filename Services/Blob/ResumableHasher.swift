@@ -41,7 +41,7 @@ struct ResumableHasher: Sendable {
         state.withUnsafeMutableBytes { raw in
             output.withUnsafeMutableBufferPointer { pierone_hash_final(code, raw.baseAddress, $0.baseAddress) }
         }
-        let hex = StreamingHasher.hex(output)
+        let hex = DigestHasher.hex(output)
         return Contracts.Digest(algorithm: self.algorithm, hex: hex)!
     }
 }

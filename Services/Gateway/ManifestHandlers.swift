@@ -57,7 +57,7 @@ struct ManifestHandlers: Sendable {
         var tags: [Tag]
         switch reference {
         case .digest(let expected):
-            digest = StreamingHasher.digest(of: bytes, algorithm: expected.algorithm)
+            digest = DigestHasher.digest(of: bytes, algorithm: expected.algorithm)
             guard digest == expected else {
                 throw RegistryError(
                     .digestInvalid, "manifest digest is \(digest), not \(expected)",
@@ -68,7 +68,7 @@ struct ManifestHandlers: Sendable {
                 try RequestParsing.tag(value)
             }
         case .tag(let tag):
-            digest = StreamingHasher.digest(of: bytes)
+            digest = DigestHasher.digest(of: bytes)
             tags = [tag]
         }
         let document = try ManifestDocument.parse(bytes.readableBytesView, contentType: request.headers[.contentType])

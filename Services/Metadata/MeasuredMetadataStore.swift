@@ -1,4 +1,5 @@
 import Contracts
+import Prometheus
 import Runtime
 
 /// A `MetadataStore` that records every operation in the database metrics (operations in flight —
@@ -33,8 +34,8 @@ struct MeasuredMetadataStore: MetadataStore {
         try await self.measure("linkBlob") { try await self.base.linkBlob(blob, into: repository) }
     }
 
-    func linkedBlob(_ digest: Digest) async throws -> BlobRecord? {
-        try await self.measure("linkedBlob") { try await self.base.linkedBlob(digest) }
+    func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
+        try await self.measure("mountableBlob") { try await self.base.mountableBlob(digest) }
     }
 
     func putManifest(_ put: ManifestPut, rules: TagRules) async throws {
@@ -50,7 +51,7 @@ struct MeasuredMetadataStore: MetadataStore {
     }
 
     func manifest(tagged tag: Tag, in repository: RepositoryName) async throws -> ManifestRecord? {
-        try await self.measure("manifestTagged") { try await self.base.manifest(tagged: tag, in: repository) }
+        try await self.measure("manifest") { try await self.base.manifest(tagged: tag, in: repository) }
     }
 
     func newestTagDigest(in repository: RepositoryName) async throws -> Digest? {

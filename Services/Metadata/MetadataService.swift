@@ -1,8 +1,8 @@
 import Contracts
 import Logging
+import PostgresNIO
 import Prometheus
 import Runtime
-import PostgresNIO
 import ServiceLifecycle
 
 /// Settings of the metadata service that shape tag semantics.
@@ -71,7 +71,7 @@ package struct MetadataService: MetadataAPI {
     }
 
     package func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
-        try await self.store.linkedBlob(digest)
+        try await self.store.mountableBlob(digest)
     }
 
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {

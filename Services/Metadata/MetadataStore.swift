@@ -7,7 +7,7 @@ protocol BlobLinkStore: Sendable {
     @discardableResult
     func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord
     /// The blob if any repository links it.
-    func linkedBlob(_ digest: Digest) async throws -> BlobRecord?
+    func mountableBlob(_ digest: Digest) async throws -> BlobRecord?
 }
 
 /// Manifests and the tags that name them.

@@ -1,11 +1,11 @@
 import NIOCore
 
 /// The identifier of an upload session: a UUID, so it is safe in paths and URLs.
-public struct UploadID: Hashable, Sendable, ValidatedString {
-    public let value: String
+package struct UploadID: Hashable, Sendable, ValidatedString {
+    package let value: String
 
     /// Accepts only the canonical lowercase 8-4-4-4-12 UUID form.
-    public init?(_ string: some StringProtocol) {
+    package init?(_ string: some StringProtocol) {
         let bytes = Array(string.utf8)
         guard bytes.count == 36 else { return nil }
         for (index, byte) in bytes.enumerated() {
@@ -18,17 +18,17 @@ public struct UploadID: Hashable, Sendable, ValidatedString {
         self.value = String(string)
     }
 
-    public var description: String { self.value }
+    package var description: String { self.value }
 }
 
 /// Where an upload session stands.
-public struct UploadStatus: Sendable, Equatable, Codable {
-    public var id: UploadID
-    public var repository: RepositoryName
+package struct UploadStatus: Sendable, Equatable, Codable {
+    package var id: UploadID
+    package var repository: RepositoryName
     /// Bytes received so far; the next chunk must start here.
-    public var offset: Int64
+    package var offset: Int64
 
-    public init(id: UploadID, repository: RepositoryName, offset: Int64) {
+    package init(id: UploadID, repository: RepositoryName, offset: Int64) {
         self.id = id
         self.repository = repository
         self.offset = offset
@@ -39,7 +39,7 @@ public struct UploadStatus: Sendable, Equatable, Codable {
 ///
 /// The gateway has already decided who may do what; the blob service checks only that a session
 /// is used with the repository that opened it.
-public protocol BlobAPI: Sendable {
+package protocol BlobAPI: Sendable {
     /// Opens an upload session for `repository` whose digest will be computed with `algorithm`.
     /// `owner` names the client (an identity, or an address when anonymous): each may hold a
     /// bounded number of open sessions, beyond which this throws 429 `TOOMANYREQUESTS`.
@@ -85,7 +85,7 @@ public protocol BlobAPI: Sendable {
 
 extension BlobAPI {
     /// In process: the append, then the commit.
-    public func commitUpload<Body: AsyncSequence & Sendable>(
+    package func commitUpload<Body: AsyncSequence & Sendable>(
         _ id: UploadID, for repository: RepositoryName, digest: Digest, appending body: Body, at offset: Int64?
     ) async throws -> BlobRecord where Body.Element == ByteBuffer {
         _ = try await self.appendUpload(id, for: repository, at: offset, body: body)
@@ -93,7 +93,7 @@ extension BlobAPI {
     }
 
     /// A session counted against the local client (tests and tools acting for the registry itself).
-    public func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
+    package func startUpload(for repository: RepositoryName, algorithm: Digest.Algorithm) async throws -> UploadStatus {
         try await self.startUpload(for: repository, algorithm: algorithm, owner: "local")
     }
 }

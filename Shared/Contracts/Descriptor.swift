@@ -1,13 +1,13 @@
 /// An OCI content descriptor (image-spec "Descriptors"), with the fields the registry reads.
-public struct Descriptor: Sendable, Equatable, Codable {
-    public var mediaType: String
-    public var digest: Digest
-    public var size: Int64
-    public var artifactType: String?
-    public var annotations: [String: String]?
-    public var urls: [String]?
+package struct Descriptor: Sendable, Equatable, Codable {
+    package var mediaType: String
+    package var digest: Digest
+    package var size: Int64
+    package var artifactType: String?
+    package var annotations: [String: String]?
+    package var urls: [String]?
 
-    public init(
+    package init(
         mediaType: String, digest: Digest, size: Int64, artifactType: String? = nil,
         annotations: [String: String]? = nil, urls: [String]? = nil
     ) {

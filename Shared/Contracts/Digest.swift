@@ -2,14 +2,14 @@
 ///
 /// Only the algorithms the registry can verify are accepted (sha256, sha512); the hex part must be
 /// lowercase and of the algorithm's exact length, so a digest is also safe to use in a file path.
-public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
+package struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// A hash algorithm the registry verifies while bytes stream through.
-    public enum Algorithm: String, Sendable, Codable, CaseIterable {
+    package enum Algorithm: String, Sendable, Codable, CaseIterable {
         case sha256
         case sha512
 
         /// Number of lowercase hex characters in an encoded digest of this algorithm.
-        public var hexLength: Int {
+        package var hexLength: Int {
             switch self {
             case .sha256: 64
             case .sha512: 128
@@ -17,11 +17,11 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
         }
     }
 
-    public let algorithm: Algorithm
-    public let hex: String
+    package let algorithm: Algorithm
+    package let hex: String
 
     /// Creates a digest from an algorithm and its encoded value, or nil when the value is malformed.
-    public init?(algorithm: Algorithm, hex: String) {
+    package init?(algorithm: Algorithm, hex: String) {
         guard hex.utf8.count == algorithm.hexLength,
               hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
         else { return nil }
@@ -30,16 +30,16 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     /// Parses `sha256:<64 hex>` or `sha512:<128 hex>`; nil for anything else.
-    public init?(_ string: some StringProtocol) {
+    package init?(_ string: some StringProtocol) {
         guard let colon = string.firstIndex(of: ":"),
               let algorithm = Algorithm(rawValue: String(string[..<colon]))
         else { return nil }
         self.init(algorithm: algorithm, hex: String(string[string.index(after: colon)...]))
     }
 
-    public var description: String { "\(self.algorithm.rawValue):\(self.hex)" }
+    package var description: String { "\(self.algorithm.rawValue):\(self.hex)" }
 
-    public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
+    package static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
 }
 
 extension Digest: ValidatedString {}

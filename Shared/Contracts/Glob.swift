@@ -2,8 +2,8 @@
 ///
 /// `*` matches any run of characters except `/`, `**` matches any run including `/`, `?` matches
 /// one character other than `/`; everything else matches itself.
-public struct Glob: Sendable, Equatable, CustomStringConvertible, Codable {
-    public let pattern: String
+package struct Glob: Sendable, Equatable, CustomStringConvertible, Codable {
+    package let pattern: String
     private let tokens: [Token]
 
     private enum Token: Sendable, Equatable {
@@ -13,7 +13,7 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible, Codable {
         case any
     }
 
-    public init(_ pattern: String) {
+    package init(_ pattern: String) {
         self.pattern = pattern
         var tokens: [Token] = []
         let bytes = Array(pattern.utf8)
@@ -39,10 +39,10 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible, Codable {
         self.tokens = tokens
     }
 
-    public var description: String { self.pattern }
+    package var description: String { self.pattern }
 
     /// Whether the whole of `string` matches the pattern.
-    public func matches(_ string: some StringProtocol) -> Bool {
+    package func matches(_ string: some StringProtocol) -> Bool {
         let text = Array(string.utf8)
         // Dynamic programming over (token, text position): no exponential backtracking.
         var reachable = [Bool](repeating: false, count: text.count + 1)
@@ -69,11 +69,11 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible, Codable {
         return reachable[text.count]
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         self.init(try decoder.singleValueContainer().decode(String.self))
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(self.pattern)
     }

@@ -6,27 +6,27 @@ import Foundation
 
 /// What the registry needs to know about a pushed manifest: its type, what it references and its
 /// subject. The bytes themselves are stored untouched; this is only read from them.
-public struct ManifestDocument: Sendable, Equatable, Codable {
+package struct ManifestDocument: Sendable, Equatable, Codable {
     /// The media type the manifest is stored and served with.
-    public var mediaType: String
+    package var mediaType: String
     /// Blobs that must exist in the repository (config and distributable layers).
-    public var blobs: [Digest]
+    package var blobs: [Digest]
     /// Manifests that must exist in the repository (children of an index).
-    public var manifests: [Digest]
+    package var manifests: [Digest]
     /// The manifest this one refers to (referrers API); it need not exist.
-    public var subject: Digest?
+    package var subject: Digest?
     /// `artifactType`, or for an image manifest without it the config media type.
-    public var artifactType: String?
-    public var annotations: [String: String]?
+    package var artifactType: String?
+    package var annotations: [String: String]?
     /// The config of an image manifest (its digest is the image id).
-    public var config: Digest?
+    package var config: Digest?
     /// The distributable layers of an image manifest, in order (read for `scm-source.json`).
-    public var layers: [Descriptor]?
+    package var layers: [Descriptor]?
     /// The size each descriptor of `blobs` declares, by digest: the stored blob must have it.
     /// Optional so that documents from a gateway of the previous version still decode.
-    public var declaredSizes: [String: Int64]?
+    package var declaredSizes: [String: Int64]?
 
-    public init(
+    package init(
         mediaType: String, blobs: [Digest], manifests: [Digest], subject: Digest?,
         artifactType: String?, annotations: [String: String]?, config: Digest? = nil, layers: [Descriptor]? = nil,
         declaredSizes: [String: Int64]? = nil
@@ -54,16 +54,16 @@ public struct ManifestDocument: Sendable, Equatable, Codable {
     /// Largest annotations (keys and values) of a manifest with a `subject`: the referrers API
     /// answers them for every referrer of the subject (cosign's, with certificate and bundle, are
     /// a few KiB).
-    public static let maximumReferrerAnnotations = 64 * 1024
+    package static let maximumReferrerAnnotations = 64 * 1024
 
     /// Largest manifest accepted (OCI: registries SHOULD accept at least 4 MiB).
-    public static let maximumSize = 4 * 1024 * 1024
+    package static let maximumSize = 4 * 1024 * 1024
 
     /// Parses and validates manifest bytes pushed with `contentType`.
     ///
     /// - Throws: `MANIFEST_INVALID` for malformed JSON, a schema version other than 2, a missing
     ///   required field, a `mediaType` that contradicts the `Content-Type`, or an unsupported type.
-    public static func parse(_ bytes: some Collection<UInt8>, contentType: String?) throws(RegistryError)
+    package static func parse(_ bytes: some Collection<UInt8>, contentType: String?) throws(RegistryError)
         -> ManifestDocument
     {
         do {

@@ -7,12 +7,12 @@ import Foundation
 #endif
 
 /// A stored manifest, exactly as it was pushed.
-public struct ManifestRecord: Sendable, Equatable {
-    public var digest: Digest
-    public var mediaType: String
-    public var bytes: ByteBuffer
+package struct ManifestRecord: Sendable, Equatable {
+    package var digest: Digest
+    package var mediaType: String
+    package var bytes: ByteBuffer
 
-    public init(digest: Digest, mediaType: String, bytes: ByteBuffer) {
+    package init(digest: Digest, mediaType: String, bytes: ByteBuffer) {
         self.digest = digest
         self.mediaType = mediaType
         self.bytes = bytes
@@ -20,19 +20,19 @@ public struct ManifestRecord: Sendable, Equatable {
 }
 
 /// A manifest push, validated by the gateway: the bytes, their digest and what they reference.
-public struct ManifestPut: Sendable {
-    public var repository: RepositoryName
-    public var digest: Digest
-    public var bytes: ByteBuffer
-    public var document: ManifestDocument
+package struct ManifestPut: Sendable {
+    package var repository: RepositoryName
+    package var digest: Digest
+    package var bytes: ByteBuffer
+    package var document: ManifestDocument
     /// Tags to point at the manifest (empty for a push by digest without `?tag=`).
-    public var tags: [Tag]
+    package var tags: [Tag]
     /// Who pushed, recorded with each tag.
-    public var pushedBy: String?
+    package var pushedBy: String?
     /// Where the image was built from, from a trusted pusher's `X-SCM-Source` header.
-    public var scmSource: ScmSource?
+    package var scmSource: ScmSource?
 
-    public init(
+    package init(
         repository: RepositoryName, digest: Digest, bytes: ByteBuffer, document: ManifestDocument, tags: [Tag],
         pushedBy: String?, scmSource: ScmSource? = nil
     ) {
@@ -50,7 +50,7 @@ public struct ManifestPut: Sendable {
 extension ManifestRecord: Codable {
     private enum CodingKeys: String, CodingKey { case digest, mediaType, bytes }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
             digest: try container.decode(Digest.self, forKey: .digest),
@@ -59,7 +59,7 @@ extension ManifestRecord: Codable {
         )
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(self.digest, forKey: .digest)
         try container.encode(self.mediaType, forKey: .mediaType)
@@ -70,7 +70,7 @@ extension ManifestRecord: Codable {
 extension ManifestPut: Codable {
     private enum CodingKeys: String, CodingKey { case repository, digest, bytes, document, tags, pushedBy, scmSource }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
             repository: try container.decode(RepositoryName.self, forKey: .repository),
@@ -83,7 +83,7 @@ extension ManifestPut: Codable {
         )
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(self.repository, forKey: .repository)
         try container.encode(self.digest, forKey: .digest)
@@ -98,7 +98,7 @@ extension ManifestPut: Codable {
 extension ManifestPut {
     /// A descriptor must declare the size of the blob it names: clients trust it (containerd checks
     /// it on pull, the layer scan and storage statistics read it). `MANIFEST_INVALID` otherwise.
-    public static func checkSize(of blob: Digest, declared: Int64, stored: Int64) throws(RegistryError) {
+    package static func checkSize(of blob: Digest, declared: Int64, stored: Int64) throws(RegistryError) {
         guard declared == stored else {
             throw RegistryError(
                 .manifestInvalid, "descriptor of \(blob) declares \(declared) bytes but the blob has \(stored)",

@@ -2,7 +2,7 @@
 ///
 /// All-in-one mode implements it in process; split mode with an HTTP client. The gateway never
 /// knows which. Failures a client should see are thrown as `RegistryError`.
-public protocol MetadataAPI: PierOneQueries {
+package protocol MetadataAPI: PierOneQueries {
     /// The blob if it is linked into `repository` (pushed or mounted there), else nil.
     func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord?
 

@@ -1,14 +1,14 @@
 /// A request for one page of a lexically ordered listing (`?n=&last=` of the distribution spec).
-public struct PageRequest: Sendable, Equatable, Codable {
+package struct PageRequest: Sendable, Equatable, Codable {
     /// Largest page served, whatever `n` asks for.
-    public static let maximumLimit = 1000
+    package static let maximumLimit = 1000
 
     /// Entries wanted; nil means the server's default (all, up to `maximumLimit`).
-    public var limit: Int?
+    package var limit: Int?
     /// Entries strictly after this one are returned.
-    public var after: String?
+    package var after: String?
 
-    public init(limit: Int? = nil, after: String? = nil) {
+    package init(limit: Int? = nil, after: String? = nil) {
         self.limit = limit
         self.after = after
     }
@@ -16,15 +16,15 @@ public struct PageRequest: Sendable, Equatable, Codable {
     /// The page size served: `limit` clamped to 0…`maximumLimit` (a negative one from a caller of
     /// the internal API is 0, never a trap in `prefix` or a negative SQL `LIMIT`). Stores fetch
     /// one row more to learn whether there is a next page.
-    public var effectiveLimit: Int { max(0, min(self.limit ?? Self.maximumLimit, Self.maximumLimit)) }
+    package var effectiveLimit: Int { max(0, min(self.limit ?? Self.maximumLimit, Self.maximumLimit)) }
 }
 
 /// One page of a listing, and whether more follow.
-public struct Page<Element: Sendable & Equatable & Codable>: Sendable, Equatable, Codable {
-    public var items: [Element]
-    public var hasMore: Bool
+package struct Page<Element: Sendable & Equatable & Codable>: Sendable, Equatable, Codable {
+    package var items: [Element]
+    package var hasMore: Bool
 
-    public init(items: [Element], hasMore: Bool) {
+    package init(items: [Element], hasMore: Bool) {
         self.items = items
         self.hasMore = hasMore
     }
@@ -33,11 +33,11 @@ public struct Page<Element: Sendable & Equatable & Codable>: Sendable, Equatable
 extension Page {
     /// Bytes of referrer annotations one page carries at most: a page ends early (with a next
     /// page) rather than answer many large annotation maps at once.
-    public static var annotationBudget: Int { 4 << 20 }
+    package static var annotationBudget: Int { 4 << 20 }
 
     /// The first `limit` of `items` (fetched one more than `limit`), ending the page earlier once
     /// the items' `weight`s pass `budget` (the first item always fits).
-    public static func bounded(_ items: [(item: Element, weight: Int)], limit: Int, budget: Int) -> Page {
+    package static func bounded(_ items: [(item: Element, weight: Int)], limit: Int, budget: Int) -> Page {
         var taken: [Element] = []
         var spent = 0
         for (item, weight) in items.prefix(limit) {

@@ -3,7 +3,7 @@
 ///
 /// A team is the first component of a repository name and an artifact everything after it.
 /// Teams and artifacts are listed only while they have at least one tag, as in the original.
-public protocol PierOneQueries: Sendable {
+package protocol PierOneQueries: Sendable {
     /// Teams with at least one tag, in lexical order.
     func teams(page: PageRequest) async throws -> Page<String>
 
@@ -36,23 +36,23 @@ public protocol PierOneQueries: Sendable {
 }
 
 /// One tag as the Pier One API shows it.
-public struct TagDetail: Sendable, Equatable, Codable {
-    public var name: String
+package struct TagDetail: Sendable, Equatable, Codable {
+    package var name: String
     /// When the tag got its current manifest, milliseconds since 1970 UTC (a moved `-SNAPSHOT`
     /// counts as created again, as in the original).
-    public var createdMillis: Int64
+    package var createdMillis: Int64
     /// Who pushed it there.
-    public var createdBy: String?
-    public var manifestDigest: Digest
-    public var mediaType: String
+    package var createdBy: String?
+    package var manifestDigest: Digest
+    package var mediaType: String
     /// Manifest plus every blob it references (children's totals for an index), in bytes.
-    public var totalSize: Int64
+    package var totalSize: Int64
     /// The image id: the config digest, or the manifest digest when there is no config.
-    public var imageID: Digest
+    package var imageID: Digest
     /// Whether the tag policy keeps this tag from moving.
-    public var immutable: Bool
+    package var immutable: Bool
 
-    public init(
+    package init(
         name: String, createdMillis: Int64, createdBy: String?, manifestDigest: Digest, mediaType: String,
         totalSize: Int64, imageID: Digest, immutable: Bool
     ) {
@@ -68,24 +68,24 @@ public struct TagDetail: Sendable, Equatable, Codable {
 }
 
 /// Where an image was built from: the `scm-source.json` of the original.
-public struct ScmSource: Sendable, Equatable, Codable {
+package struct ScmSource: Sendable, Equatable, Codable {
     /// Where the record came from.
-    public enum Origin: String, Sendable, Codable {
+    package enum Origin: String, Sendable, Codable {
         /// The `X-SCM-Source` header of a trusted pusher.
         case header
         /// A `scm-source.json` at the root of a layer.
         case layer
     }
 
-    public var url: String?
-    public var revision: String?
-    public var author: String?
-    public var status: String?
-    public var origin: Origin
+    package var url: String?
+    package var revision: String?
+    package var author: String?
+    package var status: String?
+    package var origin: Origin
     /// When it was recorded, milliseconds since 1970 UTC.
-    public var createdMillis: Int64
+    package var createdMillis: Int64
 
-    public init(url: String?, revision: String?, author: String?, status: String?, origin: Origin, createdMillis: Int64) {
+    package init(url: String?, revision: String?, author: String?, status: String?, origin: Origin, createdMillis: Int64) {
         self.url = url
         self.revision = revision
         self.author = author
@@ -96,12 +96,12 @@ public struct ScmSource: Sendable, Equatable, Codable {
 }
 
 /// A tag found by image id.
-public struct ImageTagReference: Sendable, Equatable, Codable {
-    public var name: String
-    public var team: String
-    public var artifact: String
+package struct ImageTagReference: Sendable, Equatable, Codable {
+    package var name: String
+    package var team: String
+    package var artifact: String
 
-    public init(name: String, team: String, artifact: String) {
+    package init(name: String, team: String, artifact: String) {
         self.name = name
         self.team = team
         self.artifact = artifact
@@ -109,7 +109,7 @@ public struct ImageTagReference: Sendable, Equatable, Codable {
 }
 
 /// The answer of an image id lookup.
-public enum ImageLookup: Sendable, Equatable, Codable {
+package enum ImageLookup: Sendable, Equatable, Codable {
     /// No image id starts with the prefix.
     case none
     /// More than one image id starts with it.
@@ -119,14 +119,14 @@ public enum ImageLookup: Sendable, Equatable, Codable {
 }
 
 /// `/stats`.
-public struct RegistryStatistics: Sendable, Equatable, Codable {
-    public var teams: Int
-    public var artifacts: Int
-    public var tags: Int
+package struct RegistryStatistics: Sendable, Equatable, Codable {
+    package var teams: Int
+    package var artifacts: Int
+    package var tags: Int
     /// Bytes of every stored blob, each counted once.
-    public var storage: Int64
+    package var storage: Int64
 
-    public init(teams: Int, artifacts: Int, tags: Int, storage: Int64) {
+    package init(teams: Int, artifacts: Int, tags: Int, storage: Int64) {
         self.teams = teams
         self.artifacts = artifacts
         self.tags = tags
@@ -135,14 +135,14 @@ public struct RegistryStatistics: Sendable, Equatable, Codable {
 }
 
 /// `/stats/teams`.
-public struct TeamStatistics: Sendable, Equatable, Codable {
-    public var team: String
-    public var artifacts: Int
-    public var tags: Int
+package struct TeamStatistics: Sendable, Equatable, Codable {
+    package var team: String
+    package var artifacts: Int
+    package var tags: Int
     /// Bytes of the blobs linked into the team's repositories, each counted once.
-    public var storage: Int64
+    package var storage: Int64
 
-    public init(team: String, artifacts: Int, tags: Int, storage: Int64) {
+    package init(team: String, artifacts: Int, tags: Int, storage: Int64) {
         self.team = team
         self.artifacts = artifacts
         self.tags = tags

@@ -4,12 +4,12 @@
 /// Every service throws this type for failures a client must see; the gateway renders it as
 /// `{"errors":[{"code","message","detail"}]}`. Anything else becomes a 500 `UNKNOWN` whose cause
 /// is only logged.
-public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringConvertible {
+package struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringConvertible {
     /// Every failure a client can see, each with the OCI code it is rendered as (`name`) and its
     /// HTTP status. The first cases are the spec's codes with the status the spec pairs them with;
     /// the others are the same codes (or `UNKNOWN`) where the registry answers another status. No
     /// throw site chooses a status: a new status is a new case here.
-    public enum Code: String, Sendable, Codable, CaseIterable {
+    package enum Code: String, Sendable, Codable, CaseIterable {
         case blobUnknown = "BLOB_UNKNOWN"
         case blobUploadInvalid = "BLOB_UPLOAD_INVALID"
         case blobUploadUnknown = "BLOB_UPLOAD_UNKNOWN"
@@ -47,7 +47,7 @@ public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringCo
         case badGateway = "BAD_GATEWAY"
 
         /// The OCI error code the client sees.
-        public var name: String {
+        package var name: String {
             switch self {
             case .rangeNotSatisfiable, .uploadBusy: Code.blobUploadInvalid.rawValue
             case .tooLarge: Code.sizeInvalid.rawValue
@@ -59,7 +59,7 @@ public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringCo
         }
 
         /// The HTTP status of the code.
-        public var status: Int {
+        package var status: Int {
             switch self {
             case .blobUnknown, .blobUploadUnknown, .manifestUnknown, .nameUnknown, .routeUnknown: 404
             case .blobUploadInvalid, .digestInvalid, .manifestBlobUnknown, .manifestInvalid, .nameInvalid,
@@ -79,7 +79,7 @@ public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringCo
         }
 
         /// The message the spec gives for the code.
-        public var defaultMessage: String {
+        package var defaultMessage: String {
             switch self {
             case .blobUnknown: "blob unknown to registry"
             case .blobUploadInvalid: "blob upload invalid"
@@ -110,21 +110,21 @@ public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringCo
         }
     }
 
-    public var code: Code
-    public var message: String
-    public var detail: [String: String]?
+    package var code: Code
+    package var message: String
+    package var detail: [String: String]?
     /// The HTTP status, always the code's.
-    public var status: Int { self.code.status }
+    package var status: Int { self.code.status }
 
-    public init(_ code: Code, _ message: String? = nil, detail: [String: String]? = nil) {
+    package init(_ code: Code, _ message: String? = nil, detail: [String: String]? = nil) {
         self.code = code
         self.message = message ?? code.defaultMessage
         self.detail = detail
     }
 
     /// The code for an HTTP status that a framework answered (a route or method not found, a body
-    /// too large): the same catalog, so public and internal answers agree.
-    public init(status: Int, message: String?) {
+    /// too large): the same catalog, so package and internal answers agree.
+    package init(status: Int, message: String?) {
         let code: Code = switch status {
         case 404: .routeUnknown
         case 405: .unsupported
@@ -136,17 +136,17 @@ public struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringCo
         self.init(code, message)
     }
 
-    public var description: String { "\(self.code.name) (\(self.status)): \(self.message)" }
+    package var description: String { "\(self.code.name) (\(self.status)): \(self.message)" }
 }
 
 extension RegistryError {
     /// 416: a chunk that does not continue the upload where it stands.
-    public static func rangeNotSatisfiable(_ message: String, offset: Int64) -> RegistryError {
+    package static func rangeNotSatisfiable(_ message: String, offset: Int64) -> RegistryError {
         RegistryError(.rangeNotSatisfiable, message, detail: ["offset": String(offset)])
     }
 
     /// 405: deleting a tag the policy makes immutable.
-    public static func tagImmutableDelete(repository: RepositoryName, tag: String) -> RegistryError {
+    package static func tagImmutableDelete(repository: RepositoryName, tag: String) -> RegistryError {
         RegistryError(
             .unsupported,
             "tag \(repository):\(tag) is immutable and cannot be deleted (see MUTABLE_TAGS and TAG_POLICY_FILE)",
@@ -155,7 +155,7 @@ extension RegistryError {
     }
 
     /// 409: deleting content that other content of the repository still needs.
-    public static func inUse(_ what: String, by user: Digest, in repository: RepositoryName) -> RegistryError {
+    package static func inUse(_ what: String, by user: Digest, in repository: RepositoryName) -> RegistryError {
         RegistryError(
             .conflict, "\(what) is used by manifest \(user) in \(repository); delete that manifest first",
             detail: ["repository": repository.value, "usedBy": user.description]
@@ -163,7 +163,7 @@ extension RegistryError {
     }
 
     /// 409: a tag the policy makes immutable already names another manifest.
-    public static func tagImmutable(repository: RepositoryName, tag: String, current: Digest) -> RegistryError {
+    package static func tagImmutable(repository: RepositoryName, tag: String, current: Digest) -> RegistryError {
         RegistryError(
             .conflict,
             "tag \(repository):\(tag) is immutable and already points to \(current); push a new tag instead",

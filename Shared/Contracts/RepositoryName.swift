@@ -3,14 +3,14 @@
 /// Validated against the OCI distribution-spec grammar
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
 /// Pier One requires at least two components: the first one is the owning team.
-public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConvertible {
+package struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Longest accepted name; the spec limits host plus name to 255 characters.
-    public static let maximumLength = 255
+    package static let maximumLength = 255
 
-    public let value: String
+    package let value: String
 
     /// Validates `string`; nil when it breaks the grammar, has one component only, or is too long.
-    public init?(_ string: some StringProtocol) {
+    package init?(_ string: some StringProtocol) {
         let string = String(string)
         guard !string.isEmpty, string.utf8.count <= Self.maximumLength else { return nil }
         let components = string.split(separator: "/", omittingEmptySubsequences: false)
@@ -19,14 +19,14 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
     }
 
     /// The team that owns the repository: its first path component.
-    public var team: String { String(self.value.prefix { $0 != "/" }) }
+    package var team: String { String(self.value.prefix { $0 != "/" }) }
 
     /// The artifact name: everything after the team.
-    public var artifact: String { String(self.value.drop { $0 != "/" }.dropFirst()) }
+    package var artifact: String { String(self.value.drop { $0 != "/" }.dropFirst()) }
 
-    public var description: String { self.value }
+    package var description: String { self.value }
 
-    public static func < (lhs: RepositoryName, rhs: RepositoryName) -> Bool { lhs.value < rhs.value }
+    package static func < (lhs: RepositoryName, rhs: RepositoryName) -> Bool { lhs.value < rhs.value }
 
     /// One component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
     static func isValidComponent(_ component: Substring) -> Bool {

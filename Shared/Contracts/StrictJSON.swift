@@ -6,15 +6,15 @@
 /// `"layers"` and `"\u006cayers"` are one key), bounds the nesting depth, and refuses anything
 /// that is not one well-formed JSON value (RFC 8259), with numbers a Double holds. It allocates only the keys of the objects
 /// open on the path being read.
-public enum StrictJSON {
-    public struct Failure: Error, Equatable, CustomStringConvertible {
-        public var message: String
-        public var offset: Int
-        public var description: String { "\(self.message) at byte \(self.offset)" }
+package enum StrictJSON {
+    package struct Failure: Error, Equatable, CustomStringConvertible {
+        package var message: String
+        package var offset: Int
+        package var description: String { "\(self.message) at byte \(self.offset)" }
     }
 
     /// Deepest nesting of objects and arrays accepted (a manifest needs about 5).
-    public static let maximumDepth = 64
+    package static let maximumDepth = 64
 
     /// Throws when `bytes` are not exactly one JSON value, nest deeper than `maximumDepth`, or hold
     /// an object with a repeated key.
@@ -26,7 +26,7 @@ public enum StrictJSON {
     /// `fieldNames` without being spelt exactly so (`"Layers"` next to nothing the registry reads).
     /// Objects under an `annotations` key are maps, which Go matches exactly: only exact repeats
     /// count there.
-    public static func check(
+    package static func check(
         _ bytes: some Collection<UInt8>, maximumDepth: Int = StrictJSON.maximumDepth, fieldNames: Set<String> = []
     ) throws(Failure) {
         var scanner = Scanner(bytes: Array(bytes), maximumDepth: maximumDepth)

@@ -1,10 +1,10 @@
 /// A tag name: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}` (OCI distribution-spec "Pulling manifests").
-public struct Tag: Hashable, Sendable, Comparable, ValidatedString {
-    public static let maximumLength = 128
+package struct Tag: Hashable, Sendable, Comparable, ValidatedString {
+    package static let maximumLength = 128
 
-    public let value: String
+    package let value: String
 
-    public init?(_ string: some StringProtocol) {
+    package init?(_ string: some StringProtocol) {
         let bytes = Array(string.utf8)
         guard let first = bytes.first, bytes.count <= Self.maximumLength,
               Self.isWordByte(first),
@@ -13,9 +13,9 @@ public struct Tag: Hashable, Sendable, Comparable, ValidatedString {
         self.value = String(string)
     }
 
-    public var description: String { self.value }
+    package var description: String { self.value }
 
-    public static func < (lhs: Tag, rhs: Tag) -> Bool { lhs.value < rhs.value }
+    package static func < (lhs: Tag, rhs: Tag) -> Bool { lhs.value < rhs.value }
 
     private static func isWordByte(_ byte: UInt8) -> Bool {
         (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte) || (0x30...0x39).contains(byte)
@@ -24,12 +24,12 @@ public struct Tag: Hashable, Sendable, Comparable, ValidatedString {
 }
 
 /// What follows `/manifests/` in a URL: a tag or a digest.
-public enum Reference: Hashable, Sendable, CustomStringConvertible, Codable {
+package enum Reference: Hashable, Sendable, CustomStringConvertible, Codable {
     case tag(Tag)
     case digest(Digest)
 
     /// A string containing `:` must be a valid digest; anything else must be a valid tag.
-    public init?(_ string: some StringProtocol) {
+    package init?(_ string: some StringProtocol) {
         if string.contains(":") {
             guard let digest = Digest(string) else { return nil }
             self = .digest(digest)
@@ -39,7 +39,7 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible, Codable {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .tag(let tag): tag.value
         case .digest(let digest): digest.description

@@ -18,23 +18,23 @@ import Foundation
 ///   {"repositories": ["team/**"], "immutable": true, "except": ["*-SNAPSHOT", "dev-*"]}
 /// ]}
 /// ```
-public struct TagPolicy: Sendable, Equatable, Codable {
+package struct TagPolicy: Sendable, Equatable, Codable {
     /// One line of the policy.
-    public struct Rule: Sendable, Equatable, Codable {
+    package struct Rule: Sendable, Equatable, Codable {
         /// Repository name patterns the rule applies to (`*` stays within a path component, `**` spans them).
-        public var repositories: [Glob]
+        package var repositories: [Glob]
         /// Whether tags are immutable unless they match `except`.
-        public var immutable: Bool
+        package var immutable: Bool
         /// Tag patterns that get the opposite of `immutable`.
-        public var except: [Glob]
+        package var except: [Glob]
 
-        public init(repositories: [Glob], immutable: Bool, except: [Glob] = []) {
+        package init(repositories: [Glob], immutable: Bool, except: [Glob] = []) {
             self.repositories = repositories
             self.immutable = immutable
             self.except = except
         }
 
-        public init(from decoder: any Decoder) throws {
+        package init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             self.repositories = try container.decode([Glob].self, forKey: .repositories)
             self.immutable = try container.decode(Bool.self, forKey: .immutable)
@@ -42,32 +42,32 @@ public struct TagPolicy: Sendable, Equatable, Codable {
         }
     }
 
-    public var rules: [Rule]
+    package var rules: [Rule]
     /// Applies when no rule matches the repository.
-    public var fallback: Rule
+    package var fallback: Rule
 
     /// The policy Pier One always had: everything immutable except `mutableTags`.
-    public init(rules: [Rule] = [], mutableTags: [Glob] = [Glob("*-SNAPSHOT")]) {
+    package init(rules: [Rule] = [], mutableTags: [Glob] = [Glob("*-SNAPSHOT")]) {
         self.rules = rules
         self.fallback = Rule(repositories: [Glob("**")], immutable: true, except: mutableTags)
     }
 
     /// Whether `tag` in `repository`, once set, may only ever name the same manifest.
-    public func isImmutable(tag: String, in repository: RepositoryName) -> Bool {
+    package func isImmutable(tag: String, in repository: RepositoryName) -> Bool {
         let rule = self.rules.first { $0.repositories.contains { $0.matches(repository.value) } } ?? self.fallback
         let excepted = rule.except.contains { $0.matches(tag) }
         return rule.immutable != excepted
     }
 
     /// Reads the rule list of a policy file; `fallback` comes from `MUTABLE_TAGS`.
-    public static func decodeRules(from json: some Collection<UInt8>) throws -> [Rule] {
+    package static func decodeRules(from json: some Collection<UInt8>) throws -> [Rule] {
         try JSONDecoder().decode(PolicyFile.self, from: Data(json)).rules
     }
 
     private struct PolicyFile: Decodable { var rules: [Rule] }
 
     /// Parses `MUTABLE_TAGS`: comma-separated patterns, blanks ignored.
-    public static func parsePatterns(_ list: String) -> [Glob] {
+    package static func parsePatterns(_ list: String) -> [Glob] {
         list.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }.map { Glob(String($0)) }
     }
 }

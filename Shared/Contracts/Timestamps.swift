@@ -1,7 +1,7 @@
 /// Timestamps as the Pier One API writes them.
-public enum Timestamps {
+package enum Timestamps {
     /// ISO-8601 UTC with milliseconds, e.g. `2026-11-29T09:24:53.123Z`.
-    public static func iso8601(millis: Int64) -> String {
+    package static func iso8601(millis: Int64) -> String {
         let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
         let milli = Int(millis - seconds * 1000)
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400

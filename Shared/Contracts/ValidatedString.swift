@@ -1,11 +1,11 @@
 /// A value written as one string that is validated when read, e.g. in JSON: a digest, a
 /// repository name, a tag. Decoding an invalid string is a decoding error.
-public protocol ValidatedString: Codable, CustomStringConvertible {
+package protocol ValidatedString: Codable, CustomStringConvertible {
     init?(_ string: some StringProtocol)
 }
 
 extension ValidatedString {
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let string = try container.decode(String.self)
         guard let value = Self(string) else {
@@ -14,7 +14,7 @@ extension ValidatedString {
         self = value
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(self.description)
     }

@@ -1,9 +1,10 @@
 import AsyncHTTPClient
 import Contracts
-import Runtime
 import Foundation
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
+import Runtime
 
 /// An HTTP client of one internal service: JSON calls and the mapping of its answers back to
 /// `RegistryError`s. An unreachable service is a 503 `UNAVAILABLE`.

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Hummingbird
+import NIOFoundationCompat
 
 /// Renders failures of the internal API as a JSON `RegistryError` with its status, so the
 /// gateway's client can rethrow exactly what the service threw. Other errors become 500

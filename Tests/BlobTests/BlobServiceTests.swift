@@ -31,7 +31,7 @@ import Testing
                 atPath: directory.appendingPathComponent("uploads/\(session.id)/hashstate").path
             ))
             #expect(String(decoding: saved, as: UTF8.self).contains(#""offset":20"#))
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "replica a, replica b"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "replica a, replica b"))
             let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
             #expect(String(buffer: try await StorageFixture.readAll(service, blob)) == "replica a, replica b")
         }
@@ -47,7 +47,7 @@ import Testing
             try handle.seekToEnd()
             try handle.write(contentsOf: Data(" and more".utf8))
             try handle.close()
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "kept and more"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "kept and more"))
             let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
             #expect(blob.size == 13)
         }
@@ -60,7 +60,7 @@ import Testing
             resumable.update(bytes.getSlice(at: 0, length: 40_000)!)
             var restored = ResumableHasher(algorithm: algorithm, state: resumable.state)!
             restored.update(bytes.getSlice(at: 40_000, length: 60_000)!)
-            #expect(restored.finalize() == StreamingHasher.digest(of: bytes, algorithm: algorithm))
+            #expect(restored.finalize() == DigestHasher.digest(of: bytes, algorithm: algorithm))
         }
         #expect(ResumableHasher(algorithm: .sha256, state: [1, 2, 3]) == nil)
     }

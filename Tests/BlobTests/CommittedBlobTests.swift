@@ -3,8 +3,8 @@ import Foundation
 import NIOCore
 import Runtime
 import Synchronization
-import TestSupport
 import Testing
+import TestSupport
 
 @testable import Blob
 
@@ -34,7 +34,7 @@ import Testing
             }
             await gate.reached()
             let bytes = F.pattern(size, from: 11)
-            let digest = StreamingHasher.digest(of: bytes)
+            let digest = DigestHasher.digest(of: bytes)
             var committed: BlobRecord?
             do {
                 _ = try await second.appendUpload(session.id, for: self.repository, at: 0, body: F.stream([bytes]))
@@ -49,7 +49,7 @@ import Testing
                 #expect(throws: (any Error).self) { try stalledResult.get() }
                 let stored = try await F.readAll(first, committed)
                 #expect(stored == bytes)
-                #expect(StreamingHasher.digest(of: stored) == digest)
+                #expect(DigestHasher.digest(of: stored) == digest)
             } else {
                 // A held the session (filesystem lock): its bytes are the upload's, B changed nothing.
                 let status = try stalledResult.get()
@@ -74,7 +74,7 @@ import Testing
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
             _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream(["sealed bytes"]))
             let blob = try await service.commitUpload(
-                session.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "sealed bytes"))
+                session.id, for: self.repository, digest: DigestHasher.digest(of: ByteBuffer(string: "sealed bytes"))
             )
             for replica in [service, other] {
                 await #expect(throws: RegistryError.self) {
@@ -82,7 +82,7 @@ import Testing
                 }
                 await #expect(throws: RegistryError.self) {
                     try await replica.commitUpload(
-                        session.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "sealed bytes"))
+                        session.id, for: self.repository, digest: DigestHasher.digest(of: ByteBuffer(string: "sealed bytes"))
                     )
                 }
             }
@@ -97,7 +97,7 @@ import Testing
     func locationsOutsideTheLayoutAreRefused(_ backend: StorageBackend) async throws {
         try await F.with(backend) { storage in
             let service = storage.service
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "x"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "x"))
             for location in [
                 "../../etc/passwd", "/etc/passwd", "blobs/../../x", "blobs/sha256/../../../etc/passwd",
                 "uploads/\(UUID().uuidString.lowercased())/data", "blobs/sha256/ab/\(digest.hex)", "",
@@ -128,7 +128,7 @@ import Testing
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
             _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream(["0123456789"]))
             var blob = try await service.commitUpload(
-                session.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "0123456789"))
+                session.id, for: self.repository, digest: DigestHasher.digest(of: ByteBuffer(string: "0123456789"))
             )
             blob.size = 4
             #expect(String(buffer: try await F.readAll(service, blob)) == "0123")

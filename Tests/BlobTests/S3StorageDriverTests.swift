@@ -1,15 +1,15 @@
 import AsyncHTTPClient
 import Contracts
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
 import Runtime
 import Synchronization
-import TestSupport
 import Testing
+import TestSupport
 
 @testable import Blob
 
@@ -38,7 +38,7 @@ import Testing
         try await Self.withDriver { service, driver, client, _ in
             let chunk = F.pattern(64 << 10)
             let count = 200 * 16
-            var hasher = StreamingHasher(.sha256)
+            var hasher = DigestHasher(.sha256)
             for _ in 0..<count { hasher.update(chunk) }
             let digest = hasher.finalize()
             let body = AsyncStream<ByteBuffer> { continuation in
@@ -141,7 +141,7 @@ import Testing
     /// redirect with real clients.
     @Test func presignedURLsMatchTheAWSSDK() async throws {
         try await Self.withDriver(externalStore: true) { service, driver, _, moto in
-            let blob = BlobRecord(digest: StreamingHasher.digest(of: ByteBuffer()), size: 0, location: "blobs/0f1e0f1e-0000-4000-8000-00000000000a.0123456789abcdef")
+            let blob = BlobRecord(digest: DigestHasher.digest(of: ByteBuffer()), size: 0, location: "blobs/0f1e0f1e-0000-4000-8000-00000000000a.0123456789abcdef")
             let now = Date(timeIntervalSince1970: 1_796_000_000)
             let ours = try await driver.client.presignedGet(driver.prefix + blob.location, expires: 30, now: now)
             let url = try #require(try await service.externalURL(for: blob))
@@ -167,7 +167,7 @@ import Testing
             #expect(ours.hasPrefix(moto.endpoint + "/" + moto.bucket + "/" + driver.prefix + "blobs/0f1e0f1e-0000-4000-8000-00000000000a.0123456789abcdef?"))
         }
         try await Self.withDriver(externalStore: false) { service, _, _, _ in
-            let blob = BlobRecord(digest: StreamingHasher.digest(of: ByteBuffer()), size: 0, location: "blobs/0f1e0f1e-0000-4000-8000-00000000000a")
+            let blob = BlobRecord(digest: DigestHasher.digest(of: ByteBuffer()), size: 0, location: "blobs/0f1e0f1e-0000-4000-8000-00000000000a")
             let url = try await service.externalURL(for: blob)
             #expect(url == nil)
         }
@@ -197,7 +197,7 @@ import Testing
         let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
         _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream(["irsa"]))
         let blob = try await service.commitUpload(
-            session.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "irsa"))
+            session.id, for: self.repository, digest: DigestHasher.digest(of: ByteBuffer(string: "irsa"))
         )
         #expect(String(buffer: try await F.readAll(service, blob)) == "irsa")
     }

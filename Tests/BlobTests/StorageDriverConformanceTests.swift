@@ -22,7 +22,7 @@ import Testing
             #expect(try await service.uploadStatus(session.id, for: self.repository).offset == 9)
             status = try await service.appendUpload(session.id, for: self.repository, at: 9, body: F.stream(["ld"]))
             #expect(status.offset == 11)
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "hello world"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "hello world"))
             let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
             #expect(blob.size == 11)
             #expect(String(buffer: try await F.readAll(service, blob)) == "hello world")
@@ -54,7 +54,7 @@ import Testing
                 offset += length
                 #expect(status.offset == Int64(offset))
             }
-            let blob = try await service.commitUpload(session.id, for: self.repository, digest: StreamingHasher.digest(of: bytes))
+            let blob = try await service.commitUpload(session.id, for: self.repository, digest: DigestHasher.digest(of: bytes))
             #expect(blob.size == Int64(total))
             #expect(try await F.readAll(service, blob) == bytes)
             let boundary = F.partSize
@@ -70,7 +70,7 @@ import Testing
             let service = storage.service
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
             _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream([F.pattern(F.partSize + 5)]))
-            let wrong = StreamingHasher.digest(of: ByteBuffer(string: "other"))
+            let wrong = DigestHasher.digest(of: ByteBuffer(string: "other"))
             do {
                 _ = try await service.commitUpload(session.id, for: self.repository, digest: wrong)
                 Issue.record("commit with a wrong digest succeeded")
@@ -93,7 +93,7 @@ import Testing
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
             _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream([bytes]))
             let blob = try await service.commitUpload(
-                session.id, for: self.repository, digest: StreamingHasher.digest(of: bytes, algorithm: .sha512)
+                session.id, for: self.repository, digest: DigestHasher.digest(of: bytes, algorithm: .sha512)
             )
             #expect(try await F.readAll(service, blob) == bytes)
 
@@ -101,7 +101,7 @@ import Testing
             _ = try await service.appendUpload(other.id, for: self.repository, at: nil, body: F.stream([bytes]))
             await #expect(throws: RegistryError.self) {
                 try await service.commitUpload(
-                    other.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "x"), algorithm: .sha512)
+                    other.id, for: self.repository, digest: DigestHasher.digest(of: ByteBuffer(string: "x"), algorithm: .sha512)
                 )
             }
             #expect(try await storage.storedBlobs().count == 1)
@@ -155,7 +155,7 @@ import Testing
             _ = try await other.appendUpload(session.id, for: self.repository, at: Int64(first.readableBytes), body: F.stream([second]))
             var whole = first
             whole.writeImmutableBuffer(second)
-            let blob = try await service.commitUpload(session.id, for: self.repository, digest: StreamingHasher.digest(of: whole))
+            let blob = try await service.commitUpload(session.id, for: self.repository, digest: DigestHasher.digest(of: whole))
             #expect(try await F.readAll(other, blob) == whole)
         }
     }
@@ -165,7 +165,7 @@ import Testing
         try await F.with(backend) { storage in
             let service = storage.service
             let session = try await service.startUpload(for: self.repository, algorithm: .sha512)
-            let digest = StreamingHasher.digest(of: ByteBuffer(), algorithm: .sha512)
+            let digest = DigestHasher.digest(of: ByteBuffer(), algorithm: .sha512)
             let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
             #expect(blob.size == 0)
             #expect(try await F.readAll(service, blob).readableBytes == 0)
@@ -194,7 +194,7 @@ import Testing
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
             _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream(["duplicate"]))
             let blob = try await service.commitUpload(
-                session.id, for: self.repository, digest: StreamingHasher.digest(of: ByteBuffer(string: "duplicate"))
+                session.id, for: self.repository, digest: DigestHasher.digest(of: ByteBuffer(string: "duplicate"))
             )
             #expect(try await storage.storedBlobs().count == 1)
             try await service.discard(blob)

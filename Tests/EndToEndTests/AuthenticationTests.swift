@@ -2,11 +2,12 @@ import Contracts
 import Foundation
 import Gateway
 import Hummingbird
-import PierOneApp
 import HummingbirdTesting
+import PierOneApp
 import Runtime
-import TestSupport
+import Synchronization
 import Testing
+import TestSupport
 
 /// Pier One's security with real clients, against the tokeninfo/team stand-in.
 @Suite struct AuthenticationTests {
@@ -130,11 +131,11 @@ import Testing
     @Test func deletesNeedPushRightsAndRespectImmutability() async throws {
         try await Self.withSecuredRegistry { registry, _ in
             let image = try await registry.request(
-                .post, "/v2/team/app/blobs/uploads/?digest=\(StreamingHasher.digest(of: ByteBuffer(string: "x")))",
+                .post, "/v2/team/app/blobs/uploads/?digest=\(DigestHasher.digest(of: ByteBuffer(string: "x")))",
                 headers: [.authorization: Self.basic("employee-token")], body: ByteBuffer(string: "x")
             )
             #expect(image.status == .created)
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "x"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "x"))
             let foreign = try await registry.request(
                 .delete, "/v2/team/app/blobs/\(digest)", headers: [.authorization: Self.basic("service-without-write")]
             )

@@ -1,6 +1,6 @@
 import Contracts
-import Gateway
 import Foundation
+import Gateway
 import Hummingbird
 import HummingbirdTesting
 import Runtime
@@ -21,7 +21,7 @@ import Testing
     @Test func monolithicPostThenPut() async throws {
         try await RegistryHarness.withRegistry { registry in
             let bytes = ByteBuffer(string: "monolithic layer")
-            let digest = StreamingHasher.digest(of: bytes)
+            let digest = DigestHasher.digest(of: bytes)
             let start = try await registry.request(.post, "/v2/team/app/blobs/uploads/")
             #expect(start.status == .accepted)
             #expect(start.headers[.dockerUploadUUID] != nil)
@@ -46,7 +46,7 @@ import Testing
     @Test func singlePostWithDigest() async throws {
         try await RegistryHarness.withRegistry { registry in
             let bytes = ByteBuffer(string: "single request")
-            let digest = StreamingHasher.digest(of: bytes)
+            let digest = DigestHasher.digest(of: bytes)
             let post = try await registry.request(.post, "/v2/team/app/blobs/uploads/?digest=\(digest)", body: bytes)
             #expect(post.status == .created)
             #expect(post.headers[.dockerContentDigest] == digest.description)
@@ -57,7 +57,7 @@ import Testing
     @Test func streamedPatchThenEmptyPut() async throws {
         try await RegistryHarness.withRegistry { registry in
             let bytes = ByteBuffer(repeating: 7, count: 300_000)
-            let digest = StreamingHasher.digest(of: bytes)
+            let digest = DigestHasher.digest(of: bytes)
             let start = try await registry.request(.post, "/v2/team/app/blobs/uploads/")
             let location = try #require(start.headers[.location])
             let patch = try await registry.request(.patch, location, body: bytes)
@@ -73,7 +73,7 @@ import Testing
     @Test func chunkedPatchesWithStatusAndLastChunkOnPut() async throws {
         try await RegistryHarness.withRegistry { registry in
             let whole = ByteBuffer(string: "0123456789abcdefghij")
-            let digest = StreamingHasher.digest(of: whole)
+            let digest = DigestHasher.digest(of: whole)
             let start = try await registry.request(.post, "/v2/team/app/blobs/uploads/")
             let location = try #require(start.headers[.location])
             let first = try await registry.request(
@@ -110,7 +110,7 @@ import Testing
             #expect(skipped.headers[.location] == location)
             #expect(skipped.headers[.range] == "0-3")
             let onPut = try await registry.request(
-                .put, "\(location)?digest=\(StreamingHasher.digest(of: ByteBuffer(string: "abcdefgh")))",
+                .put, "\(location)?digest=\(DigestHasher.digest(of: ByteBuffer(string: "abcdefgh")))",
                 headers: [.contentRange: "2-5", .contentLength: "4"], body: ByteBuffer(string: "efgh")
             )
             #expect(onPut.status == .rangeNotSatisfiable)
@@ -126,14 +126,14 @@ import Testing
     @Test func wrongDigestIsDigestInvalidAndStoresNothing() async throws {
         try await RegistryHarness.withRegistry { registry in
             let bytes = ByteBuffer(string: "real bytes")
-            let claimed = StreamingHasher.digest(of: ByteBuffer(string: "other bytes"))
+            let claimed = DigestHasher.digest(of: ByteBuffer(string: "other bytes"))
             let start = try await registry.request(.post, "/v2/team/app/blobs/uploads/")
             let location = try #require(start.headers[.location])
             let put = try await registry.request(.put, "\(location)?digest=\(claimed)", body: bytes)
             #expect(put.status == .badRequest)
             #expect(Registry.errorCode(put) == "DIGEST_INVALID")
             #expect(try await registry.request(.head, "/v2/team/app/blobs/\(claimed)").status == .notFound)
-            let real = StreamingHasher.digest(of: bytes)
+            let real = DigestHasher.digest(of: bytes)
             #expect(try await registry.request(.head, "/v2/team/app/blobs/\(real)").status == .notFound)
             let blobs = registry.directory.appendingPathComponent("blobs/sha256")
             #expect((try? FileManager.default.contentsOfDirectory(atPath: blobs.path))?.isEmpty ?? true)
@@ -218,7 +218,7 @@ import Testing
     @Test func sha512AndEmptyBlobs() async throws {
         try await RegistryHarness.withRegistry { registry in
             let bytes = ByteBuffer(string: "sha512 content")
-            let digest = StreamingHasher.digest(of: bytes, algorithm: .sha512)
+            let digest = DigestHasher.digest(of: bytes, algorithm: .sha512)
             let start = try await registry.request(.post, "/v2/team/app/blobs/uploads/?digest-algorithm=sha512")
             let location = try #require(start.headers[.location])
             #expect(try await registry.request(.put, "\(location)?digest=\(digest)", body: bytes).status == .created)

@@ -1,9 +1,9 @@
 import AsyncHTTPClient
 import Contracts
 import Foundation
-import InternalClients
 import Hummingbird
 import HummingbirdTesting
+import InternalClients
 import NIOCore
 import Runtime
 import Synchronization
@@ -14,7 +14,7 @@ import Testing
 @Suite struct BlobStreamClientTests {
     static let size = Int(BlobStreamClient.minimumSize) + 3 * 100_003
     static let bytes = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) })
-    static let digest = StreamingHasher.digest(of: bytes)
+    static let digest = DigestHasher.digest(of: bytes)
 
     /// A read route answering `bytes` (or its range) in odd-sized chunks, a JSON error for an
     /// unknown location, and counting the requests it gets.

@@ -1,12 +1,12 @@
 import Contracts
-import Gateway
 import Foundation
+import Gateway
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Runtime
-import TestSupport
 import Testing
+import TestSupport
 
 /// Real registry clients against the live server: skopeo (Debian) and oras (PyPI).
 /// The test command installs both; a missing client fails these tests rather than skipping them.
@@ -30,11 +30,11 @@ import Testing
         let blobs = layout.appendingPathComponent("blobs/sha256")
         try fileManager.createDirectory(at: blobs, withIntermediateDirectories: true)
         func store(_ data: Data) throws -> Digest {
-            let digest = StreamingHasher.digest(of: ByteBuffer(bytes: data))
+            let digest = DigestHasher.digest(of: ByteBuffer(bytes: data))
             try data.write(to: blobs.appendingPathComponent(digest.hex))
             return digest
         }
-        let diffID = StreamingHasher.digest(of: ByteBuffer(bytes: tar))
+        let diffID = DigestHasher.digest(of: ByteBuffer(bytes: tar))
         let layer = try store(gzip)
         let config = Data(
             #"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["\#(diffID)"]}}"#.utf8
@@ -103,7 +103,7 @@ import Testing
                 let out = scratch.appendingPathComponent("pulled")
                 try await Self.skopeo(["copy", "--src-tls-verify=false", target, "dir:\(out.path)"])
                 let manifest = try Data(contentsOf: out.appendingPathComponent("manifest.json"))
-                #expect(StreamingHasher.digest(of: ByteBuffer(bytes: manifest)).description == pushed)
+                #expect(DigestHasher.digest(of: ByteBuffer(bytes: manifest)).description == pushed)
 
                 // Pushing a different image to the immutable tag fails and changes nothing.
                 try await Self.makeOCILayout(at: scratch.appendingPathComponent("other"), content: "another image")

@@ -10,7 +10,7 @@ import Testing
 @Suite struct DataShapeTests {
     /// Pushes `bytes` by tag and by digest, then checks both reads return them exactly.
     static func roundTrip(_ registry: Registry, _ bytes: ByteBuffer, mediaType: String, tag: String) async throws {
-        let digest = StreamingHasher.digest(of: bytes)
+        let digest = DigestHasher.digest(of: bytes)
         let byDigest = try await registry.putManifest(bytes, to: "team/app", reference: digest.description, mediaType: mediaType)
         #expect(byDigest.status == .created, "\(String(buffer: byDigest.body))")
         let byTag = try await registry.putManifest(bytes, to: "team/app", reference: tag, mediaType: mediaType)
@@ -35,7 +35,7 @@ import Testing
                 mediaType: MediaType.ociIndex,
                 manifests: [Manifests.descriptor(MediaType.ociManifest, image.digest, image.bytes.readableBytes)]
             )
-            let innerDigest = StreamingHasher.digest(of: inner)
+            let innerDigest = DigestHasher.digest(of: inner)
             _ = try await registry.putManifest(inner, to: "team/app", reference: innerDigest.description, mediaType: MediaType.ociIndex)
             let outer = Manifests.index(
                 mediaType: MediaType.ociIndex,
@@ -91,7 +91,7 @@ import Testing
     @Test func nonDistributableLayersNeedNotBePushed() async throws {
         try await RegistryHarness.withRegistry { registry in
             let config = try await Self.config(registry)
-            let foreign = StreamingHasher.digest(of: ByteBuffer(string: "lives elsewhere"))
+            let foreign = DigestHasher.digest(of: ByteBuffer(string: "lives elsewhere"))
             let manifest = Manifests.image(
                 mediaType: MediaType.ociManifest, config: config,
                 layers: [Manifests.descriptor(
@@ -107,7 +107,7 @@ import Testing
         try await RegistryHarness.withRegistry { registry in
             let config = try await Self.config(registry)
             let manifest = Manifests.image(mediaType: MediaType.ociManifest, config: config, layers: [])
-            let digest = StreamingHasher.digest(of: manifest, algorithm: .sha512)
+            let digest = DigestHasher.digest(of: manifest, algorithm: .sha512)
             let put = try await registry.request(
                 .put, "/v2/team/app/manifests/\(digest)?tag=v512", headers: [.contentType: MediaType.ociManifest],
                 body: manifest

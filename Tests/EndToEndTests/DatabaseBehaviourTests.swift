@@ -4,8 +4,8 @@ import Gateway
 import Hummingbird
 import HummingbirdTesting
 import Runtime
-import TestSupport
 import Testing
+import TestSupport
 
 /// What the metadata database decides under load and failure, through the live server.
 @Suite struct DatabaseBehaviourTests {
@@ -72,7 +72,7 @@ import Testing
             let down = try await registry.request(.get, "/v2/team/app/manifests/1.0")
             #expect(down.status == .serviceUnavailable)
             #expect(Registry.errorCode(down) == "UNAVAILABLE")
-            let push = try await registry.request(.post, "/v2/team/app/blobs/uploads/?digest=\(StreamingHasher.digest(of: ByteBuffer(string: "x")))", body: ByteBuffer(string: "x"))
+            let push = try await registry.request(.post, "/v2/team/app/blobs/uploads/?digest=\(DigestHasher.digest(of: ByteBuffer(string: "x")))", body: ByteBuffer(string: "x"))
             #expect(push.status == .serviceUnavailable)
 
             try await cluster.startServer()

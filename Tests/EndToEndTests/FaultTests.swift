@@ -2,8 +2,8 @@ import Contracts
 import Foundation
 import NIOCore
 import Runtime
-import TestSupport
 import Testing
+import TestSupport
 
 /// Processes killed (SIGKILL) and backing servers stopped in the middle of a push: the client's
 /// retry — resuming from the session's `Range`, or a new upload — succeeds, nothing partial is
@@ -81,7 +81,7 @@ import Testing
     static func imageManifest(_ stack: Stack, gateway: String, repository: String) async throws -> String {
         var descriptors: [String] = []
         for (content, type) in [("{}", "application/vnd.oci.image.config.v1+json"), ("layer \(UUID())", MediaType.ociLayerGzip)] {
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: content))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: content))
             let put = try await stack.request("POST", gateway + "/v2/\(repository)/blobs/uploads/?digest=\(digest)", body: content)
             #expect(put.status == 201)
             descriptors.append(Manifests.descriptor(type, digest, content.utf8.count))
@@ -116,7 +116,7 @@ import Testing
         #expect(try await Self.servedDigest(gateway + "/v2/team/app/blobs/\(digest)") == digest)
 
         let manifest = try await Self.imageManifest(stack, gateway: gateway, repository: "team/app")
-        let manifestDigest = StreamingHasher.digest(of: ByteBuffer(string: manifest))
+        let manifestDigest = DigestHasher.digest(of: ByteBuffer(string: manifest))
         let put = try await Self.interruptedManifest(stack, url: gateway + "/v2/team/app/manifests/1.0", manifest: manifest) {
             stack.processes["serve"]?.kill()
         }
@@ -207,7 +207,7 @@ import Testing
         // PostgreSQL stops in the middle of a push: the commit cannot record the blob (503), no
         // blob is visible, and the client's new upload after the restart succeeds.
         let bytes = "bytes pushed while the database is down \(UUID())"
-        let blobDigest = StreamingHasher.digest(of: ByteBuffer(string: bytes))
+        let blobDigest = DigestHasher.digest(of: ByteBuffer(string: bytes))
         let pending = try #require(try await stack.request("POST", stack.gateway(1) + "/v2/team/app/blobs/uploads/").headers["location"])
         #expect(try await stack.request("PATCH", stack.gateway(1) + pending, body: bytes).status == 202)
         try await database.stopServer()

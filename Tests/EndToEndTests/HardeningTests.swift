@@ -1,11 +1,13 @@
 import Contracts
 import Foundation
+import Gateway
 import Hummingbird
 import HummingbirdTesting
 import PierOneApp
 import Runtime
-import TestSupport
+import Synchronization
 import Testing
+import TestSupport
 
 /// The attacks of the hardening issue, replayed with plain HTTP requests against a live registry:
 /// each one got through (or stopped the process) before, and must now get a clear error while the
@@ -20,7 +22,7 @@ import Testing
         try await RegistryHarness.withRegistry { registry in
             let start = try await registry.request(.post, "/v2/team/app/blobs/uploads/")
             let location = try #require(start.headers[.location])
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "x"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "x"))
             for (method, uri) in [
                 (HTTPRequest.Method.patch, location), (.put, "\(location)?digest=\(digest)"),
                 (.post, "/v2/team/app/blobs/uploads/?digest=\(digest)"),
@@ -82,7 +84,7 @@ import Testing
             #expect(Registry.errorCode(large) == "MANIFEST_INVALID")
             for seed in 1...80 {
                 let put = try await registry.putManifest(
-                    referrer(60_000, seed), to: "team/app", reference: StreamingHasher.digest(of: referrer(60_000, seed)).description,
+                    referrer(60_000, seed), to: "team/app", reference: DigestHasher.digest(of: referrer(60_000, seed)).description,
                     mediaType: MediaType.ociManifest
                 )
                 #expect(put.status == .created)
@@ -192,7 +194,7 @@ import Testing
         try await AuthenticationTests.withSecuredRegistry(tokenFlow: true) { registry, _ in
             let secret = ByteBuffer(string: "only in other/app")
             let admin: HTTPFields = [.authorization: AuthenticationTests.basic("admin-token")]
-            let digest = StreamingHasher.digest(of: secret)
+            let digest = DigestHasher.digest(of: secret)
             let put = try await registry.request(.post, "/v2/other/app/blobs/uploads/?digest=\(digest)", headers: admin, body: secret)
             #expect(put.status == .created)
             let narrow = try await TokenFlowTests.token(registry, credentials: "employee-token", scopes: ["repository:team/app:pull,push"])
@@ -348,7 +350,7 @@ import Testing
             }
             let auth = "Authorization: Basic " + Data("oauth2:admin-token".utf8).base64EncodedString()
             let config = "{}"
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: config))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: config))
             _ = try await Command.run([
                 "curl", "-s", "-H", auth, "-X", "POST", "--data-binary", config, registry + "/v2/team/app/blobs/uploads/?digest=\(digest)",
             ])

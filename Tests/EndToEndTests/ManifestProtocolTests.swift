@@ -1,6 +1,6 @@
 import Contracts
-import Gateway
 import Foundation
+import Gateway
 import Hummingbird
 import HummingbirdTesting
 import Runtime
@@ -60,7 +60,7 @@ import Testing
     @Test func manifestWithAMissingBlobIsRefused() async throws {
         try await RegistryHarness.withRegistry { registry in
             let config = try await registry.pushBlob(ByteBuffer(string: "{}"), to: "team/app")
-            let missing = StreamingHasher.digest(of: ByteBuffer(string: "never pushed"))
+            let missing = DigestHasher.digest(of: ByteBuffer(string: "never pushed"))
             let manifest = Manifests.image(
                 mediaType: MediaType.ociManifest,
                 config: Manifests.descriptor("application/vnd.oci.image.config.v1+json", config, 2),
@@ -88,7 +88,7 @@ import Testing
     @Test func digestReferenceMustMatchTheBytes() async throws {
         try await RegistryHarness.withRegistry { registry in
             let image = try await registry.pushImage(to: "team/app", reference: "1.0", layers: ["x"])
-            let wrong = StreamingHasher.digest(of: ByteBuffer(string: "something else"))
+            let wrong = DigestHasher.digest(of: ByteBuffer(string: "something else"))
             let put = try await registry.putManifest(image.bytes, to: "team/app", reference: wrong.description, mediaType: MediaType.ociManifest)
             #expect(put.status == .badRequest)
             #expect(Registry.errorCode(put) == "DIGEST_INVALID")
@@ -184,7 +184,7 @@ import Testing
     @Test func subjectIsAnsweredAndMayBeMissing() async throws {
         try await RegistryHarness.withRegistry { registry in
             let config = try await registry.pushBlob(ByteBuffer(string: "{}"), to: "team/app")
-            let absent = StreamingHasher.digest(of: ByteBuffer(string: "subject not pushed yet"))
+            let absent = DigestHasher.digest(of: ByteBuffer(string: "subject not pushed yet"))
             let artifact = Manifests.image(
                 mediaType: MediaType.ociManifest,
                 config: Manifests.descriptor(MediaType.ociEmpty, config, 2), layers: [],

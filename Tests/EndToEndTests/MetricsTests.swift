@@ -1,10 +1,13 @@
 import Contracts
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
 import Metadata
 import NIOCore
+import PierOneApp
 import Runtime
-import TestSupport
 import Testing
+import TestSupport
 
 /// The Prometheus text exposition format, parsed strictly: every line must be a comment, a
 /// `# HELP`/`# TYPE` line or a sample `name{label="value",…} number`.
@@ -70,7 +73,7 @@ struct Exposition {
             let image = try await registry.pushImage(to: "team/app", reference: "1.0", config: #"{"m":1}"#, layers: ["layer"])
             let pulled = try await registry.request(.get, "/v2/team/app/manifests/1.0")
             #expect(pulled.status == .ok)
-            let layer = StreamingHasher.digest(of: ByteBuffer(string: "layer"))
+            let layer = DigestHasher.digest(of: ByteBuffer(string: "layer"))
             #expect(try await registry.request(.get, "/v2/team/app/blobs/\(layer)").status == .ok)
             #expect(try await registry.request(.get, "/v2/team/app/blobs/sha256:\(String(repeating: "0", count: 64))").status == .notFound)
             _ = image

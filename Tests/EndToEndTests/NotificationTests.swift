@@ -7,12 +7,13 @@ import HummingbirdTesting
 import Logging
 import Metadata
 import NIOCore
+import NIOFoundationCompat
 import PierOneApp
 import Runtime
 import ServiceLifecycle
 import Synchronization
-import TestSupport
 import Testing
+import TestSupport
 
 /// Tag notifications through the durable outbox: a webhook receiver (a real HTTP server in the
 /// test) and moto's SNS, with the registry stopped between the push and the delivery.

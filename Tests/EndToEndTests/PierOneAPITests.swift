@@ -1,12 +1,14 @@
 import Contracts
 import Foundation
+import Gateway
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOFoundationCompat
 import Runtime
-import TestSupport
 import Testing
+import TestSupport
 
 /// The Pier One REST API with real pushes behind it: skopeo for an image with a `scm-source.json`,
 /// the protocol helpers for the rest.
@@ -178,7 +180,7 @@ import Testing
             func push(_ repository: String, _ tag: String, _ seed: Int, headers: HTTPFields) async throws -> TestResponse {
                 var headers = headers
                 let config = ByteBuffer(string: #"{"seed":\#(seed)}"#)
-                let digest = StreamingHasher.digest(of: config)
+                let digest = DigestHasher.digest(of: config)
                 let start = try await registry.request(.post, "/v2/\(repository)/blobs/uploads/?digest=\(digest)", headers: headers, body: config)
                 #expect(start.status == .created)
                 let manifest = Manifests.image(

@@ -3,6 +3,8 @@ import Foundation
 import Gateway
 import Hummingbird
 import HummingbirdTesting
+import NIOFoundationCompat
+import PierOneApp
 import Runtime
 import Testing
 
@@ -23,7 +25,7 @@ import Testing
             layers: [Manifests.descriptor("application/vnd.example.payload", layer, ("payload " + annotation).utf8.count)],
             extra: #","artifactType":"\#(artifactType)","subject":\#(Manifests.descriptor(MediaType.ociManifest, subject, subjectSize)),"annotations":{"org.example.note":"\#(annotation)"}"#
         )
-        let digest = StreamingHasher.digest(of: manifest)
+        let digest = DigestHasher.digest(of: manifest)
         let response = try await registry.putManifest(
             manifest, to: repository, reference: tag ?? digest.description, mediaType: MediaType.ociManifest
         )
@@ -77,7 +79,7 @@ import Testing
 
     @Test func referrersOfAnUnknownDigestIsAnEmptyIndex() async throws {
         try await RegistryHarness.withRegistry { registry in
-            let unknown = StreamingHasher.digest(of: ByteBuffer(string: "nothing refers to this"))
+            let unknown = DigestHasher.digest(of: ByteBuffer(string: "nothing refers to this"))
             let result = try await Self.referrers(registry, unknown)
             #expect(result.index.manifests.isEmpty)
             let bad = try await registry.request(.get, "/v2/team/app/referrers/sha256:nope")
@@ -87,7 +89,7 @@ import Testing
 
     @Test func referrersPageWithLink() async throws {
         try await RegistryHarness.withRegistry { registry in
-            let subject = StreamingHasher.digest(of: ByteBuffer(string: "a subject pushed later"))
+            let subject = DigestHasher.digest(of: ByteBuffer(string: "a subject pushed later"))
             var pushed: [Digest] = []
             for index in 0..<3 {
                 pushed.append(try await Self.pushArtifact(
@@ -113,7 +115,7 @@ import Testing
             let index = ByteBuffer(
                 string: #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","artifactType":"application/vnd.example.list","manifests":[],"subject":\#(Manifests.descriptor(MediaType.ociManifest, image.digest, image.bytes.readableBytes))}"#
             )
-            let digest = StreamingHasher.digest(of: index)
+            let digest = DigestHasher.digest(of: index)
             let put = try await registry.putManifest(index, to: "team/app", reference: digest.description, mediaType: MediaType.ociIndex)
             #expect(put.status == .created)
             #expect(put.headers[.ociSubject] == image.digest.description)
@@ -176,12 +178,12 @@ import Testing
                 mediaType: MediaType.ociIndex,
                 manifests: [Manifests.descriptor(MediaType.ociManifest, child.digest, child.bytes.readableBytes)]
             )
-            let indexDigest = StreamingHasher.digest(of: index)
+            let indexDigest = DigestHasher.digest(of: index)
             #expect(try await registry.putManifest(index, to: "team/app", reference: "multi", mediaType: MediaType.ociIndex).status == .created)
             let childDelete = try await registry.request(.delete, "/v2/team/app/manifests/\(child.digest)")
             #expect(childDelete.status == .conflict)
             #expect(Registry.errorCode(childDelete) == "DENIED")
-            let layer = StreamingHasher.digest(of: ByteBuffer(string: "layer"))
+            let layer = DigestHasher.digest(of: ByteBuffer(string: "layer"))
             #expect(try await registry.request(.delete, "/v2/team/app/blobs/\(layer)").status == .conflict)
             // Top-down works: index, then child, then its blobs.
             #expect(try await registry.request(.delete, "/v2/team/app/manifests/\(indexDigest)").status == .accepted)
@@ -208,7 +210,7 @@ import Testing
             #expect(mount.status == .created)
             #expect(mount.headers[.dockerContentDigest] == digest.description)
             #expect(try await registry.request(.get, "/v2/team/target/blobs/\(digest)").body == ByteBuffer(string: "anonymous mount"))
-            let unknown = StreamingHasher.digest(of: ByteBuffer(string: "never pushed"))
+            let unknown = DigestHasher.digest(of: ByteBuffer(string: "never pushed"))
             #expect(try await registry.request(.post, "/v2/team/target/blobs/uploads/?mount=\(unknown)").status == .accepted)
         }
     }

@@ -4,10 +4,11 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Metadata
+import NIOFoundationCompat
 import PierOneApp
 import Runtime
-import TestSupport
 import Testing
+import TestSupport
 
 /// Where the registry under test keeps its metadata.
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
@@ -67,7 +68,7 @@ struct Registry: Sendable {
     /// Pushes `bytes` as a blob with a monolithic POST + PUT and returns its digest.
     @discardableResult
     func pushBlob(_ bytes: ByteBuffer, to repository: String) async throws -> Digest {
-        let digest = StreamingHasher.digest(of: bytes)
+        let digest = DigestHasher.digest(of: bytes)
         let start = try await self.request(.post, "/v2/\(repository)/blobs/uploads/")
         #expect(start.status == .accepted)
         let location = try #require(start.headers[.location])
@@ -97,7 +98,7 @@ struct Registry: Sendable {
         )
         let response = try await self.putManifest(manifest, to: repository, reference: reference, mediaType: mediaType)
         #expect(response.status == status, "\(String(buffer: response.body))")
-        return (manifest, StreamingHasher.digest(of: manifest), response)
+        return (manifest, DigestHasher.digest(of: manifest), response)
     }
 
     func putManifest(_ bytes: ByteBuffer, to repository: String, reference: String, mediaType: String) async throws

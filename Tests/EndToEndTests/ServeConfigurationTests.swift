@@ -1,3 +1,4 @@
+import Metadata
 import PierOneApp
 import Runtime
 import Testing

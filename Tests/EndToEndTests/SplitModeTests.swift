@@ -2,8 +2,8 @@ import Contracts
 import Foundation
 import NIOCore
 import Runtime
-import TestSupport
 import Testing
+import TestSupport
 
 /// The three services as separate processes: PostgreSQL, one metadata, two blob and two gateway
 /// processes on loopback with certificates from `scripts/dev-certs`.
@@ -186,7 +186,7 @@ import Testing
 
         // A chunked upload whose requests alternate between the gateways (and so the blob replicas).
         let chunks = ["first chunk ", "second chunk ", "third chunk"]
-        let digest = StreamingHasher.digest(of: ByteBuffer(string: chunks.joined()))
+        let digest = DigestHasher.digest(of: ByteBuffer(string: chunks.joined()))
         let start = try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/")
         #expect(start.status == 202)
         var location = try #require(start.headers["location"])
@@ -278,7 +278,7 @@ import Testing
             return total
         }
         let monolithic = "monolithic \(UUID())"
-        let monolithicDigest = StreamingHasher.digest(of: ByteBuffer(string: monolithic))
+        let monolithicDigest = DigestHasher.digest(of: ByteBuffer(string: monolithic))
         let beforePush = try await internalCalls()
         let opened = try #require(try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/").headers["location"])
         #expect(try await stack.request("PUT", stack.gateway(0) + opened + "?digest=\(monolithicDigest)", body: monolithic).status == 201)

@@ -1,8 +1,9 @@
 import Contracts
-import Gateway
 import Foundation
+import Gateway
 import Hummingbird
 import HummingbirdTesting
+import PierOneApp
 import Runtime
 import Testing
 

@@ -3,9 +3,10 @@ import Foundation
 import Gateway
 import Hummingbird
 import HummingbirdTesting
+import NIOFoundationCompat
 import Runtime
-import TestSupport
 import Testing
+import TestSupport
 
 /// The Docker registry token flow (`/v2/token`, Bearer challenges), with skopeo and by hand.
 @Suite struct TokenFlowTests {
@@ -64,7 +65,7 @@ import Testing
         try await AuthenticationTests.withSecuredRegistry(tokenFlow: true) { registry, _ in
             let admin = try await Self.token(registry, credentials: "admin-token", scopes: ["repository:other/app:pull,push"])
             let bytes = ByteBuffer(string: "source blob")
-            let digest = StreamingHasher.digest(of: bytes)
+            let digest = DigestHasher.digest(of: bytes)
             let pushed = try await registry.request(
                 .post, "/v2/other/app/blobs/uploads/?digest=\(digest)", headers: [.authorization: "Bearer \(admin.token)"], body: bytes
             )

@@ -1,6 +1,9 @@
 import Foundation
-import TestSupport
+import Gateway
+import HTTPTypes
+import HummingbirdTesting
 import Testing
+import TestSupport
 
 /// The `/ui/` page in headless Chromium (Debian's `chromium`) against a registry with a real push:
 /// the rendered DOM must show the team, the artifact, the tag with its digest and scm-source. A

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import HTTPTypes
 import Testing
 
 @testable import Gateway

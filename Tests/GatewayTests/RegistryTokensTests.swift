@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import JWTKit
 import Testing
 
 @testable import Gateway

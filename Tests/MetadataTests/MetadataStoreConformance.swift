@@ -12,7 +12,7 @@ enum MetadataStoreConformance {
     static let other = RepositoryName("other/app")!
 
     static func digest(_ seed: String) -> Digest {
-        StreamingHasherStandIn.sha256(seed)
+        DigestHasherStandIn.sha256(seed)
     }
 
     static func blob(_ seed: String) -> BlobRecord {
@@ -224,13 +224,13 @@ enum MetadataStoreConformance {
         #expect(try await store.referrers(of: subject, in: self.other, artifactType: nil, page: .init()).items.isEmpty)
     }
 
-    static func linkedBlobIsFoundInAnyRepository(_ store: some MetadataStore) async throws {
+    static func mountableBlobIsFoundInAnyRepository(_ store: some MetadataStore) async throws {
         let layer = self.blob("layer")
-        #expect(try await store.linkedBlob(layer.digest) == nil)
+        #expect(try await store.mountableBlob(layer.digest) == nil)
         try await store.linkBlob(layer, into: self.other)
-        #expect(try await store.linkedBlob(layer.digest) == layer)
+        #expect(try await store.mountableBlob(layer.digest) == layer)
         _ = try await store.unlinkBlob(layer.digest, from: self.other)
-        #expect(try await store.linkedBlob(layer.digest) == nil)
+        #expect(try await store.mountableBlob(layer.digest) == nil)
     }
 
     // MARK: The Pier One API
@@ -472,7 +472,7 @@ enum MetadataStoreConformance {
         ("anyPageLimitIsServed", { try await anyPageLimitIsServed($0) }),
         ("deletesRespectPolicyAndUse", { try await deletesRespectPolicyAndUse($0) }),
         ("referrersAreFilteredAndPaged", { try await referrersAreFilteredAndPaged($0) }),
-        ("linkedBlobIsFoundInAnyRepository", { try await linkedBlobIsFoundInAnyRepository($0) }),
+        ("mountableBlobIsFoundInAnyRepository", { try await mountableBlobIsFoundInAnyRepository($0) }),
         ("blobsAreLinkedPerRepository", { try await blobsAreLinkedPerRepository($0) }),
         ("manifestNeedsItsBlobsInTheRepository", { try await manifestNeedsItsBlobsInTheRepository($0) }),
         ("storesManifestBytesAndTags", { try await storesManifestBytesAndTags($0) }),
@@ -492,7 +492,7 @@ enum MetadataStoreConformance {
 }
 
 /// Deterministic digests for test data without depending on the hashing module.
-enum StreamingHasherStandIn {
+enum DigestHasherStandIn {
     static func sha256(_ seed: String) -> Digest {
         var hex = ""
         var state: UInt64 = 1_469_598_103_934_665_603

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Logging
+import SQLiteNIO
 import Testing
 
 @testable import Metadata

@@ -86,7 +86,7 @@ import Testing
     @Test func completingAnUploadAppendsCommitsAndLinks() async throws {
         try await Self.withRegistry { registry, blobs in
             let session = try await registry.blobs.startUpload(for: self.repository, algorithm: .sha256, owner: "test")
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "bytes"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "bytes"))
             let blob = try await registry.completeUpload(
                 session.id, in: self.repository, digest: digest, appending: Self.stream("bytes"), at: nil
             )
@@ -100,7 +100,7 @@ import Testing
     @Test func pullsFindTheBlobAndStreamItFromFiles() async throws {
         try await Self.withRegistry { registry, blobs in
             let session = try await registry.blobs.startUpload(for: self.repository, algorithm: .sha256, owner: "test")
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "pulled"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "pulled"))
             _ = try await registry.completeUpload(session.id, in: self.repository, digest: digest, appending: Self.stream("pulled"), at: nil)
             #expect(try await registry.pull(digest, in: self.repository) == .stream(try #require(try await registry.metadata.blob(digest, in: self.repository))))
             // HEAD does not ask the storage for a URL.
@@ -115,7 +115,7 @@ import Testing
         try await Self.withRegistry { registry, _ in
             let other = RepositoryName("other/app")!
             let session = try await registry.blobs.startUpload(for: other, algorithm: .sha256, owner: "test")
-            let digest = StreamingHasher.digest(of: ByteBuffer(string: "shared"))
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "shared"))
             _ = try await registry.completeUpload(session.id, in: other, digest: digest, appending: Self.stream("shared"), at: nil)
             #expect(try await !registry.mount(digest, into: self.repository, from: .repositories([RepositoryName("third/app")!])))
             #expect(try await registry.metadata.blob(digest, in: self.repository) == nil)

@@ -6,8 +6,8 @@ import Metadata
 import NIOCore
 import Runtime
 import ServiceLifecycle
-import TestSupport
 import Testing
+import TestSupport
 
 @testable import Registry
 
@@ -32,7 +32,7 @@ import Testing
         let registry = RegistryService(metadata: metadata.service, blobs: blobs)
         let repository = RepositoryName("team/app")!
         let session = try await blobs.startUpload(for: repository, algorithm: .sha256)
-        let digest = StreamingHasher.digest(of: bytes)
+        let digest = DigestHasher.digest(of: bytes)
         _ = try await registry.completeUpload(
             session.id, in: repository, digest: digest, appending: AsyncStream { $0.yield(bytes); $0.finish() }, at: nil
         )
@@ -44,7 +44,7 @@ import Testing
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await scanner.run() }
-            scanner.enqueue(repository, manifest: StreamingHasher.digest(of: ByteBuffer(string: "m")), document: document, client: "c")
+            scanner.enqueue(repository, manifest: DigestHasher.digest(of: ByteBuffer(string: "m")), document: document, client: "c")
             for _ in 0..<100 where scanner.completed == 0 { try await Task.sleep(for: .milliseconds(50)) }
             group.cancelAll()
         }
@@ -68,14 +68,14 @@ import Testing
         )
         // Not running: everything enqueued waits.
         let scanner = ScmSourceScanner(metadata: metadata.service, blobs: blobs, logger: logger)
-        let layer = Descriptor(mediaType: MediaType.ociLayerGzip, digest: StreamingHasher.digest(of: ByteBuffer(string: "l")), size: 1)
+        let layer = Descriptor(mediaType: MediaType.ociLayerGzip, digest: DigestHasher.digest(of: ByteBuffer(string: "l")), size: 1)
         let document = ManifestDocument(
             mediaType: MediaType.ociManifest, blobs: [], manifests: [], subject: nil, artifactType: nil, annotations: nil, layers: [layer]
         )
         for index in 0..<100 {
-            scanner.enqueue(RepositoryName("team/app")!, manifest: StreamingHasher.digest(of: ByteBuffer(string: "a\(index)")), document: document, client: "flood")
+            scanner.enqueue(RepositoryName("team/app")!, manifest: DigestHasher.digest(of: ByteBuffer(string: "a\(index)")), document: document, client: "flood")
         }
-        scanner.enqueue(RepositoryName("team/app")!, manifest: StreamingHasher.digest(of: ByteBuffer(string: "b")), document: document, client: "other")
+        scanner.enqueue(RepositoryName("team/app")!, manifest: DigestHasher.digest(of: ByteBuffer(string: "b")), document: document, client: "other")
         #expect(scanner.waiting(for: "flood") == ScmSourceScanner.perClientLimit)
         #expect(scanner.waiting(for: "other") == 1)
         try await metadata.close()

@@ -276,5 +276,5 @@ struct S3Client: Sendable {
     /// The text of the first `<name>` element of a small XML answer.
     static func element(_ name: String, in xml: String) -> String? { AWSXML.element(name, in: xml) }
 
-    static func hex(_ bytes: some Sequence<UInt8>) -> String { StreamingHasher.hex(bytes) }
+    static func hex(_ bytes: some Sequence<UInt8>) -> String { DigestHasher.hex(bytes) }
 }

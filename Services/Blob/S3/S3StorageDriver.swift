@@ -1,6 +1,6 @@
 import Contracts
-import Logging
 import Foundation
+import Logging
 import NIOCore
 import Runtime
 import Synchronization
@@ -84,7 +84,7 @@ struct S3StorageDriver: StorageDriver {
     private static func newTailLocation(_ id: UploadID) -> String {
         var generator = SystemRandomNumberGenerator()
         let token = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return Self.location(id) + "." + StreamingHasher.hex(token)
+        return Self.location(id) + "." + DigestHasher.hex(token)
     }
 
     private func load(_ id: UploadID) async throws -> (session: Session, etag: String)? {

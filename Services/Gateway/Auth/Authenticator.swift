@@ -1,4 +1,5 @@
 import Contracts
+import JWTKit
 import Logging
 
 /// Establishes who is calling and decides what they may do, with tokeninfo and the team service.

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 
 /// The teams of a user: `GET {HTTP_TEAM_SERVICE_URL}/api/accounts/aws?member=<uid>` with the
 /// user's token; the `name` of each entry is a team. Cached like tokeninfo.

@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Contracts
 import Foundation
 import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 
 /// Checks OAuth2 tokens with `GET {HTTP_TOKENINFO_URL}?access_token=<token>`.
 ///

@@ -1,10 +1,5 @@
-import Runtime
-
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
 import Foundation
-#endif
+import Runtime
 
 /// Where tag changes are announced, from the environment.
 ///

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Contracts
 import Crypto
 import NIOCore
+import NIOHTTP1
 import Runtime
 
 #if canImport(FoundationEssentials)
@@ -82,7 +83,7 @@ struct WebhookSink: NotificationSink {
     var name: String { "webhook:" + self.url }
 
     static func signature(of body: Data, key: SymmetricKey) -> String {
-        "sha256=" + StreamingHasher.hex(HMAC<SHA256>.authenticationCode(for: body, using: key))
+        "sha256=" + DigestHasher.hex(HMAC<SHA256>.authenticationCode(for: body, using: key))
     }
 
     func deliver(_ message: NotificationMessage) async throws {
@@ -123,7 +124,7 @@ struct SNSSink: NotificationSink {
             method: "POST", host: host + (endpoint.port.map { ":\($0)" } ?? ""),
             path: endpoint.path.isEmpty ? "/" : endpoint.path, query: [],
             headers: [("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
-            payloadHash: StreamingHasher.hex(SHA256.hash(data: body)), credentials: try await self.credentials.credentials()
+            payloadHash: DigestHasher.hex(SHA256.hash(data: body)), credentials: try await self.credentials.credentials()
         )
         var request = HTTPClientRequest(url: self.settings.endpoint)
         request.method = .POST

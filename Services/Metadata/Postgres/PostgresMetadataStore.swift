@@ -112,7 +112,7 @@ final class PostgresMetadataStore: MetadataStore {
         }
     }
 
-    func linkedBlob(_ digest: Digest) async throws -> BlobRecord? {
+    func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
         try await self.run {
             let rows = try await self.client.query(
                 """

@@ -117,7 +117,7 @@ final class SQLiteMetadataStore: MetadataStore {
         return BlobRecord(digest: digest, size: Int64(size), location: location)
     }
 
-    func linkedBlob(_ digest: Digest) async throws -> BlobRecord? {
+    func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
         let rows = try await self.reader.query(
             """
             SELECT b.size, b.location FROM blobs b

@@ -163,6 +163,6 @@ package struct AWSSigV4: Sendable {
     }
 
     private static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        StreamingHasher.hex(bytes)
+        DigestHasher.hex(bytes)
     }
 }

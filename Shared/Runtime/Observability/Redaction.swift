@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 
 /// What of a configured URL may appear in logs and metric labels: scheme, host and port only.
 ///
@@ -25,7 +26,7 @@ package enum Redaction {
         let url = String(name.dropFirst("webhook:".count))
         let shown = self.url(url)
         guard shown.hasSuffix("/…") else { return "webhook:" + shown }
-        let tag = StreamingHasher.hex(SHA256.hash(data: Array(url.utf8)).prefix(3))
+        let tag = DigestHasher.hex(SHA256.hash(data: Array(url.utf8)).prefix(3))
         return "webhook:" + shown + "#" + tag
     }
 }

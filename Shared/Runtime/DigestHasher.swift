@@ -2,8 +2,10 @@ import Contracts
 import Crypto
 import NIOCore
 
-/// Incremental digest of bytes as they pass (swift-crypto; BoringSSL assembly where available), for the algorithms the registry verifies.
-package struct StreamingHasher: Sendable {
+/// The digest of bytes in memory, fed in pieces (swift-crypto; BoringSSL assembly where available), for
+/// the algorithms the registry verifies. Its state cannot be saved; an upload, whose digest must
+/// continue on another replica, uses the blob service's `ResumableHasher` instead.
+package struct DigestHasher: Sendable {
     private enum State: Sendable {
         case sha256(SHA256)
         case sha512(SHA512)
@@ -55,10 +57,10 @@ package struct StreamingHasher: Sendable {
     }
 }
 
-extension StreamingHasher {
+extension DigestHasher {
     /// The digest of bytes already in memory.
     package static func digest(of buffer: ByteBuffer, algorithm: Contracts.Digest.Algorithm = .sha256) -> Contracts.Digest {
-        var hasher = StreamingHasher(algorithm)
+        var hasher = DigestHasher(algorithm)
         hasher.update(buffer)
         return hasher.finalize()
     }
