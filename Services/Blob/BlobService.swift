@@ -255,7 +255,8 @@ package struct BlobService: BlobAPI {
     package func checkLocation(_ blob: BlobRecord) throws(RegistryError) {
         guard self.driver.isOwnLocation(blob.location) else {
             throw RegistryError(
-                .requestInvalid, "\(blob.location) is not a blob location of this storage", detail: ["digest": blob.digest.description]
+                .blobLocationInvalid, "\(blob.location) is not a blob location of this storage",
+                detail: ["digest": blob.digest.description]
             )
         }
     }

@@ -167,16 +167,17 @@ struct FilesystemDriver: StorageDriver {
         ) { handle in
             try await handle.synchronize()
         }
-        let location = Self.location(of: digest)
+        // Each upload's bytes get a path of their own (the digest's path and the upload id), never
+        // one another upload wrote: the garbage collector deletes exactly the file of the row it
+        // removed, so a new upload of the same digest at the same moment cannot lose its bytes.
+        // Metadata records the first location of a digest; later copies are discarded.
+        let location = Self.location(of: digest, upload: id)
         let destination = self.root.pushing(location)
         let directory = destination.removingLastComponent()
         try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
-        if try await self.fileSystem.info(forFileAt: destination, infoAboutSymbolicLink: false) == nil {
-            // rename(2) replaces atomically, so a concurrent commit of the same digest is harmless.
-            try await self.fileSystem.moveItem(at: sealed, to: destination)
-            try await self.fileSystem.withDirectoryHandle(atPath: directory) { handle in
-                try await handle.synchronize()
-            }
+        try await self.fileSystem.moveItem(at: sealed, to: destination)
+        try await self.fileSystem.withDirectoryHandle(atPath: directory) { handle in
+            try await handle.synchronize()
         }
         try await self.abortUpload(id, evenIfSealed: true)
         return location.string
@@ -219,9 +220,16 @@ struct FilesystemDriver: StorageDriver {
     }
 
     func isOwnLocation(_ location: String) -> Bool {
-        // Exactly blobs/<algorithm>/<first two hex>/<hex> of a valid digest: no `..`, no absolute path.
+        // Exactly blobs/<algorithm>/<first two hex>/<hex>[.<upload id>] of a valid digest: no `..`,
+        // no absolute path. (Blobs stored before uploads had paths of their own have no suffix.)
         let parts = location.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "blobs", let digest = Digest("\(parts[1]):\(parts[3])") else { return false }
+        guard parts.count == 4, parts[0] == "blobs" else { return false }
+        let name = parts[3].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let digest = Digest("\(parts[1]):\(name[0])") else { return false }
+        if name.count == 2 {
+            guard let upload = UploadID(name[1]) else { return false }
+            return Self.location(of: digest, upload: upload).string == location
+        }
         return Self.location(of: digest).string == location
     }
 
@@ -297,8 +305,15 @@ struct FilesystemDriver: StorageDriver {
     }
 
     /// `blobs/<algorithm>/<first two hex>/<hex>`: two hex characters fan out into 256 directories.
+    /// Where blobs were stored before each upload had a path of its own (still read).
     static func location(of digest: Digest) -> FilePath {
         FilePath("blobs").appending(digest.algorithm.rawValue).appending(String(digest.hex.prefix(2)))
             .appending(digest.hex)
+    }
+
+    /// Where upload `id` places the blob `digest`.
+    static func location(of digest: Digest, upload id: UploadID) -> FilePath {
+        FilePath("blobs").appending(digest.algorithm.rawValue).appending(String(digest.hex.prefix(2)))
+            .appending("\(digest.hex).\(id)")
     }
 }

@@ -52,9 +52,15 @@ struct BlobHandlers: Sendable {
         let bytes = try await self.registry.open(blob, range: range)
         let eventLoop = context.eventLoop
         let body = ResponseBody(contentLength: Int(length)) { writer in
+            var written: Int64 = 0
             try await bytes.forEach { chunk in
+                written += Int64(chunk.readableBytes)
                 try await writer.write(chunk)
                 try await ResponsePacing.caughtUp(eventLoop)
+            }
+            // A read that ended short must not look like a complete body to the client.
+            guard written == length else {
+                throw RegistryError(.badGateway, "the storage returned \(written) of \(length) bytes")
             }
             try await writer.finish(nil)
         }

@@ -33,8 +33,11 @@ package enum InternalMetadataRoutes {
         route(C.repositories) {
             try await service.repositories(page: $0.page)
         }
-        route(C.mountableBlob) {
-            M.Maybe(try await service.mountableBlob($0.digest))
+        route(C.mountBlob) {
+            M.Maybe(try await service.mountBlob($0.digest, into: $0.repository, from: $0.sources))
+        }
+        route(C.collectGarbage) {
+            try await service.collectGarbage(queuedBefore: $0.cutoff, limit: $0.limit)
         }
         route(C.deleteTag) {
             try await service.deleteTag($0.tag, in: $0.repository)

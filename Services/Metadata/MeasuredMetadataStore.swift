@@ -34,8 +34,14 @@ struct MeasuredMetadataStore: MetadataStore {
         try await self.measure("linkBlob") { try await self.base.linkBlob(blob, into: repository) }
     }
 
-    func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
-        try await self.measure("mountableBlob") { try await self.base.mountableBlob(digest) }
+    func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
+        -> BlobRecord?
+    {
+        try await self.measure("mountBlob") { try await self.base.mountBlob(digest, into: repository, from: sources) }
+    }
+
+    func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
+        try await self.measure("collectGarbage") { try await self.base.collectGarbage(queuedBefore: cutoff, limit: limit) }
     }
 
     func putManifest(_ put: ManifestPut, rules: TagRules) async throws {

@@ -70,8 +70,14 @@ package struct MetadataService: MetadataAPI {
         try await self.store.repositories(page: page)
     }
 
-    package func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
-        try await self.store.mountableBlob(digest)
+    package func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
+        -> BlobRecord?
+    {
+        try await self.store.mountBlob(digest, into: repository, from: sources)
+    }
+
+    package func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
+        try await self.store.collectGarbage(queuedBefore: cutoff, limit: limit)
     }
 
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {

@@ -6,8 +6,15 @@ protocol BlobLinkStore: Sendable {
     /// Returns the blob as recorded (the first location stored for the digest).
     @discardableResult
     func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord
-    /// The blob if any repository links it.
-    func mountableBlob(_ digest: Digest) async throws -> BlobRecord?
+    /// Links the blob into `repository` if one of `sources` (nil: any repository) links it, in one
+    /// transaction; nil when none does.
+    func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
+        -> BlobRecord?
+}
+
+/// The garbage collector's review queue (`MetadataAPI.collectGarbage`).
+protocol GarbageStore: Sendable {
+    func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep
 }
 
 /// Manifests and the tags that name them.
@@ -52,7 +59,9 @@ protocol CatalogStore: Sendable {
 /// Everything a metadata backend (SQLite, PostgreSQL) implements. The Pier One queries are the
 /// service's own (`PierOneQueries`), except that a store's `tagDetails` leaves `immutable` false:
 /// the service applies the tag policy.
-protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore, PierOneQueries, NotificationOutbox {
+protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore, GarbageStore, PierOneQueries,
+    NotificationOutbox
+{
     /// Succeeds when the database answers (readiness).
     func ping() async throws
 }

@@ -78,18 +78,31 @@ package struct BlobBytes: Sendable {
             }
         }
         reading.task.withLock { $0 = task }
-        var iterator = channel.makeAsyncIterator()
-        let first = try await iterator.next()
+        let first = try await withTaskCancellationHandler {
+            var iterator = channel.makeAsyncIterator()
+            return try await iterator.next()
+        } onCancel: {
+            task.cancel()
+        }
+        // A cancelled wait also ends with nil: that is not an empty blob.
+        try Task.checkCancellation()
         return BlobBytes(first: first, reading: reading)
     }
 
-    /// Hands every chunk to `body`, the first one included; a throwing `body` ends the read.
+    /// Hands every chunk to `body`, the first one included; a throwing `body` ends the read, and
+    /// so does cancelling the calling task (which throws rather than end the bytes early).
     package func forEach(_ body: (ByteBuffer) async throws -> Void) async throws {
-        defer { self.reading.task.withLock { $0?.cancel() } }
+        let reading = self.reading
+        defer { reading.task.withLock { $0?.cancel() } }
         guard let first = self.first else { return }
-        try await body(first)
-        for try await chunk in self.reading.channel {
-            try await body(chunk)
+        try await withTaskCancellationHandler {
+            try await body(first)
+            for try await chunk in reading.channel {
+                try await body(chunk)
+            }
+        } onCancel: {
+            reading.task.withLock { $0?.cancel() }
         }
+        try Task.checkCancellation()
     }
 }

@@ -56,23 +56,17 @@ extension RegistryService {
 
     /// Links `digest` into `repository` from `source`; false when no permitted source has it, so
     /// the client uploads it instead.
+    ///
+    /// One metadata call: finding the source and linking happen in one transaction, so a blob the
+    /// garbage collector removes meanwhile is never linked again (the client uploads it instead).
     package func mount(_ digest: Digest, into repository: RepositoryName, from source: MountSource) async throws -> Bool {
-        let blob: BlobRecord?
-        switch source {
-        case .anyRepository:
-            blob = try await self.metadata.mountableBlob(digest)
-        case .repositories(let candidates):
-            var found: BlobRecord?
-            for candidate in candidates {
-                if let record = try await self.metadata.blob(digest, in: candidate) {
-                    found = record
-                    break
-                }
-            }
-            blob = found
+        let sources: [RepositoryName]? = switch source {
+        case .anyRepository: nil
+        case .repositories(let candidates): Array(candidates.prefix(Self.mountSourceLimit))
         }
-        guard let blob else { return false }
-        try await self.metadata.linkBlob(blob, into: repository)
-        return true
+        return try await self.metadata.mountBlob(digest, into: repository, from: sources) != nil
     }
+
+    /// Most source repositories one mount looks in (a token's grants are listed in full otherwise).
+    static let mountSourceLimit = 100
 }

@@ -73,9 +73,9 @@ package protocol BlobAPI: Sendable {
         _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws
 
-    /// Removes the bytes of a committed blob that metadata did not record because the digest was
-    /// stored before at another location (two uploads of one digest). Never called for a
-    /// location metadata refers to.
+    /// Removes the bytes of a committed blob that metadata does not record: a second upload of a
+    /// digest stored before at another location, or a blob whose row the garbage collector
+    /// removed. Never called for a location metadata refers to.
     func discard(_ blob: BlobRecord) async throws
 
     /// A URL where the client can fetch `blob` itself (a presigned S3 URL when

@@ -28,7 +28,8 @@ package enum InternalMetadataCalls {
     package static let manifest = InternalCall<M.ManifestQuery, M.Maybe<ManifestRecord>>(prefix + "/manifest")
     package static let tags = InternalCall<M.Listing, M.Maybe<Page<String>>>(prefix + "/tags")
     package static let repositories = InternalCall<M.Listing, Page<String>>(prefix + "/repositories")
-    package static let mountableBlob = InternalCall<M.Digests, M.Maybe<BlobRecord>>(prefix + "/mountable-blob")
+    package static let mountBlob = InternalCall<M.Mount, M.Maybe<BlobRecord>>(prefix + "/mount-blob")
+    package static let collectGarbage = InternalCall<M.GarbageReview, GarbageSweep>(prefix + "/collect-garbage")
     package static let deleteTag = InternalCall<M.TagInRepository, M.Done>(prefix + "/delete-tag")
     package static let deleteManifest = InternalCall<M.BlobInRepository, M.Done>(prefix + "/delete-manifest")
     package static let unlinkBlob = InternalCall<M.BlobInRepository, M.Done>(prefix + "/unlink-blob")
@@ -91,6 +92,26 @@ package enum InternalMetadata {
         package init(repository: RepositoryName?, page: PageRequest) {
             self.repository = repository
             self.page = page
+        }
+    }
+
+    package struct Mount: Codable, Sendable {
+        package var digest: Digest
+        package var repository: RepositoryName
+        package var sources: [RepositoryName]?
+        package init(digest: Digest, repository: RepositoryName, sources: [RepositoryName]?) {
+            self.digest = digest
+            self.repository = repository
+            self.sources = sources
+        }
+    }
+
+    package struct GarbageReview: Codable, Sendable {
+        package var cutoff: Int64
+        package var limit: Int
+        package init(cutoff: Int64, limit: Int) {
+            self.cutoff = cutoff
+            self.limit = limit
         }
     }
 

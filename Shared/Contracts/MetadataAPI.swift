@@ -25,8 +25,11 @@ package protocol MetadataAPI: PierOneQueries {
     /// Repository names in lexical order.
     func repositories(page: PageRequest) async throws -> Page<String>
 
-    /// A committed blob linked into any repository, for a mount without `from`; nil when none.
-    func mountableBlob(_ digest: Digest) async throws -> BlobRecord?
+    /// Links the blob `digest` into `repository` when one of `sources` links it (nil: any
+    /// repository), in one step, so the garbage collector cannot remove it in between. Returns the
+    /// blob, or nil when no source has it (the client then uploads it).
+    func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
+        -> BlobRecord?
 
     /// Removes a tag. `MANIFEST_UNKNOWN` when absent; 405 when the tag policy makes it immutable.
     func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws
@@ -38,6 +41,11 @@ package protocol MetadataAPI: PierOneQueries {
     /// Unlinks a blob from a repository. `BLOB_UNKNOWN` when not linked; 409 while a manifest of the
     /// repository references it.
     func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws
+
+    /// Reviews up to `limit` entries of the garbage collector's queue that were queued at or
+    /// before `cutoff` (milliseconds since 1970: now minus the grace period), removing what is
+    /// garbage (`GarbageSweep`). The bytes of removed blobs are the caller's to delete afterwards.
+    func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep
 
     /// Descriptors of the manifests in `repository` whose `subject` is `subject`, ordered by
     /// digest, optionally only those of one `artifactType`.

@@ -43,6 +43,8 @@ package struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringC
         case ambiguous = "AMBIGUOUS"
         /// 400 `UNKNOWN`: a malformed request (internal API callers, framework-level failures).
         case requestInvalid = "REQUEST_INVALID"
+        /// 400 `BLOB_UNKNOWN`: a blob location that is not this storage's (an internal caller's mistake).
+        case blobLocationInvalid = "BLOB_LOCATION_INVALID"
         /// 502 `UNKNOWN`: another service answered something the registry cannot use.
         case badGateway = "BAD_GATEWAY"
 
@@ -54,6 +56,7 @@ package struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringC
             case .conflict: Code.denied.rawValue
             case .routeUnknown, .parameterInvalid, .ambiguous: Code.unsupported.rawValue
             case .requestInvalid, .badGateway: Code.unknown.rawValue
+            case .blobLocationInvalid: Code.blobUnknown.rawValue
             default: self.rawValue
             }
         }
@@ -63,7 +66,7 @@ package struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringC
             switch self {
             case .blobUnknown, .blobUploadUnknown, .manifestUnknown, .nameUnknown, .routeUnknown: 404
             case .blobUploadInvalid, .digestInvalid, .manifestBlobUnknown, .manifestInvalid, .nameInvalid,
-                 .sizeInvalid, .parameterInvalid, .requestInvalid: 400
+                 .sizeInvalid, .parameterInvalid, .requestInvalid, .blobLocationInvalid: 400
             case .unauthorized: 401
             case .denied: 403
             case .unsupported: 405
@@ -106,6 +109,7 @@ package struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringC
             case .ambiguous: "the prefix is ambiguous"
             case .requestInvalid: "malformed request"
             case .badGateway: "a service answered unexpectedly"
+            case .blobLocationInvalid: "not a blob location of this storage"
             }
         }
     }
@@ -137,6 +141,36 @@ package struct RegistryError: Error, Sendable, Equatable, Codable, CustomStringC
     }
 
     package var description: String { "\(self.code.name) (\(self.status)): \(self.message)" }
+
+    // The internal API's JSON: `code` is the OCI code and `status` the status, as services of
+    // earlier versions send and expect them (a rolling upgrade mixes versions); `case` names the
+    // catalog entry, for the codes that share an OCI code.
+    private enum CodingKeys: String, CodingKey {
+        case code, status, message, detail
+        case entry = "case"
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let name = try container.decode(String.self, forKey: .code)
+        let status = try container.decodeIfPresent(Int.self, forKey: .status)
+        let entry = try container.decodeIfPresent(String.self, forKey: .entry).flatMap(Code.init(rawValue:))
+        self.code = entry
+            ?? Code.allCases.first { $0.name == name && $0.status == status }
+            ?? Code(rawValue: name)
+            ?? .unknown
+        self.message = try container.decode(String.self, forKey: .message)
+        self.detail = try container.decodeIfPresent([String: String].self, forKey: .detail)
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.code.name, forKey: .code)
+        try container.encode(self.status, forKey: .status)
+        try container.encode(self.code.rawValue, forKey: .entry)
+        try container.encode(self.message, forKey: .message)
+        try container.encodeIfPresent(self.detail, forKey: .detail)
+    }
 }
 
 extension RegistryError {

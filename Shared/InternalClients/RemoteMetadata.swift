@@ -44,9 +44,14 @@ package struct RemoteMetadata: MetadataAPI {
         try await self.client.call(P.repositories, M.Listing(repository: nil, page: page))
     }
 
-    package func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
-        let answer: M.Maybe<BlobRecord> = try await self.client.call(P.mountableBlob, M.Digests(digest: digest))
-        return answer.value
+    package func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
+        -> BlobRecord?
+    {
+        try await self.client.call(P.mountBlob, M.Mount(digest: digest, repository: repository, sources: sources)).value
+    }
+
+    package func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
+        try await self.client.call(P.collectGarbage, M.GarbageReview(cutoff: cutoff, limit: limit))
     }
 
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {

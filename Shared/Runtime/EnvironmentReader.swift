@@ -26,6 +26,25 @@ package struct EnvironmentReader: Sendable {
         return value
     }
 
+    /// Seconds, or a number with a unit: `90s`, `30m`, `24h`, `7d`; at most `maximum` seconds.
+    package func duration(_ name: String, default fallback: Duration, maximum: Int64) throws -> Duration {
+        guard let raw = self.string(name) else { return fallback }
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        var number = Substring(raw)
+        var unit: Int64 = 1
+        if let last = raw.last, let factor = units[last] {
+            number = raw.dropLast()
+            unit = factor
+        }
+        // Range-checked before multiplying: a huge value must not overflow.
+        guard let value = Int64(number), value >= 0, value <= maximum / unit else {
+            throw ConfigurationError(
+                name, "\"\(raw)\" is not a duration of at most \(maximum) seconds: seconds, or a number with s, m, h or d (e.g. 24h)"
+            )
+        }
+        return .seconds(value * unit)
+    }
+
     package func bool(_ name: String, default fallback: Bool) throws -> Bool {
         guard let raw = self.string(name) else { return fallback }
         switch raw.lowercased() {

@@ -33,6 +33,26 @@ import Testing
         }
     }
 
+    /// Two uploads of one digest are stored at locations of their own, so deleting the bytes of
+    /// one (a collected blob) never removes the other's (a new push of the same content).
+    @Test(arguments: StorageBackend.allCases)
+    func uploadsOfOneDigestHaveLocationsOfTheirOwn(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let digest = DigestHasher.digest(of: ByteBuffer(string: "same bytes"))
+            var committed: [BlobRecord] = []
+            for _ in 0..<2 {
+                let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+                _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: F.stream(["same bytes"]))
+                committed.append(try await service.commitUpload(session.id, for: self.repository, digest: digest))
+            }
+            #expect(committed[0].location != committed[1].location)
+            try await service.discard(committed[0])
+            #expect(String(buffer: try await F.readAll(service, committed[1])) == "same bytes")
+            #expect(try await storage.storedBlobs().count == 1)
+        }
+    }
+
     /// Several requests with chunks of odd sizes add up to more than two S3 parts; every byte
     /// arrives in order, and ranges across part boundaries read back exactly.
     @Test(arguments: StorageBackend.allCases)

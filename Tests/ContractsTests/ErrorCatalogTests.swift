@@ -39,6 +39,20 @@ import Testing
         #expect(RegistryError(status: 404, message: nil).message == RegistryError.Code.routeUnknown.defaultMessage)
     }
 
+    /// Services of another version (a rolling upgrade) read and send `code` as the OCI code with
+    /// its `status`.
+    @Test func theInternalJSONSpeaksTheOldFormToo() throws {
+        let old = #"{"code":"BLOB_UPLOAD_INVALID","status":416,"message":"chunk starts at 5","detail":{"offset":"0"}}"#
+        let decoded = try JSONDecoder().decode(RegistryError.self, from: Data(old.utf8))
+        #expect(decoded.code == .rangeNotSatisfiable && decoded.status == 416 && decoded.detail == ["offset": "0"])
+        let denied = try JSONDecoder().decode(RegistryError.self, from: Data(#"{"code":"DENIED","status":409,"message":"m"}"#.utf8))
+        #expect(denied.code == .conflict)
+        let plain = try JSONDecoder().decode(RegistryError.self, from: Data(#"{"code":"MANIFEST_UNKNOWN","status":404,"message":"m"}"#.utf8))
+        #expect(plain.code == .manifestUnknown)
+        let sent = try JSONSerialization.jsonObject(with: JSONEncoder().encode(RegistryError(.uploadBusy))) as? [String: Any]
+        #expect(sent?["code"] as? String == "BLOB_UPLOAD_INVALID" && sent?["status"] as? Int == 409)
+    }
+
     @Test func theInternalJSONKeepsCodeAndStatus() throws {
         for code in RegistryError.Code.allCases {
             let error = RegistryError(code, "message", detail: ["k": "v"])

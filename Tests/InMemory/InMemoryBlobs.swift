@@ -20,6 +20,7 @@ package final class InMemoryBlobs: BlobAPI {
         var stored: [String: ByteBuffer] = [:]
         var calls: [String: Int] = [:]
         var readFailure: RegistryError?
+        var readsStall = false
         var redirectBase: String?
     }
 
@@ -37,6 +38,8 @@ package final class InMemoryBlobs: BlobAPI {
     package var storedLocations: Set<String> { self.state.withLock { Set($0.stored.keys) } }
     /// Makes every read fail with `error` before its first byte (nil: reads work).
     package func failReads(with error: RegistryError?) { self.state.withLock { $0.readFailure = error } }
+    /// Makes every read wait (until its task is cancelled) before its first byte.
+    package func stallReads(_ stall: Bool) { self.state.withLock { $0.readsStall = stall } }
     /// Makes `externalURL` answer `base` + location (nil: no redirects).
     package func redirect(to base: String?) { self.state.withLock { $0.redirectBase = base } }
 
@@ -116,11 +119,12 @@ package final class InMemoryBlobs: BlobAPI {
     package func read(
         _ blob: BlobRecord, range: ClosedRange<Int64>?, into sink: (ByteBuffer) async throws -> Void
     ) async throws {
-        let bytes = try self.called("read") { state -> ByteBuffer in
+        let (bytes, stall) = try self.called("read") { state -> (ByteBuffer, Bool) in
             if let failure = state.readFailure { throw failure }
             guard let bytes = state.stored[blob.location] else { throw RegistryError(.blobUnknown) }
-            return bytes
+            return (bytes, state.readsStall)
         }
+        if stall { try await Task.sleep(for: .seconds(3600)) }
         guard bytes.readableBytes > 0 else { return }
         let range = range ?? 0...(Int64(bytes.readableBytes) - 1)
         var offset = Int(range.lowerBound)

@@ -83,9 +83,35 @@ package final class InMemoryMetadata: MetadataAPI {
         }
     }
 
-    package func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
-        self.called("mountableBlob") { state in
-            state.links.values.contains { $0.contains(digest) } ? state.blobs[digest] : nil
+    package func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
+        -> BlobRecord?
+    {
+        self.called("mountBlob") { state in
+            let linked = state.links.contains { (sources?.contains($0.key) ?? true) && $0.value.contains(digest) }
+            guard linked, let blob = state.blobs[digest] else { return nil }
+            state.links[repository, default: []].insert(digest)
+            return blob
+        }
+    }
+
+    /// Removes, at once (no grace period, no queue), every link no manifest of its repository
+    /// references and every blob no repository links.
+    package func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
+        self.called("collectGarbage") { state in
+            var sweep = GarbageSweep()
+            for (repository, digests) in state.links {
+                let referenced = Set(state.manifests[repository, default: [:]].values.flatMap { $0.document.blobs })
+                for digest in digests where !referenced.contains(digest) {
+                    state.links[repository]?.remove(digest)
+                    sweep.unlinked += 1
+                }
+            }
+            let linked = Set(state.links.values.flatMap { $0 })
+            for (digest, blob) in state.blobs where !linked.contains(digest) {
+                state.blobs[digest] = nil
+                sweep.removed.append(blob)
+            }
+            return sweep
         }
     }
 

@@ -224,13 +224,45 @@ enum MetadataStoreConformance {
         #expect(try await store.referrers(of: subject, in: self.other, artifactType: nil, page: .init()).items.isEmpty)
     }
 
-    static func mountableBlobIsFoundInAnyRepository(_ store: some MetadataStore) async throws {
+    static func mountsLinkFromPermittedSourcesOnly(_ store: some MetadataStore) async throws {
         let layer = self.blob("layer")
-        #expect(try await store.mountableBlob(layer.digest) == nil)
+        #expect(try await store.mountBlob(layer.digest, into: self.repository, from: nil) == nil)
         try await store.linkBlob(layer, into: self.other)
-        #expect(try await store.mountableBlob(layer.digest) == layer)
+        #expect(try await store.mountBlob(layer.digest, into: self.repository, from: [RepositoryName("third/app")!]) == nil)
+        #expect(try await store.mountBlob(layer.digest, into: self.repository, from: []) == nil)
+        #expect(try await store.blob(layer.digest, in: self.repository) == nil)
+        #expect(try await store.mountBlob(layer.digest, into: self.repository, from: [self.other]) == layer)
+        #expect(try await store.blob(layer.digest, in: self.repository) == layer)
         _ = try await store.unlinkBlob(layer.digest, from: self.other)
-        #expect(try await store.mountableBlob(layer.digest) == nil)
+        _ = try await store.unlinkBlob(layer.digest, from: self.repository)
+        #expect(try await store.mountBlob(layer.digest, into: RepositoryName("fourth/app")!, from: nil) == nil)
+    }
+
+    /// The review removes links no manifest references and then blobs no repository links, only
+    /// for entries queued before the cutoff; referenced links stay.
+    static func garbageIsReviewedAfterTheCutoff(_ store: some MetadataStore) async throws {
+        let kept = self.blob("kept layer")
+        let dropped = self.blob("dropped layer")
+        try await store.linkBlob(kept, into: self.repository)
+        try await store.linkBlob(dropped, into: self.repository)
+        let image = self.manifest("image", blobs: [kept], tags: ["1.0"])
+        try await store.putManifest(image, rules: immutableUnlessSnapshot)
+        let past = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        // Queued just now: not due for a cutoff a minute ago.
+        #expect(try await store.collectGarbage(queuedBefore: past, limit: 100).reviewed == 0)
+        let future = Int64(Date().timeIntervalSince1970 * 1000) + 60_000
+        let sweep = try await store.collectGarbage(queuedBefore: future, limit: 100)
+        #expect(sweep.unlinked == 1 && sweep.removed == [dropped] && sweep.due == 0, "\(sweep)")
+        #expect(try await store.blob(kept.digest, in: self.repository) == kept)
+        #expect(try await store.blob(dropped.digest, in: self.repository) == nil)
+        // Deleting the manifest queues its blobs: the next review takes them.
+        _ = try await store.deleteTag(Contracts.Tag("1.0")!, in: self.repository, rules: allMutable)
+        #expect(try await store.deleteManifest(image.digest, in: self.repository, rules: allMutable))
+        let after = try await store.collectGarbage(queuedBefore: future + 1, limit: 100)
+        #expect(after.removed.map(\.digest) == [kept.digest], "\(after)")
+        // An upload of the same digest afterwards records its own location again.
+        let again = BlobRecord(digest: kept.digest, size: kept.size, location: kept.location + "-again")
+        #expect(try await store.linkBlob(again, into: self.repository) == again)
     }
 
     // MARK: The Pier One API
@@ -472,7 +504,8 @@ enum MetadataStoreConformance {
         ("anyPageLimitIsServed", { try await anyPageLimitIsServed($0) }),
         ("deletesRespectPolicyAndUse", { try await deletesRespectPolicyAndUse($0) }),
         ("referrersAreFilteredAndPaged", { try await referrersAreFilteredAndPaged($0) }),
-        ("mountableBlobIsFoundInAnyRepository", { try await mountableBlobIsFoundInAnyRepository($0) }),
+        ("mountsLinkFromPermittedSourcesOnly", { try await mountsLinkFromPermittedSourcesOnly($0) }),
+        ("garbageIsReviewedAfterTheCutoff", { try await garbageIsReviewedAfterTheCutoff($0) }),
         ("blobsAreLinkedPerRepository", { try await blobsAreLinkedPerRepository($0) }),
         ("manifestNeedsItsBlobsInTheRepository", { try await manifestNeedsItsBlobsInTheRepository($0) }),
         ("storesManifestBytesAndTags", { try await storesManifestBytesAndTags($0) }),

@@ -94,6 +94,19 @@ import Testing
         #expect(chunks == 0)
     }
 
+    /// A request cancelled while the read has not delivered its first byte ends with an error, not
+    /// with an empty body, and the read ends too.
+    @Test func cancellingTheWaitForTheFirstByteThrows() async throws {
+        let blobs = InMemoryBlobs()
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs)
+        let blob = try await self.pushed("slow", registry)
+        blobs.stallReads(true)
+        let waiting = Task { try await registry.open(blob, range: nil) }
+        try await Task.sleep(for: .milliseconds(50))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+    }
+
     /// A consumer that stops (a client gone) ends the read instead of leaving it waiting.
     @Test func aConsumerThatStopsEndsTheRead() async throws {
         let blobs = InMemoryBlobs(chunkSize: 1)

@@ -37,6 +37,16 @@ extension PostgresMetadataStore {
             var names: [String] = []
             for try await name in tags.decode(String.self) { names.append(name) }
             let events = try rules.deleteManifest(digest, in: repository, tags: names)
+            // What the manifest referenced may be garbage now.
+            let referenced = try await connection.query(
+                "SELECT referenced_digest FROM manifest_references WHERE repository_id = \(id) AND manifest_digest = \(key)",
+                logger: logger
+            )
+            var references: [String] = []
+            for try await reference in referenced.decode(String.self) { references.append(reference) }
+            for reference in references {
+                try await Self.queueForReview(reference, repositoryID: id, on: connection, logger: logger)
+            }
             if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection, logger: logger) {
                 throw RegistryError.inUse("manifest \(digest)", by: user, in: repository)
             }
@@ -71,6 +81,7 @@ extension PostgresMetadataStore {
             try await connection.query(
                 "DELETE FROM repository_blobs WHERE repository_id = \(id) AND digest = \(digest.description)", logger: logger
             )
+            try await Self.queueForReview(digest.description, repositoryID: 0, on: connection, logger: logger)
             return true
         }
     }

@@ -112,28 +112,17 @@ final class PostgresMetadataStore: MetadataStore {
         }
     }
 
-    func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
-        try await self.run {
-            let rows = try await self.client.query(
-                """
-                SELECT b.size, b.location FROM blobs b
-                WHERE b.digest = \(digest.description)
-                  AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
-                """, logger: self.logger
-            )
-            for try await (size, location) in rows.decode((Int64, String).self) {
-                return BlobRecord(digest: digest, size: size, location: location)
-            }
-            return nil
+    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
+        do {
+            return try await self.linkBlobOnce(blob, into: repository)
+        } catch where Self.isMissingBlobRow(error) {
+            // The garbage collector removed the digest's row while this link was being made: the
+            // pushed bytes (a location of their own) become the digest's row now.
+            return try await self.linkBlobOnce(blob, into: repository)
         }
     }
 
-    /// One statement, so one round trip in the common case: the repository upsert, the blob
-    /// insert (the first location wins) and the link, answering the blob as recorded. Rows that
-    /// another transaction committed after this statement's snapshot are invisible to it (a
-    /// concurrent first push of the same repository or digest); then the transaction below,
-    /// statement by statement, decides.
-    func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
+    private func linkBlobOnce(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
         let digest = blob.digest.description
         let recorded: BlobRecord? = try await self.run {
             let rows = try await self.client.query(
@@ -151,6 +140,11 @@ final class PostgresMetadataStore: MetadataStore {
                     INSERT INTO repository_blobs (repository_id, digest)
                     SELECT id, \(digest) FROM repository WHERE EXISTS (SELECT 1 FROM recorded) LIMIT 1
                     ON CONFLICT DO NOTHING
+                ), queued AS (
+                    INSERT INTO gc_queue (repository_id, digest, queued_at)
+                    SELECT id, \(digest), (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM repository
+                    WHERE EXISTS (SELECT 1 FROM recorded) LIMIT 1
+                    ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = EXCLUDED.queued_at
                 )
                 SELECT size, location FROM recorded WHERE EXISTS (SELECT 1 FROM repository) LIMIT 1
                 """, logger: self.logger
@@ -181,6 +175,7 @@ final class PostgresMetadataStore: MetadataStore {
                 ON CONFLICT DO NOTHING
                 """, logger: logger
             )
+            try await Self.queueForReview(blob.digest.description, repositoryID: id, on: connection, logger: logger)
             let rows = try await connection.query(
                 "SELECT size, location FROM blobs WHERE digest = \(blob.digest.description)", logger: logger
             )

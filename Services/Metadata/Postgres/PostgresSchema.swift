@@ -121,5 +121,34 @@ enum PostgresSchema {
             """,
             "CREATE INDEX notification_outbox_due ON notification_outbox (sink, next_attempt_at, id)",
         ],
+        // 3: the garbage collector's review queue (see the SQLite schema): a link
+        //    (repository_id > 0) or a blob row (0) that may have become garbage, since `queued_at`
+        //    (milliseconds since 1970). Existing candidates are queued once, here.
+        [
+            """
+            CREATE TABLE gc_queue (
+                repository_id BIGINT NOT NULL,
+                digest TEXT COLLATE "C" NOT NULL,
+                queued_at BIGINT NOT NULL,
+                PRIMARY KEY (repository_id, digest)
+            )
+            """,
+            "CREATE INDEX gc_queue_due ON gc_queue (queued_at)",
+            """
+            INSERT INTO gc_queue (repository_id, digest, queued_at)
+            SELECT rb.repository_id, rb.digest, (extract(epoch FROM rb.created_at) * 1000)::bigint FROM repository_blobs rb
+            WHERE NOT EXISTS (
+                SELECT 1 FROM manifest_references mr
+                WHERE mr.repository_id = rb.repository_id AND mr.referenced_digest = rb.digest
+            )
+            ON CONFLICT DO NOTHING
+            """,
+            """
+            INSERT INTO gc_queue (repository_id, digest, queued_at)
+            SELECT 0, b.digest, (extract(epoch FROM b.created_at) * 1000)::bigint FROM blobs b
+            WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+            ON CONFLICT DO NOTHING
+            """,
+        ],
     ]
 }

@@ -28,6 +28,13 @@ extension SQLiteMetadataStore {
                 "SELECT name FROM tags WHERE repository_id = ?1 AND manifest_digest = ?2", key
             ).compactMap { $0.column("name")?.string }
             let events = try rules.deleteManifest(digest, in: repository, tags: tags)
+            // What the manifest referenced may be garbage now.
+            let referenced = try await connection.query(
+                "SELECT referenced_digest FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2", key
+            ).compactMap { $0.column("referenced_digest")?.string }
+            for reference in referenced {
+                try await Self.queueForReview(reference, repositoryID: id, at: Self.now, on: connection)
+            }
             if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection) {
                 throw RegistryError.inUse("manifest \(digest)", by: user, in: repository)
             }
@@ -55,6 +62,7 @@ extension SQLiteMetadataStore {
                 throw RegistryError.inUse("blob \(digest)", by: user, in: repository)
             }
             _ = try await connection.query("DELETE FROM repository_blobs WHERE repository_id = ?1 AND digest = ?2", key)
+            try await Self.queueForReview(digest.description, repositoryID: 0, at: Self.now, on: connection)
             return true
         }
     }

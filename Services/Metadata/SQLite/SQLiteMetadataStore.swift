@@ -117,20 +117,6 @@ final class SQLiteMetadataStore: MetadataStore {
         return BlobRecord(digest: digest, size: Int64(size), location: location)
     }
 
-    func mountableBlob(_ digest: Digest) async throws -> BlobRecord? {
-        let rows = try await self.reader.query(
-            """
-            SELECT b.size, b.location FROM blobs b
-            WHERE b.digest = ?1 AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
-            """,
-            [.text(digest.description)]
-        )
-        guard let row = rows.first, let size = row.column("size")?.integer,
-              let location = row.column("location")?.string
-        else { return nil }
-        return BlobRecord(digest: digest, size: Int64(size), location: location)
-    }
-
     func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
         try await self.transaction { connection in
             let repositoryID = try await Self.ensureRepository(repository, on: connection)
@@ -142,6 +128,8 @@ final class SQLiteMetadataStore: MetadataStore {
                 "INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at) VALUES (?1, ?2, ?3)",
                 [.integer(repositoryID), .text(blob.digest.description), .integer(Self.now)]
             )
+            // Garbage unless a manifest comes to reference it within the grace period.
+            try await Self.queueForReview(blob.digest.description, repositoryID: repositoryID, at: Self.now, on: connection)
             let rows = try await connection.query(
                 "SELECT size, location FROM blobs WHERE digest = ?1", [.text(blob.digest.description)]
             )
@@ -157,7 +145,7 @@ final class SQLiteMetadataStore: MetadataStore {
         return rows.first?.column("id")?.integer
     }
 
-    private static func ensureRepository(_ repository: RepositoryName, on connection: SQLiteConnection) async throws
+    static func ensureRepository(_ repository: RepositoryName, on connection: SQLiteConnection) async throws
         -> Int
     {
         _ = try await connection.query(

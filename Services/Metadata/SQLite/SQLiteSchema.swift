@@ -119,5 +119,33 @@ enum SQLiteSchema {
             """,
             "CREATE INDEX notification_outbox_due ON notification_outbox (sink, next_attempt_at, id)",
         ],
+        // 4: the garbage collector's review queue: a link (repository_id > 0) or a blob row
+        //    (repository_id = 0) that may have become garbage, since `queued_at`. Existing links no
+        //    manifest references and blob rows no repository links are queued once, here.
+        [
+            """
+            CREATE TABLE gc_queue (
+                repository_id INTEGER NOT NULL,
+                digest TEXT NOT NULL,
+                queued_at INTEGER NOT NULL,
+                PRIMARY KEY (repository_id, digest)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX gc_queue_due ON gc_queue (queued_at)",
+            "CREATE INDEX repository_blobs_by_digest ON repository_blobs (digest)",
+            """
+            INSERT OR IGNORE INTO gc_queue (repository_id, digest, queued_at)
+            SELECT rb.repository_id, rb.digest, rb.created_at FROM repository_blobs rb
+            WHERE NOT EXISTS (
+                SELECT 1 FROM manifest_references mr
+                WHERE mr.repository_id = rb.repository_id AND mr.referenced_digest = rb.digest
+            )
+            """,
+            """
+            INSERT OR IGNORE INTO gc_queue (repository_id, digest, queued_at)
+            SELECT 0, b.digest, b.created_at FROM blobs b
+            WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+            """,
+        ],
     ]
 }

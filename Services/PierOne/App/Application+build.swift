@@ -20,6 +20,7 @@ package func buildApplication(
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     let scanner = configuration.scanLayersForScmSource
         ? ScmSourceScanner(metadata: metadata.service, blobs: blobs, logger: logger) : nil
+    let collector = garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger)
     let router = Gateway.router(
         registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner),
         authenticator: authenticator, ready: { await metadata.service.isReady() }, logger: logger
@@ -32,7 +33,7 @@ package func buildApplication(
         // Services stop in reverse order: the scanner before the metadata store it writes to.
         services: metadata.services
             + [UploadExpiry(maximumAge: Double(configuration.uploadMaximumAge), logger: logger) { try await blobs.expireUploads(olderThan: $0) }]
-            + (scanner.map { [$0] } ?? []),
+            + (scanner.map { [$0] } ?? []) + [collector],
         logger: logger
     )
     if let migrate = metadata.beforeStart {
@@ -40,6 +41,19 @@ package func buildApplication(
         app.beforeServerStarts(perform: migrate)
     }
     return app
+}
+
+/// The garbage collector over `metadata` and `blobs`, recording its runs in the metrics.
+func garbageCollector(
+    metadata: any MetadataAPI, blobs: any BlobAPI, _ configuration: ServeConfiguration, logger: Logger
+) -> GarbageCollector {
+    logger.info("garbage collection", metadata: ["grace_period": "\(configuration.gcGracePeriod)"])
+    return GarbageCollector(metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod, logger: logger) { run in
+        ServiceMetrics.recordGarbageCollection(
+            reviewed: run.reviewed, unlinked: run.unlinked, deletedBlobs: run.deletedBlobs, deletedBytes: run.deletedBytes,
+            errors: run.errors, duration: run.duration
+        )
+    }
 }
 
 /// The metadata service the configuration asks for, the services it needs running, and what

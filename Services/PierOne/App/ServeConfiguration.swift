@@ -23,6 +23,9 @@ package struct ServeConfiguration: Sendable {
     /// `UPLOAD_SESSIONS_PER_CLIENT`: open upload sessions one client (identity, or address when
     /// anonymous) may hold per blob service; beyond it `POST …/blobs/uploads/` answers 429.
     package var uploadSessionsPerClient = BlobService.defaultSessionsPerClient
+    /// `GC_GRACE_PERIOD`: how long a candidate for garbage collection waits before it is
+    /// reviewed (default 24 h); see docs/storage.md.
+    package var gcGracePeriod: Duration = .seconds(86_400)
     /// `LOG_LEVEL`.
     package var logLevel: String
     /// `LOG_FORMAT`: `text` (default) or `json` (one object per line, for log collectors).
@@ -114,6 +117,7 @@ package struct ServeConfiguration: Sendable {
         case let other: throw ConfigurationError("LOG_FORMAT", "must be text or json, not \(other)")
         }
         self.scanLayersForScmSource = try environment.bool("SCM_SOURCE_SCAN", default: true)
+        self.gcGracePeriod = try environment.duration("GC_GRACE_PERIOD", default: .seconds(86_400), maximum: 365 * 86_400)
         self.uploadSessionsPerClient = try environment.integer(
             "UPLOAD_SESSIONS_PER_CLIENT", default: BlobService.defaultSessionsPerClient, range: 1...1_000_000
         )

@@ -35,10 +35,23 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
     HealthRoutes.register(on: router, ready: { await metadata.service.isReady() })
     ServiceMetrics.register(on: router)
     InternalMetadataRoutes.register(on: router, service: metadata.service)
+    // The garbage collector runs here, next to its queue; it deletes bytes through a blob service.
+    var services = metadata.services
+    if let blobURL = configuration.blobURL {
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: try internalClientConfiguration(configuration))
+        let blobs = RemoteBlobs(url: blobURL, http: http)
+        // Services stop in reverse order: the collector before the client and the store it uses.
+        services += [
+            ShutdownHook(name: "blob client") { try await http.shutdown() },
+            garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger),
+        ]
+    } else {
+        logger.warning("garbage collection is off: set BLOB_URL so that pierone metadata can delete collected blobs")
+    }
     var app = Application(
         router: router, server: try internalServer(configuration, logger: logger, service: "metadata"),
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.metadataPort), serverName: nil),
-        services: metadata.services, logger: logger
+        services: services, logger: logger
     )
     if let migrate = metadata.beforeStart { app.beforeServerStarts(perform: migrate) }
     return app
@@ -64,6 +77,21 @@ package func buildBlobApplication(_ configuration: ServeConfiguration, logger: L
     )
 }
 
+/// The HTTP client settings for calls of the internal API (the gateway's, and the metadata
+/// service's garbage collector deleting bytes through the blob service).
+func internalClientConfiguration(_ configuration: ServeConfiguration) throws -> HTTPClient.Configuration {
+    var clientConfiguration = HTTPClient.Configuration()
+    if let tls = configuration.internalTLS {
+        clientConfiguration.tlsConfiguration = try tls.clientConfiguration()
+    }
+    clientConfiguration.timeout.connect = .seconds(5)
+    // A refused connection fails the call at once (503) instead of being retried until the
+    // request's deadline, which is async-http-client's default.
+    clientConfiguration.connectionPool.retryConnectionEstablishment = false
+    clientConfiguration.httpVersion = .automatic
+    return clientConfiguration
+}
+
 /// `pierone gateway`: the public API, calling metadata and blob over HTTP.
 ///
 /// JSON calls go through a client that negotiates HTTP/2; blob byte streams through one held to
@@ -77,15 +105,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     guard let blobURL = configuration.blobURL else {
         throw ConfigurationError("BLOB_URL", "is required by pierone gateway, e.g. https://blob:8082")
     }
-    var clientConfiguration = HTTPClient.Configuration()
-    if let tls = configuration.internalTLS {
-        clientConfiguration.tlsConfiguration = try tls.clientConfiguration()
-    }
-    clientConfiguration.timeout.connect = .seconds(5)
-    // A refused connection fails the call at once (503) instead of being retried until the
-    // request's deadline, which is async-http-client's default.
-    clientConfiguration.connectionPool.retryConnectionEstablishment = false
-    clientConfiguration.httpVersion = .automatic
+    var clientConfiguration = try internalClientConfiguration(configuration)
     let jsonClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     clientConfiguration.httpVersion = configuration.blobStreamsOverHTTP2 ? .automatic : .http1Only
     let streamClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)

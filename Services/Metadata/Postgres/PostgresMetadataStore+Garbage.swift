@@ -1,0 +1,142 @@
+import Contracts
+import Logging
+import PostgresNIO
+
+/// Mounts and the garbage collector's review on PostgreSQL. Every decision is made under row locks
+/// and read by a statement that starts after the lock was granted (each statement of a READ
+/// COMMITTED transaction sees what committed before it began):
+/// - a manifest PUT holds `FOR SHARE` on the links it references while it stores them; the review
+///   takes `FOR UPDATE` on a link before it asks whether anything references it;
+/// - a mount holds `FOR SHARE` on the blob row it links; the review takes `FOR UPDATE` on a blob row
+///   before it asks whether anything links it;
+/// - a link made by a push whose blob row the review deleted meanwhile fails its foreign key and is
+///   made again with the pushed bytes (`linkBlob`).
+extension PostgresMetadataStore {
+
+    static func queueForReview(_ digest: String, repositoryID: Int64, on connection: PostgresConnection, logger: Logger)
+        async throws
+    {
+        try await connection.query(
+            """
+            INSERT INTO gc_queue (repository_id, digest, queued_at)
+            VALUES (\(repositoryID), \(digest), (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+            ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = GREATEST(gc_queue.queued_at, EXCLUDED.queued_at)
+            """, logger: logger
+        )
+    }
+
+    func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
+        -> BlobRecord?
+    {
+        let logger = self.logger
+        let names = sources?.map(\.value)
+        if let names, names.isEmpty { return nil }
+        return try await self.transaction { connection in
+            let rows = try await connection.query(
+                """
+                SELECT b.size, b.location FROM blobs b WHERE b.digest = \(digest.description) AND EXISTS (
+                    SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+                    WHERE rb.digest = b.digest AND (\(names)::text[] IS NULL OR r.name = ANY(\(names)::text[]))
+                ) FOR SHARE OF b
+                """, logger: logger
+            )
+            var found: BlobRecord?
+            for try await (size, location) in rows.decode((Int64, String).self) {
+                found = BlobRecord(digest: digest, size: size, location: location)
+            }
+            guard let found else { return nil }
+            let id = try await Self.ensureRepository(repository, on: connection, logger: logger)
+            try await connection.query(
+                "INSERT INTO repository_blobs (repository_id, digest) VALUES (\(id), \(digest.description)) ON CONFLICT DO NOTHING",
+                logger: logger
+            )
+            try await Self.queueForReview(digest.description, repositoryID: id, on: connection, logger: logger)
+            return found
+        }
+    }
+
+    /// Each entry is reviewed in a transaction of its own, so the row locks a review takes (and a
+    /// push may wait for) are held for a few statements, never for a whole batch.
+    func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
+        let logger = self.logger
+        let candidates = try await self.run {
+            let rows = try await self.client.query(
+                "SELECT repository_id, digest FROM gc_queue WHERE queued_at <= \(cutoff) ORDER BY queued_at LIMIT \(max(0, limit))",
+                logger: logger
+            )
+            var entries: [(Int64, String)] = []
+            for try await entry in rows.decode((Int64, String).self) { entries.append(entry) }
+            return entries
+        }
+        var sweep = GarbageSweep()
+        for (repositoryID, digest) in candidates {
+            let outcome = try await self.transaction { connection in
+                try await Self.review(repositoryID, digest, cutoff: cutoff, on: connection, logger: logger)
+            }
+            guard let outcome else { continue }
+            sweep.reviewed += 1
+            if outcome.unlinked { sweep.unlinked += 1 }
+            if let removed = outcome.removed { sweep.removed.append(removed) }
+        }
+        sweep.due = try await self.run {
+            let left = try await self.client.query("SELECT count(*) FROM gc_queue WHERE queued_at <= \(cutoff)", logger: logger)
+            for try await count in left.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+        return sweep
+    }
+
+    /// Reviews one queue entry: nil when another review holds it, or it was postponed meanwhile.
+    private static func review(
+        _ repositoryID: Int64, _ digest: String, cutoff: Int64, on connection: PostgresConnection, logger: Logger
+    ) async throws -> (unlinked: Bool, removed: BlobRecord?)? {
+        // SKIP LOCKED: replicas reviewing at once take different entries.
+        guard try await Self.exists(
+            """
+            DELETE FROM gc_queue WHERE (repository_id, digest) IN (
+                SELECT repository_id, digest FROM gc_queue
+                WHERE repository_id = \(repositoryID) AND digest = \(digest) AND queued_at <= \(cutoff)
+                FOR UPDATE SKIP LOCKED
+            ) RETURNING 1
+            """, on: connection, logger: logger
+        ) else { return nil }
+        var unlinked = false
+        if repositoryID != 0 {
+            guard try await Self.exists(
+                "SELECT 1 FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = \(digest) FOR UPDATE",
+                on: connection, logger: logger
+            ) else { return (false, nil) }
+            guard try await !Self.exists(
+                """
+                SELECT 1 FROM manifest_references
+                WHERE repository_id = \(repositoryID) AND referenced_digest = \(digest) LIMIT 1
+                """, on: connection, logger: logger
+            ) else { return (false, nil) }
+            try await connection.query(
+                "DELETE FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = \(digest)", logger: logger
+            )
+            unlinked = true
+        }
+        guard try await Self.exists("SELECT 1 FROM blobs WHERE digest = \(digest) FOR UPDATE", on: connection, logger: logger),
+              try await !Self.exists("SELECT 1 FROM repository_blobs WHERE digest = \(digest) LIMIT 1", on: connection, logger: logger)
+        else { return (unlinked, nil) }
+        let removed = try await connection.query("DELETE FROM blobs WHERE digest = \(digest) RETURNING size, location", logger: logger)
+        for try await (size, location) in removed.decode((Int64, String).self) {
+            if let value = Digest(digest) { return (unlinked, BlobRecord(digest: value, size: size, location: location)) }
+        }
+        return (unlinked, nil)
+    }
+
+    /// Whether `query` returns a row.
+    static func exists(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+        let rows = try await connection.query(query, logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    /// A foreign key refused the statement (`23503`): here, a link whose blob row the review
+    /// deleted after the statement began.
+    static func isMissingBlobRow(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "23503"
+    }
+}

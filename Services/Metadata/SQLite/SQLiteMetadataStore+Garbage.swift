@@ -1,0 +1,101 @@
+import Contracts
+import SQLiteNIO
+
+/// Mounts and the garbage collector's review, each in one write transaction: SQLite's single
+/// writer makes every check and the change it leads to one step, so a push that links or
+/// references a blob and a review that removes it never interleave.
+extension SQLiteMetadataStore {
+    /// Queues `digest` of the repository `repositoryID` (0: the blob row itself) for review,
+    /// postponing an entry already queued.
+    static func queueForReview(_ digest: String, repositoryID: Int, at millis: Int, on connection: SQLiteConnection)
+        async throws
+    {
+        _ = try await connection.query(
+            """
+            INSERT INTO gc_queue (repository_id, digest, queued_at) VALUES (?1, ?2, ?3)
+            ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at)
+            """,
+            [.integer(repositoryID), .text(digest), .integer(millis)]
+        )
+    }
+
+    func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
+        -> BlobRecord?
+    {
+        try await self.transaction { connection in
+            var sql = """
+                SELECT b.size, b.location FROM blobs b WHERE b.digest = ?1 AND EXISTS (
+                    SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+                    WHERE rb.digest = b.digest
+                """
+            var bindings: [SQLiteData] = [.text(digest.description)]
+            if let sources {
+                guard !sources.isEmpty else { return nil }
+                sql += " AND r.name IN (" + sources.indices.map { "?\($0 + 2)" }.joined(separator: ", ") + ")"
+                bindings += sources.map { .text($0.value) }
+            }
+            let rows = try await connection.query(sql + ")", bindings)
+            guard let row = rows.first, let size = row.column("size")?.integer, let location = row.column("location")?.string
+            else { return nil }
+            let repositoryID = try await Self.ensureRepository(repository, on: connection)
+            _ = try await connection.query(
+                "INSERT OR IGNORE INTO repository_blobs (repository_id, digest, created_at) VALUES (?1, ?2, ?3)",
+                [.integer(repositoryID), .text(digest.description), .integer(Self.now)]
+            )
+            try await Self.queueForReview(digest.description, repositoryID: repositoryID, at: Self.now, on: connection)
+            return BlobRecord(digest: digest, size: Int64(size), location: location)
+        }
+    }
+
+    func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
+        try await self.transaction { connection in
+            let due = try await connection.query(
+                "SELECT repository_id, digest FROM gc_queue WHERE queued_at <= ?1 ORDER BY queued_at LIMIT ?2",
+                [.integer(Int(cutoff)), .integer(max(0, limit))]
+            )
+            var sweep = GarbageSweep()
+            for entry in due {
+                guard let repositoryID = entry.column("repository_id")?.integer, let digest = entry.column("digest")?.string
+                else { continue }
+                sweep.reviewed += 1
+                _ = try await connection.query(
+                    "DELETE FROM gc_queue WHERE repository_id = ?1 AND digest = ?2", [.integer(repositoryID), .text(digest)]
+                )
+                if repositoryID != 0 {
+                    // A link no manifest of its repository references.
+                    let referenced = try await connection.query(
+                        "SELECT 1 FROM manifest_references WHERE repository_id = ?1 AND referenced_digest = ?2 LIMIT 1",
+                        [.integer(repositoryID), .text(digest)]
+                    )
+                    guard referenced.isEmpty else { continue }
+                    let unlinked = try await connection.query(
+                        "DELETE FROM repository_blobs WHERE repository_id = ?1 AND digest = ?2 RETURNING digest",
+                        [.integer(repositoryID), .text(digest)]
+                    )
+                    guard !unlinked.isEmpty else { continue }
+                    sweep.unlinked += 1
+                }
+                // A blob row no repository links (a manifest references only blobs linked into its
+                // repository, and a referenced link is never removed): the row goes now, its bytes
+                // after this commits.
+                let removed = try await connection.query(
+                    """
+                    DELETE FROM blobs WHERE digest = ?1 AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = ?1)
+                    RETURNING size, location
+                    """,
+                    [.text(digest)]
+                )
+                if let row = removed.first, let size = row.column("size")?.integer, let location = row.column("location")?.string,
+                   let value = Digest(digest)
+                {
+                    sweep.removed.append(BlobRecord(digest: value, size: Int64(size), location: location))
+                }
+            }
+            let left = try await connection.query(
+                "SELECT count(*) AS n FROM gc_queue WHERE queued_at <= ?1", [.integer(Int(cutoff))]
+            )
+            sweep.due = left.first?.column("n")?.integer ?? 0
+            return sweep
+        }
+    }
+}

@@ -1,0 +1,24 @@
+/// What one review of the garbage collector's queue did (`MetadataAPI.collectGarbage`).
+///
+/// The queue holds what may have become garbage, fed by the changes that can create it: a link
+/// made by an upload or a mount (it is garbage if no manifest comes to reference it), the blobs of a
+/// deleted manifest, an unlinked blob. An entry is reviewed once it has waited the grace period,
+/// in the transaction that removes what it finds: a link no manifest of its repository references,
+/// then a blob row no repository links.
+package struct GarbageSweep: Sendable, Equatable, Codable {
+    /// Queue entries reviewed.
+    package var reviewed = 0
+    /// Links removed.
+    package var unlinked = 0
+    /// Blob rows removed: their bytes are now the caller's to delete (`BlobAPI.discard`).
+    package var removed: [BlobRecord] = []
+    /// Entries still due after this review (another review follows at once when positive).
+    package var due = 0
+
+    package init(reviewed: Int = 0, unlinked: Int = 0, removed: [BlobRecord] = [], due: Int = 0) {
+        self.reviewed = reviewed
+        self.unlinked = unlinked
+        self.removed = removed
+        self.due = due
+    }
+}

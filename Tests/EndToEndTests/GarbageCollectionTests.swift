@@ -1,0 +1,148 @@
+import Contracts
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import PierOneApp
+import Runtime
+import TestSupport
+import Testing
+
+/// Online garbage collection against the real stores: what a deleted image leaves is deleted from
+/// the disk after the grace period, and pushes racing the collector never lose a referenced blob.
+@Suite(.serialized) struct GarbageCollectionTests {
+    /// Every file under `blobs/` of the storage directory.
+    static func blobFiles(_ directory: URL) -> Set<String> {
+        let root = directory.appendingPathComponent("blobs")
+        guard let walker = FileManager.default.enumerator(atPath: root.path) else { return [] }
+        var files = Set<String>()
+        while let path = walker.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isDirectory),
+               !isDirectory.boolValue
+            {
+                files.insert(path)
+            }
+        }
+        return files
+    }
+
+    /// Waits until `condition` holds (the collector runs every second with a 1 s grace period).
+    static func eventually(_ what: Comment, within limit: Duration = .seconds(20), _ condition: () async throws -> Bool)
+        async throws
+    {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        Issue.record(what)
+    }
+
+    /// Push, delete, wait out the grace period: the deleted image's own blobs are gone from the disk,
+    /// what another image still uses stays and reads back.
+    @Test(arguments: Backend.allCases) func aDeletedImagesBlobsLeaveTheDisk(_ backend: Backend) async throws {
+        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .seconds(1) }) { registry in
+            // On a loaded machine an upload may wait longer than the grace period for its manifest:
+            // the push then uploads again, as a client would.
+            let kept = try #require(try await Self.push(registry, to: "team/app", tag: "1.0", layers: ["shared layer", "kept layer"]))
+            let dropped = try #require(try await Self.push(
+                registry, to: "team/app", tag: "2.0-SNAPSHOT", config: #"{"dropped":true}"#, layers: ["shared layer", "dropped layer"]
+            ))
+            let droppedOnly = DigestHasher.digest(of: ByteBuffer(string: "dropped layer"))
+            let droppedConfig = DigestHasher.digest(of: ByteBuffer(string: #"{"dropped":true}"#))
+            let files = Self.blobFiles(registry.directory)
+            #expect(files.contains { $0.contains(droppedOnly.hex) } && files.contains { $0.contains(droppedConfig.hex) })
+            #expect(try await registry.request(.delete, "/v2/team/app/manifests/\(dropped)").status == .accepted)
+            try await Self.eventually("the dropped image's blobs are deleted from the disk") {
+                let now = Self.blobFiles(registry.directory)
+                return !now.contains { $0.contains(droppedOnly.hex) || $0.contains(droppedConfig.hex) }
+            }
+            #expect(try await registry.request(.head, "/v2/team/app/blobs/\(droppedOnly)").status == .notFound)
+            // The kept image is whole: its manifest, and every blob by its digest.
+            let manifest = try await registry.request(.get, "/v2/team/app/manifests/1.0")
+            #expect(manifest.status == .ok && DigestHasher.digest(of: manifest.body) == kept)
+            for layer in ["shared layer", "kept layer", "{}"] {
+                let digest = DigestHasher.digest(of: ByteBuffer(string: layer))
+                let blob = try await registry.request(.get, "/v2/team/app/blobs/\(digest)")
+                #expect(blob.status == .ok && String(buffer: blob.body) == layer, "\(layer)")
+            }
+            // A blob uploaded and never referenced goes too; the same digest pushed again works.
+            let orphan = try await registry.pushBlob(ByteBuffer(string: "never referenced"), to: "team/app")
+            try await Self.eventually("an unreferenced upload is collected") {
+                try await registry.request(.head, "/v2/team/app/blobs/\(orphan)").status == .notFound
+            }
+            #expect(!Self.blobFiles(registry.directory).contains { $0.contains(orphan.hex) })
+            _ = try #require(try await Self.push(registry, to: "team/app", tag: "3.0", layers: ["never referenced"]))
+            let again = try await registry.request(.get, "/v2/team/app/blobs/\(orphan)")
+            #expect(again.status == .ok && String(buffer: again.body) == "never referenced")
+            // The collector's metrics count what it did.
+            let metrics = String(buffer: try await registry.request(.get, "/metrics").body)
+            #expect(metrics.contains("pierone_gc_deleted_blobs_total"))
+        }
+    }
+
+    /// Clients push images that share layers, delete some and push again, while the collector runs
+    /// every second with no grace period at all: a push may be refused (the collector took a link
+    /// it had just made) and then uploads again, but every image that was answered 201 and not
+    /// deleted reads back whole, every blob matching its digest.
+    @Test(arguments: Backend.allCases) func pushesRacingTheCollectorLoseNothing(_ backend: Backend) async throws {
+        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .zero }) { registry in
+            let shared = (0..<4).map { "shared layer \($0) " + String(repeating: "x", count: 2000) }
+            let pushed = try await withThrowingTaskGroup(of: [(String, Digest, [String])].self) { group in
+                for client in 0..<4 {
+                    group.addTask {
+                        var kept: [(String, Digest, [String])] = []
+                        for round in 0..<12 {
+                            let layers = [shared[(client + round) % 4], shared[(client + round + 1) % 4], "own \(client) \(round)"]
+                            let tag = "c\(client)-r\(round)-SNAPSHOT"
+                            guard let digest = try await Self.push(registry, to: "team/race", tag: tag, layers: layers) else { continue }
+                            if round % 3 == 2 {
+                                #expect(try await registry.request(.delete, "/v2/team/race/manifests/\(digest)").status == .accepted)
+                            } else {
+                                kept.append((tag, digest, layers))
+                            }
+                        }
+                        return kept
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(pushed.count >= 4 * 8 - 4, "most pushes succeed within their retries: \(pushed.count)")
+            // Let the collector run on what is left, then read every kept image back.
+            try await Task.sleep(for: .seconds(3))
+            for (tag, digest, layers) in pushed {
+                let manifest = try await registry.request(.get, "/v2/team/race/manifests/\(tag)")
+                #expect(manifest.status == .ok && DigestHasher.digest(of: manifest.body) == digest, "\(tag)")
+                for layer in layers + ["{}"] {
+                    let blob = try await registry.request(.get, "/v2/team/race/blobs/\(DigestHasher.digest(of: ByteBuffer(string: layer)))")
+                    #expect(blob.status == .ok && String(buffer: blob.body) == layer, "\(tag): \(layer.prefix(20))")
+                }
+            }
+        }
+    }
+
+    /// A push of `layers` tagged `tag`, uploading again when the collector took a blob between the
+    /// upload and the manifest (`MANIFEST_BLOB_UNKNOWN`); nil when every attempt was refused.
+    static func push(
+        _ registry: Registry, to repository: String, tag: String, config: String = "{}", layers: [String]
+    ) async throws -> Digest? {
+        for _ in 0..<5 {
+            var descriptors: [String] = []
+            let configDigest = try await registry.pushBlob(ByteBuffer(string: config), to: repository)
+            for layer in layers {
+                let digest = try await registry.pushBlob(ByteBuffer(string: layer), to: repository)
+                descriptors.append(Manifests.descriptor(Manifests.layerType(for: MediaType.ociManifest), digest, layer.utf8.count))
+            }
+            let manifest = Manifests.image(
+                mediaType: MediaType.ociManifest,
+                config: Manifests.descriptor(Manifests.configType(for: MediaType.ociManifest), configDigest, config.utf8.count),
+                layers: descriptors
+            )
+            let response = try await registry.putManifest(manifest, to: repository, reference: tag, mediaType: MediaType.ociManifest)
+            if response.status == .created { return DigestHasher.digest(of: manifest) }
+            #expect(Registry.errorCode(response) == "MANIFEST_BLOB_UNKNOWN", "\(String(buffer: response.body))")
+        }
+        return nil
+    }
+}
