@@ -39,6 +39,10 @@ package enum InternalMetadataRoutes {
         route(C.collectGarbage) {
             try await service.collectGarbage(queuedBefore: $0.cutoff, limit: $0.limit)
         }
+        route(C.purgeCollected) {
+            try await service.purgeCollected($0.locations)
+            return M.Done()
+        }
         route(C.deleteTag) {
             try await service.deleteTag($0.tag, in: $0.repository)
             return M.Done()

@@ -44,6 +44,10 @@ struct MeasuredMetadataStore: MetadataStore {
         try await self.measure("collectGarbage") { try await self.base.collectGarbage(queuedBefore: cutoff, limit: limit) }
     }
 
+    func purgeCollected(_ locations: [String]) async throws {
+        try await self.measure("purgeCollected") { try await self.base.purgeCollected(locations) }
+    }
+
     func putManifest(_ put: ManifestPut, rules: TagRules) async throws {
         try await self.measure("putManifest") { try await self.base.putManifest(put, rules: rules) }
     }

@@ -80,6 +80,10 @@ package struct MetadataService: MetadataAPI {
         try await self.store.collectGarbage(queuedBefore: cutoff, limit: limit)
     }
 
+    package func purgeCollected(_ locations: [String]) async throws {
+        try await self.store.purgeCollected(Array(locations.prefix(10_000)))
+    }
+
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {
         try self.rules.checkDeletable(tag, in: repository)
         guard try await self.store.deleteTag(tag, in: repository, rules: self.rules) else {

@@ -15,6 +15,7 @@ protocol BlobLinkStore: Sendable {
 /// The garbage collector's review queue (`MetadataAPI.collectGarbage`).
 protocol GarbageStore: Sendable {
     func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep
+    func purgeCollected(_ locations: [String]) async throws
 }
 
 /// Manifests and the tags that name them.

@@ -86,10 +86,12 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
             let sweep = try await self.metadata.collectGarbage(queuedBefore: cutoff, limit: Self.batchSize)
             run.reviewed += sweep.reviewed
             run.unlinked += sweep.unlinked
-            let failed = await self.delete(sweep.removed)
-            run.errors += failed
-            run.deletedBlobs += sweep.removed.count - failed
-            run.deletedBytes += sweep.removed.reduce(0) { $0 + $1.size }
+            let deleted = await self.delete(sweep.removed)
+            // Confirmed only once the bytes are gone: a crash before this hands them out again.
+            try await self.metadata.purgeCollected(deleted.map(\.location))
+            run.errors += sweep.removed.count - deleted.count
+            run.deletedBlobs += deleted.count
+            run.deletedBytes += deleted.reduce(0) { $0 + $1.size }
             if sweep.due == 0 || sweep.reviewed == 0 { break }
         }
         run.duration = ContinuousClock.now - start
@@ -106,11 +108,11 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
         return run
     }
 
-    /// Deletes the bytes of `removed`, a bounded number at a time; returns how many failed.
-    private func delete(_ removed: [BlobRecord]) async -> Int {
-        guard !removed.isEmpty else { return 0 }
-        return await withTaskGroup(of: Bool.self) { group in
-            var failed = 0
+    /// Deletes the bytes of `removed`, a bounded number at a time; returns those it deleted.
+    private func delete(_ removed: [BlobRecord]) async -> [BlobRecord] {
+        guard !removed.isEmpty else { return [] }
+        return await withTaskGroup(of: BlobRecord?.self) { group in
+            var deleted: [BlobRecord] = []
             var next = removed.startIndex
             func add() {
                 guard next < removed.endIndex else { return }
@@ -119,22 +121,22 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
                 group.addTask {
                     do {
                         try await self.blobs.discard(blob)
-                        return true
+                        return blob
                     } catch {
                         self.logger.warning(
-                            "could not delete a collected blob's bytes; they stay unreferenced",
+                            "could not delete a collected blob's bytes; retried by a later collection",
                             metadata: ["digest": "\(blob.digest)", "error": "\(error)"]
                         )
-                        return false
+                        return nil
                     }
                 }
             }
             for _ in 0..<Self.deletionConcurrency { add() }
-            for await deleted in group {
-                if !deleted { failed += 1 }
+            for await blob in group {
+                if let blob { deleted.append(blob) }
                 add()
             }
-            return failed
+            return deleted
         }
     }
 }

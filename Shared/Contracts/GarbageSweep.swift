@@ -10,10 +10,15 @@ package struct GarbageSweep: Sendable, Equatable, Codable {
     package var reviewed = 0
     /// Links removed.
     package var unlinked = 0
-    /// Blob rows removed: their bytes are now the caller's to delete (`BlobAPI.discard`).
+    /// Blob rows removed: their bytes are now the caller's to delete (`BlobAPI.discard`), then to
+    /// confirm (`MetadataAPI.purgeCollected`). Also blobs removed earlier whose deletion was never
+    /// confirmed (a collector that crashed or failed), once `retryAfter` has passed.
     package var removed: [BlobRecord] = []
     /// Entries still due after this review (another review follows at once when positive).
     package var due = 0
+
+    /// Milliseconds after its removal when an unconfirmed blob is handed out again.
+    package static let retryAfter: Int64 = 10_000
 
     package init(reviewed: Int = 0, unlinked: Int = 0, removed: [BlobRecord] = [], due: Int = 0) {
         self.reviewed = reviewed

@@ -30,6 +30,7 @@ package enum InternalMetadataCalls {
     package static let repositories = InternalCall<M.Listing, Page<String>>(prefix + "/repositories")
     package static let mountBlob = InternalCall<M.Mount, M.Maybe<BlobRecord>>(prefix + "/mount-blob")
     package static let collectGarbage = InternalCall<M.GarbageReview, GarbageSweep>(prefix + "/collect-garbage")
+    package static let purgeCollected = InternalCall<M.Locations, M.Done>(prefix + "/purge-collected")
     package static let deleteTag = InternalCall<M.TagInRepository, M.Done>(prefix + "/delete-tag")
     package static let deleteManifest = InternalCall<M.BlobInRepository, M.Done>(prefix + "/delete-manifest")
     package static let unlinkBlob = InternalCall<M.BlobInRepository, M.Done>(prefix + "/unlink-blob")
@@ -113,6 +114,11 @@ package enum InternalMetadata {
             self.cutoff = cutoff
             self.limit = limit
         }
+    }
+
+    package struct Locations: Codable, Sendable {
+        package var locations: [String]
+        package init(locations: [String]) { self.locations = locations }
     }
 
     package struct Digests: Codable, Sendable {

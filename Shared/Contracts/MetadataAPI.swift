@@ -47,6 +47,10 @@ package protocol MetadataAPI: PierOneQueries {
     /// garbage (`GarbageSweep`). The bytes of removed blobs are the caller's to delete afterwards.
     func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep
 
+    /// Forgets removed blobs whose bytes the collector deleted (`GarbageSweep.removed`); until
+    /// then every review hands them out again, a while after their removal.
+    func purgeCollected(_ locations: [String]) async throws
+
     /// Descriptors of the manifests in `repository` whose `subject` is `subject`, ordered by
     /// digest, optionally only those of one `artifactType`.
     func referrers(

@@ -54,6 +54,10 @@ package struct RemoteMetadata: MetadataAPI {
         try await self.client.call(P.collectGarbage, M.GarbageReview(cutoff: cutoff, limit: limit))
     }
 
+    package func purgeCollected(_ locations: [String]) async throws {
+        let _: M.Done = try await self.client.call(P.purgeCollected, M.Locations(locations: locations))
+    }
+
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {
         let _: M.Done = try await self.client.call(P.deleteTag, M.TagInRepository(tag: tag, repository: repository))
     }

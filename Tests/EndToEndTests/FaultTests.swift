@@ -251,4 +251,78 @@ import TestSupport
         #expect(try await stack.request("PUT", stack.gateway(1) + retry + "?digest=\(digest)").status == 201)
         #expect(try await Self.servedDigest(stack.gateway(1) + "/v2/team/app/blobs/\(digest)") == digest)
     }
+
+    /// Split mode: the metadata service, which runs the garbage collector and deletes bytes
+    /// through the blob service, is killed in the middle of a collection and started again:
+    /// nothing referenced is lost, and the rest of the garbage is still collected.
+    @Test func metadataKilledMidCollection() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        // Long enough for most uploads below to be made before the first is due.
+        stack.metadataEnvironment = ["GC_GRACE_PERIOD": "5s"]
+        try await stack.start(collector: true)
+        let gateway = stack.gateway(0)
+        let blobRoot = stack.scratch.appendingPathComponent("blobs/blobs")
+        func storedFiles() -> Int {
+            guard let walker = FileManager.default.enumerator(atPath: blobRoot.path) else { return 0 }
+            var count = 0
+            while let path = walker.nextObject() as? String {
+                if path.split(separator: "/").count == 3 { count += 1 }
+            }
+            return count
+        }
+        // Garbage: uploads no manifest will reference.
+        let garbage = 240
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    for index in stride(from: worker, to: garbage, by: 4) {
+                        let bytes = "garbage \(index) \(UUID())"
+                        let digest = DigestHasher.digest(of: ByteBuffer(string: bytes))
+                        let location = try #require(try await stack.request("POST", gateway + "/v2/team/app/blobs/uploads/").headers["location"])
+                        #expect(try await stack.request("PUT", gateway + location + "?digest=\(digest)", body: bytes).status == 201)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        // What must survive: an image, pushed now (its manifest references its blobs).
+        let manifest = try await Self.imageManifest(stack, gateway: gateway, repository: "team/app")
+        #expect(try await stack.request("PUT", gateway + "/v2/team/app/manifests/1.0", body: manifest,
+                                        headers: ["Content-Type: \(MediaType.ociManifest)"]).status == 201)
+        let document = try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any]
+        let descriptors = [document?["config"]] + ((document?["layers"] as? [Any]) ?? [])
+        let imageDigests = Set(descriptors.compactMap { ($0 as? [String: Any])?["digest"] as? String })
+        let kept = imageDigests.count
+        // Kill the metadata service once the collection has begun and before it ends (it may
+        // have begun while the last uploads were made, on a loaded machine).
+        var peak = storedFiles()
+        var killedAt: Int?
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let now = storedFiles()
+            peak = max(peak, now)
+            if now < peak - 10 && now > kept + 10 {
+                stack.processes["metadata"]?.kill()
+                killedAt = now
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let left = try #require(killedAt, "the collection was not caught in the middle (\(storedFiles()) files)")
+        try await Task.sleep(for: .seconds(1))
+        #expect(storedFiles() >= kept, "\(left) files when killed")
+        try stack.startMetadata()
+        try await stack.waitReady(gateway)
+        // The image is whole, and the rest of the garbage goes.
+        #expect(try await Self.servedDigest(gateway + "/v2/team/app/manifests/1.0") == DigestHasher.digest(of: ByteBuffer(string: manifest)).description)
+        let collected = ContinuousClock.now + .seconds(60)
+        while storedFiles() > kept, ContinuousClock.now < collected {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(storedFiles() == kept, "garbage left after the restart")
+        for digest in imageDigests {
+            #expect(try await Self.servedDigest(gateway + "/v2/team/app/blobs/\(digest)") == digest)
+        }
+    }
 }

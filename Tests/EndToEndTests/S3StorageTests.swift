@@ -28,6 +28,32 @@ import TestSupport
         }
     }
 
+    /// Push, delete, wait out the grace period: the deleted image's objects are gone from the
+    /// bucket, the kept image's stay and read back.
+    @Test(arguments: Backend.allCases)
+    func garbageLeavesTheBucket(_ backend: Backend) async throws {
+        let moto = try await MotoServer.shared()
+        let settings = Self.settings(moto)
+        try await RegistryHarness.withRegistry(backend, configure: { $0.s3 = settings; $0.gcGracePeriod = .seconds(1) }) { registry in
+            let client = Self.client(moto)
+            let kept = try #require(try await GarbageCollectionTests.push(registry, to: "team/app", tag: "1.0", layers: ["kept in s3"]))
+            let dropped = try #require(try await GarbageCollectionTests.push(
+                registry, to: "team/app", tag: "2.0-SNAPSHOT", config: #"{"s3":"dropped"}"#, layers: ["dropped from s3"]
+            ))
+            #expect(try await client.listObjects(prefix: settings.prefix + "blobs/").count == 4)
+            #expect(try await registry.request(.delete, "/v2/team/app/manifests/\(dropped)").status == .accepted)
+            try await GarbageCollectionTests.eventually("the dropped image's objects leave the bucket") {
+                try await client.listObjects(prefix: settings.prefix + "blobs/").count == 2
+            }
+            let manifest = try await registry.request(.get, "/v2/team/app/manifests/1.0")
+            #expect(manifest.status == .ok && DigestHasher.digest(of: manifest.body) == kept)
+            for content in ["kept in s3", "{}"] {
+                let blob = try await registry.request(.get, "/v2/team/app/blobs/\(DigestHasher.digest(of: ByteBuffer(string: content)))")
+                #expect(blob.status == .ok && String(buffer: blob.body) == content)
+            }
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func skopeoPushesAndPullsWithBlobsInS3(_ backend: Backend) async throws {
         let moto = try await MotoServer.shared()

@@ -23,6 +23,8 @@ import TestSupport
         var databaseURL = ""
         /// Extra settings of the blob processes (S3 storage).
         var blobEnvironment: [String: String] = [:]
+        /// Extra settings of the metadata process (the garbage collector's).
+        var metadataEnvironment: [String: String] = [:]
         /// The PostgreSQL cluster to use; nil for the one the test process shares.
         var cluster: PostgresCluster?
 
@@ -47,7 +49,7 @@ import TestSupport
                     "METADATA_PORT": String(self.metadataPort), "DATABASE_URL": self.databaseURL,
                     "HTTP_BIND_ADDRESS": "127.0.0.1", "MUTABLE_TAGS": "*-SNAPSHOT",
                     "LOG_FORMAT": "json", "LOG_LEVEL": "debug",
-                ]) { $1 },
+                ]) { $1 }.merging(self.metadataEnvironment) { $1 },
                 logDirectory: self.scratch
             )
         }
@@ -75,11 +77,14 @@ import TestSupport
             )
         }
 
-        func start() async throws {
+        /// Starts every process; with `collector`, the metadata service's garbage collector deletes
+        /// through blob service 0.
+        func start(collector: Bool = false) async throws {
             try await Command.run([SplitModeTests.repositoryRoot.appendingPathComponent("scripts/dev-certs").path, self.certificates.path])
             let cluster = if let cluster = self.cluster { cluster } else { try await PostgresCluster.shared() }
             self.databaseURL = try await cluster.makeDatabase()
             self.ports = try PostgresCluster.freePorts(5)
+            if collector { self.metadataEnvironment["BLOB_URL"] = "https://localhost:\(self.blobPorts[0])" }
             try self.startMetadata()
             try self.startBlob(0)
             try self.startBlob(1)

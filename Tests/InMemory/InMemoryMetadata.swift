@@ -94,6 +94,10 @@ package final class InMemoryMetadata: MetadataAPI {
         }
     }
 
+    package func purgeCollected(_ locations: [String]) async throws {
+        self.called("purgeCollected") { _ in }
+    }
+
     /// Removes, at once (no grace period, no queue), every link no manifest of its repository
     /// references and every blob no repository links.
     package func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {

@@ -253,6 +253,7 @@ enum MetadataStoreConformance {
         let future = Int64(Date().timeIntervalSince1970 * 1000) + 60_000
         let sweep = try await store.collectGarbage(queuedBefore: future, limit: 100)
         #expect(sweep.unlinked == 1 && sweep.removed == [dropped] && sweep.due == 0, "\(sweep)")
+        try await store.purgeCollected(sweep.removed.map(\.location))
         #expect(try await store.blob(kept.digest, in: self.repository) == kept)
         #expect(try await store.blob(dropped.digest, in: self.repository) == nil)
         // Deleting the manifest queues its blobs: the next review takes them.

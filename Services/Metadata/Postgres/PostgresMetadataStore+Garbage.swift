@@ -57,6 +57,14 @@ extension PostgresMetadataStore {
 
     /// Each entry is reviewed in a transaction of its own, so the row locks a review takes (and a
     /// push may wait for) are held for a few statements, never for a whole batch.
+    func purgeCollected(_ locations: [String]) async throws {
+        guard !locations.isEmpty else { return }
+        let logger = self.logger
+        try await self.run {
+            try await self.client.query("DELETE FROM gc_trash WHERE location = ANY(\(locations)::text[])", logger: logger)
+        }
+    }
+
     func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
         let logger = self.logger
         let candidates = try await self.run {
@@ -78,6 +86,22 @@ extension PostgresMetadataStore {
             if outcome.unlinked { sweep.unlinked += 1 }
             if let removed = outcome.removed { sweep.removed.append(removed) }
         }
+        // Removed before and never confirmed deleted: hand them out again.
+        let stale = try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT location, digest, size FROM gc_trash
+                WHERE trashed_at <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint - \(GarbageSweep.retryAfter)
+                ORDER BY trashed_at LIMIT \(max(0, limit))
+                """, logger: logger
+            )
+            var blobs: [BlobRecord] = []
+            for try await (location, digest, size) in rows.decode((String, String, Int64).self) {
+                if let digest = Digest(digest) { blobs.append(BlobRecord(digest: digest, size: size, location: location)) }
+            }
+            return blobs
+        }
+        sweep.removed += stale
         sweep.due = try await self.run {
             let left = try await self.client.query("SELECT count(*) FROM gc_queue WHERE queued_at <= \(cutoff)", logger: logger)
             for try await count in left.decode(Int64.self) { return Int(count) }
@@ -121,10 +145,20 @@ extension PostgresMetadataStore {
               try await !Self.exists("SELECT 1 FROM repository_blobs WHERE digest = \(digest) LIMIT 1", on: connection, logger: logger)
         else { return (unlinked, nil) }
         let removed = try await connection.query("DELETE FROM blobs WHERE digest = \(digest) RETURNING size, location", logger: logger)
+        var blob: BlobRecord?
         for try await (size, location) in removed.decode((Int64, String).self) {
-            if let value = Digest(digest) { return (unlinked, BlobRecord(digest: value, size: size, location: location)) }
+            if let value = Digest(digest) { blob = BlobRecord(digest: value, size: size, location: location) }
         }
-        return (unlinked, nil)
+        if let blob {
+            try await connection.query(
+                """
+                INSERT INTO gc_trash (location, digest, size, trashed_at)
+                VALUES (\(blob.location), \(digest), \(blob.size), (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                ON CONFLICT DO NOTHING
+                """, logger: logger
+            )
+        }
+        return (unlinked, blob)
     }
 
     /// Whether `query` returns a row.

@@ -135,6 +135,14 @@ enum PostgresSchema {
             """,
             "CREATE INDEX gc_queue_due ON gc_queue (queued_at)",
             """
+            CREATE TABLE gc_trash (
+                location TEXT COLLATE "C" PRIMARY KEY,
+                digest TEXT COLLATE "C" NOT NULL,
+                size BIGINT NOT NULL,
+                trashed_at BIGINT NOT NULL
+            )
+            """,
+            """
             INSERT INTO gc_queue (repository_id, digest, queued_at)
             SELECT rb.repository_id, rb.digest, (extract(epoch FROM rb.created_at) * 1000)::bigint FROM repository_blobs rb
             WHERE NOT EXISTS (

@@ -47,6 +47,15 @@ extension SQLiteMetadataStore {
         }
     }
 
+    func purgeCollected(_ locations: [String]) async throws {
+        guard !locations.isEmpty else { return }
+        try await self.transaction { connection in
+            for location in locations {
+                _ = try await connection.query("DELETE FROM gc_trash WHERE location = ?1", [.text(location)])
+            }
+        }
+    }
+
     func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
         try await self.transaction { connection in
             let due = try await connection.query(
@@ -88,8 +97,23 @@ extension SQLiteMetadataStore {
                 if let row = removed.first, let size = row.column("size")?.integer, let location = row.column("location")?.string,
                    let value = Digest(digest)
                 {
+                    _ = try await connection.query(
+                        "INSERT OR IGNORE INTO gc_trash (location, digest, size, trashed_at) VALUES (?1, ?2, ?3, ?4)",
+                        [.text(location), .text(digest), .integer(size), .integer(Self.now)]
+                    )
                     sweep.removed.append(BlobRecord(digest: value, size: Int64(size), location: location))
                 }
+            }
+            // Removed before and never confirmed deleted: hand them out again.
+            let stale = try await connection.query(
+                "SELECT location, digest, size FROM gc_trash WHERE trashed_at <= ?1 ORDER BY trashed_at LIMIT ?2",
+                [.integer(Self.now - Int(GarbageSweep.retryAfter)), .integer(max(0, limit))]
+            )
+            for row in stale {
+                guard let location = row.column("location")?.string, let digest = row.column("digest")?.string.flatMap({ Digest($0) }),
+                      let size = row.column("size")?.integer
+                else { continue }
+                sweep.removed.append(BlobRecord(digest: digest, size: Int64(size), location: location))
             }
             let left = try await connection.query(
                 "SELECT count(*) AS n FROM gc_queue WHERE queued_at <= ?1", [.integer(Int(cutoff))]

@@ -133,6 +133,16 @@ enum SQLiteSchema {
             """,
             "CREATE INDEX gc_queue_due ON gc_queue (queued_at)",
             "CREATE INDEX repository_blobs_by_digest ON repository_blobs (digest)",
+            // Blobs whose rows a review removed and whose bytes are not confirmed deleted yet
+            // (a collector that crashed, or a deletion that failed, is retried from here).
+            """
+            CREATE TABLE gc_trash (
+                location TEXT PRIMARY KEY,
+                digest TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                trashed_at INTEGER NOT NULL
+            ) WITHOUT ROWID
+            """,
             """
             INSERT OR IGNORE INTO gc_queue (repository_id, digest, queued_at)
             SELECT rb.repository_id, rb.digest, rb.created_at FROM repository_blobs rb
