@@ -86,10 +86,12 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
             let sweep = try await self.metadata.collectGarbage(queuedBefore: cutoff, limit: Self.batchSize)
             run.reviewed += sweep.reviewed
             run.unlinked += sweep.unlinked
-            let deleted = await self.delete(sweep.removed)
+            var seen = Set<String>()
+            let removed = sweep.removed.filter { seen.insert($0.location).inserted }
+            let deleted = await self.delete(removed)
             // Confirmed only once the bytes are gone: a crash before this hands them out again.
             try await self.metadata.purgeCollected(deleted.map(\.location))
-            run.errors += sweep.removed.count - deleted.count
+            run.errors += removed.count - deleted.count
             run.deletedBlobs += deleted.count
             run.deletedBytes += deleted.reduce(0) { $0 + $1.size }
             if sweep.due == 0 || sweep.reviewed == 0 { break }

@@ -14,7 +14,8 @@ package struct GarbageSweep: Sendable, Equatable, Codable {
     /// confirm (`MetadataAPI.purgeCollected`). Also blobs removed earlier whose deletion was never
     /// confirmed (a collector that crashed or failed), once `retryAfter` has passed.
     package var removed: [BlobRecord] = []
-    /// Entries still due after this review (another review follows at once when positive).
+    /// Whether entries are still due after this review (1; another review follows at once) or
+    /// not (0).
     package var due = 0
 
     /// Milliseconds after its removal when an unconfirmed blob is handed out again.

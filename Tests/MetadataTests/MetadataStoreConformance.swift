@@ -266,6 +266,22 @@ enum MetadataStoreConformance {
         #expect(try await store.linkBlob(again, into: self.repository) == again)
     }
 
+    /// A removed blob whose deletion the collector never confirmed (it crashed, or the deletion
+    /// failed) is handed out again after `GarbageSweep.retryAfter`, and not once it is confirmed.
+    static func unconfirmedCollectionsAreHandedOutAgain(_ store: some MetadataStore) async throws {
+        let blob = self.blob("collected, never confirmed")
+        try await store.linkBlob(blob, into: self.repository)
+        #expect(try await store.unlinkBlob(blob.digest, from: self.repository))
+        let future = Int64(Date().timeIntervalSince1970 * 1000) + 600_000
+        #expect(try await store.collectGarbage(queuedBefore: future, limit: 100).removed == [blob])
+        #expect(try await store.collectGarbage(queuedBefore: future, limit: 100).removed.isEmpty)
+        try await Task.sleep(for: .milliseconds(GarbageSweep.retryAfter + 300))
+        #expect(try await store.collectGarbage(queuedBefore: future, limit: 100).removed == [blob])
+        // Handed out once per back-off, not on every review.
+        #expect(try await store.collectGarbage(queuedBefore: future, limit: 100).removed.isEmpty)
+        try await store.purgeCollected([blob.location])
+    }
+
     // MARK: The Pier One API
 
     /// The outbox sinks the suites open their stores with.
@@ -507,6 +523,7 @@ enum MetadataStoreConformance {
         ("referrersAreFilteredAndPaged", { try await referrersAreFilteredAndPaged($0) }),
         ("mountsLinkFromPermittedSourcesOnly", { try await mountsLinkFromPermittedSourcesOnly($0) }),
         ("garbageIsReviewedAfterTheCutoff", { try await garbageIsReviewedAfterTheCutoff($0) }),
+        ("unconfirmedCollectionsAreHandedOutAgain", { try await unconfirmedCollectionsAreHandedOutAgain($0) }),
         ("blobsAreLinkedPerRepository", { try await blobsAreLinkedPerRepository($0) }),
         ("manifestNeedsItsBlobsInTheRepository", { try await manifestNeedsItsBlobsInTheRepository($0) }),
         ("storesManifestBytesAndTags", { try await storesManifestBytesAndTags($0) }),

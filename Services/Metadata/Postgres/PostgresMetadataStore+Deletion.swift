@@ -39,7 +39,10 @@ extension PostgresMetadataStore {
             let events = try rules.deleteManifest(digest, in: repository, tags: names)
             // What the manifest referenced may be garbage now.
             let referenced = try await connection.query(
-                "SELECT referenced_digest FROM manifest_references WHERE repository_id = \(id) AND manifest_digest = \(key)",
+                """
+                SELECT referenced_digest FROM manifest_references WHERE repository_id = \(id) AND manifest_digest = \(key)
+                ORDER BY referenced_digest
+                """,
                 logger: logger
             )
             var references: [String] = []

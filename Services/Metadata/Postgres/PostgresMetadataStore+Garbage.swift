@@ -47,24 +47,26 @@ extension PostgresMetadataStore {
             guard let found else { return nil }
             let id = try await Self.ensureRepository(repository, on: connection, logger: logger)
             try await connection.query(
-                "INSERT INTO repository_blobs (repository_id, digest) VALUES (\(id), \(digest.description)) ON CONFLICT DO NOTHING",
-                logger: logger
+                """
+                INSERT INTO repository_blobs (repository_id, digest) VALUES (\(id), \(digest.description))
+                ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = repository_blobs.created_at
+                """, logger: logger
             )
             try await Self.queueForReview(digest.description, repositoryID: id, on: connection, logger: logger)
             return found
         }
     }
 
-    /// Each entry is reviewed in a transaction of its own, so the row locks a review takes (and a
-    /// push may wait for) are held for a few statements, never for a whole batch.
     func purgeCollected(_ locations: [String]) async throws {
         guard !locations.isEmpty else { return }
         let logger = self.logger
         try await self.run {
-            try await self.client.query("DELETE FROM gc_trash WHERE location = ANY(\(locations)::text[])", logger: logger)
+            _ = try await self.client.query("DELETE FROM gc_trash WHERE location = ANY(\(locations)::text[])", logger: logger)
         }
     }
 
+    /// Each entry is reviewed in a transaction of its own, so the row locks a review takes (and a
+    /// push may wait for) are held for a few statements, never for a whole batch.
     func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
         let logger = self.logger
         let candidates = try await self.run {
@@ -86,13 +88,19 @@ extension PostgresMetadataStore {
             if outcome.unlinked { sweep.unlinked += 1 }
             if let removed = outcome.removed { sweep.removed.append(removed) }
         }
-        // Removed before and never confirmed deleted: hand them out again.
+        // Removed before and never confirmed deleted: hand them out again, each claimed (by one
+        // replica) with its next attempt pushed back, 10 s doubling up to an hour.
         let stale = try await self.run {
             let rows = try await self.client.query(
                 """
-                SELECT location, digest, size FROM gc_trash
-                WHERE trashed_at <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint - \(GarbageSweep.retryAfter)
-                ORDER BY trashed_at LIMIT \(max(0, limit))
+                UPDATE gc_trash SET attempts = attempts + 1,
+                    trashed_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+                        + LEAST(\(GarbageSweep.retryAfter) * power(2, LEAST(attempts, 9))::bigint, 3600000)
+                WHERE location IN (
+                    SELECT location FROM gc_trash
+                    WHERE trashed_at <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint - \(GarbageSweep.retryAfter)
+                    ORDER BY trashed_at LIMIT \(max(0, limit)) FOR UPDATE SKIP LOCKED
+                ) RETURNING location, digest, size
                 """, logger: logger
             )
             var blobs: [BlobRecord] = []
@@ -103,8 +111,8 @@ extension PostgresMetadataStore {
         }
         sweep.removed += stale
         sweep.due = try await self.run {
-            let left = try await self.client.query("SELECT count(*) FROM gc_queue WHERE queued_at <= \(cutoff)", logger: logger)
-            for try await count in left.decode(Int64.self) { return Int(count) }
+            let rows = try await self.client.query("SELECT 1 FROM gc_queue WHERE queued_at <= \(cutoff) LIMIT 1", logger: logger)
+            for try await _ in rows { return 1 }
             return 0
         }
         return sweep
@@ -125,11 +133,23 @@ extension PostgresMetadataStore {
             """, on: connection, logger: logger
         ) else { return nil }
         var unlinked = false
+        // Row locks are taken with SKIP LOCKED, so a review never waits for a push (and never
+        // deadlocks with one): a row someone holds is in use now, and its entry is queued again.
+        func postpone(_ repositoryID: Int64) async throws -> (unlinked: Bool, removed: BlobRecord?) {
+            try await Self.queueForReview(digest, repositoryID: repositoryID, on: connection, logger: logger)
+            return (unlinked, nil)
+        }
         if repositoryID != 0 {
             guard try await Self.exists(
-                "SELECT 1 FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = \(digest) FOR UPDATE",
+                "SELECT 1 FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = \(digest)",
                 on: connection, logger: logger
             ) else { return (false, nil) }
+            guard try await Self.exists(
+                """
+                SELECT 1 FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = \(digest)
+                FOR UPDATE SKIP LOCKED
+                """, on: connection, logger: logger
+            ) else { return try await postpone(repositoryID) }
             guard try await !Self.exists(
                 """
                 SELECT 1 FROM manifest_references
@@ -141,8 +161,13 @@ extension PostgresMetadataStore {
             )
             unlinked = true
         }
-        guard try await Self.exists("SELECT 1 FROM blobs WHERE digest = \(digest) FOR UPDATE", on: connection, logger: logger),
-              try await !Self.exists("SELECT 1 FROM repository_blobs WHERE digest = \(digest) LIMIT 1", on: connection, logger: logger)
+        guard try await Self.exists("SELECT 1 FROM blobs WHERE digest = \(digest)", on: connection, logger: logger) else {
+            return (unlinked, nil)
+        }
+        guard try await Self.exists(
+            "SELECT 1 FROM blobs WHERE digest = \(digest) FOR UPDATE SKIP LOCKED", on: connection, logger: logger
+        ) else { return try await postpone(0) }
+        guard try await !Self.exists("SELECT 1 FROM repository_blobs WHERE digest = \(digest) LIMIT 1", on: connection, logger: logger)
         else { return (unlinked, nil) }
         let removed = try await connection.query("DELETE FROM blobs WHERE digest = \(digest) RETURNING size, location", logger: logger)
         var blob: BlobRecord?
@@ -152,8 +177,8 @@ extension PostgresMetadataStore {
         if let blob {
             try await connection.query(
                 """
-                INSERT INTO gc_trash (location, digest, size, trashed_at)
-                VALUES (\(blob.location), \(digest), \(blob.size), (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                INSERT INTO gc_trash (location, digest, size, trashed_at, attempts)
+                VALUES (\(blob.location), \(digest), \(blob.size), (extract(epoch FROM clock_timestamp()) * 1000)::bigint, 0)
                 ON CONFLICT DO NOTHING
                 """, logger: logger
             )

@@ -135,11 +135,15 @@ final class PostgresMetadataStore: MetadataStore {
                     INSERT INTO blobs (digest, size, location) VALUES (\(digest), \(blob.size), \(blob.location))
                     ON CONFLICT (digest) DO NOTHING RETURNING size, location
                 ), recorded AS (
-                    SELECT size, location FROM new_blob UNION ALL SELECT size, location FROM blobs WHERE digest = \(digest)
+                    SELECT size, location FROM new_blob
+                    UNION ALL
+                    SELECT size, location FROM blobs WHERE digest = \(digest) AND NOT EXISTS (SELECT 1 FROM new_blob)
                 ), link AS (
+                    -- DO UPDATE, not DO NOTHING: it waits for a garbage review holding the link, and
+                    -- inserts again if the review deleted it.
                     INSERT INTO repository_blobs (repository_id, digest)
                     SELECT id, \(digest) FROM repository WHERE EXISTS (SELECT 1 FROM recorded) LIMIT 1
-                    ON CONFLICT DO NOTHING
+                    ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = repository_blobs.created_at
                 ), queued AS (
                     INSERT INTO gc_queue (repository_id, digest, queued_at)
                     SELECT id, \(digest), (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM repository
@@ -172,7 +176,7 @@ final class PostgresMetadataStore: MetadataStore {
             try await connection.query(
                 """
                 INSERT INTO repository_blobs (repository_id, digest) VALUES (\(id), \(blob.digest.description))
-                ON CONFLICT DO NOTHING
+                ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = repository_blobs.created_at
                 """, logger: logger
             )
             try await Self.queueForReview(blob.digest.description, repositoryID: id, on: connection, logger: logger)

@@ -123,7 +123,8 @@ enum PostgresSchema {
         ],
         // 3: the garbage collector's review queue (see the SQLite schema): a link
         //    (repository_id > 0) or a blob row (0) that may have become garbage, since `queued_at`
-        //    (milliseconds since 1970). Existing candidates are queued once, here.
+        //    (milliseconds since 1970). Existing candidates are queued once, here, as of now: they
+        //    go a grace period after the upgrade.
         [
             """
             CREATE TABLE gc_queue (
@@ -139,12 +140,13 @@ enum PostgresSchema {
                 location TEXT COLLATE "C" PRIMARY KEY,
                 digest TEXT COLLATE "C" NOT NULL,
                 size BIGINT NOT NULL,
-                trashed_at BIGINT NOT NULL
+                trashed_at BIGINT NOT NULL,
+                attempts INTEGER NOT NULL
             )
             """,
             """
             INSERT INTO gc_queue (repository_id, digest, queued_at)
-            SELECT rb.repository_id, rb.digest, (extract(epoch FROM rb.created_at) * 1000)::bigint FROM repository_blobs rb
+            SELECT rb.repository_id, rb.digest, (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM repository_blobs rb
             WHERE NOT EXISTS (
                 SELECT 1 FROM manifest_references mr
                 WHERE mr.repository_id = rb.repository_id AND mr.referenced_digest = rb.digest
@@ -153,7 +155,7 @@ enum PostgresSchema {
             """,
             """
             INSERT INTO gc_queue (repository_id, digest, queued_at)
-            SELECT 0, b.digest, (extract(epoch FROM b.created_at) * 1000)::bigint FROM blobs b
+            SELECT 0, b.digest, (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM blobs b
             WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
             ON CONFLICT DO NOTHING
             """,

@@ -98,16 +98,22 @@ extension SQLiteMetadataStore {
                    let value = Digest(digest)
                 {
                     _ = try await connection.query(
-                        "INSERT OR IGNORE INTO gc_trash (location, digest, size, trashed_at) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR IGNORE INTO gc_trash (location, digest, size, trashed_at, attempts) VALUES (?1, ?2, ?3, ?4, 0)",
                         [.text(location), .text(digest), .integer(size), .integer(Self.now)]
                     )
                     sweep.removed.append(BlobRecord(digest: value, size: Int64(size), location: location))
                 }
             }
-            // Removed before and never confirmed deleted: hand them out again.
+            // Removed before and never confirmed deleted: hand them out again, each with its next
+            // attempt pushed back, 10 s doubling up to an hour.
             let stale = try await connection.query(
-                "SELECT location, digest, size FROM gc_trash WHERE trashed_at <= ?1 ORDER BY trashed_at LIMIT ?2",
-                [.integer(Self.now - Int(GarbageSweep.retryAfter)), .integer(max(0, limit))]
+                """
+                UPDATE gc_trash SET attempts = attempts + 1,
+                    trashed_at = ?1 + min(?3 * (1 << min(attempts, 9)), 3600000)
+                WHERE location IN (SELECT location FROM gc_trash WHERE trashed_at <= ?1 - ?3 ORDER BY trashed_at LIMIT ?2)
+                RETURNING location, digest, size
+                """,
+                [.integer(Self.now), .integer(max(0, limit)), .integer(Int(GarbageSweep.retryAfter))]
             )
             for row in stale {
                 guard let location = row.column("location")?.string, let digest = row.column("digest")?.string.flatMap({ Digest($0) }),
@@ -116,9 +122,9 @@ extension SQLiteMetadataStore {
                 sweep.removed.append(BlobRecord(digest: digest, size: Int64(size), location: location))
             }
             let left = try await connection.query(
-                "SELECT count(*) AS n FROM gc_queue WHERE queued_at <= ?1", [.integer(Int(cutoff))]
+                "SELECT 1 FROM gc_queue WHERE queued_at <= ?1 LIMIT 1", [.integer(Int(cutoff))]
             )
-            sweep.due = left.first?.column("n")?.integer ?? 0
+            sweep.due = left.isEmpty ? 0 : 1
             return sweep
         }
     }

@@ -121,7 +121,8 @@ enum SQLiteSchema {
         ],
         // 4: the garbage collector's review queue: a link (repository_id > 0) or a blob row
         //    (repository_id = 0) that may have become garbage, since `queued_at`. Existing links no
-        //    manifest references and blob rows no repository links are queued once, here.
+        //    manifest references and blob rows no repository links are queued once, here, as of
+        //    now: they go a grace period after the upgrade.
         [
             """
             CREATE TABLE gc_queue (
@@ -140,12 +141,13 @@ enum SQLiteSchema {
                 location TEXT PRIMARY KEY,
                 digest TEXT NOT NULL,
                 size INTEGER NOT NULL,
-                trashed_at INTEGER NOT NULL
+                trashed_at INTEGER NOT NULL,
+                attempts INTEGER NOT NULL
             ) WITHOUT ROWID
             """,
             """
             INSERT OR IGNORE INTO gc_queue (repository_id, digest, queued_at)
-            SELECT rb.repository_id, rb.digest, rb.created_at FROM repository_blobs rb
+            SELECT rb.repository_id, rb.digest, CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM repository_blobs rb
             WHERE NOT EXISTS (
                 SELECT 1 FROM manifest_references mr
                 WHERE mr.repository_id = rb.repository_id AND mr.referenced_digest = rb.digest
@@ -153,7 +155,7 @@ enum SQLiteSchema {
             """,
             """
             INSERT OR IGNORE INTO gc_queue (repository_id, digest, queued_at)
-            SELECT 0, b.digest, b.created_at FROM blobs b
+            SELECT 0, b.digest, CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM blobs b
             WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
             """,
         ],

@@ -33,7 +33,7 @@ package func buildApplication(
         // Services stop in reverse order: the scanner before the metadata store it writes to.
         services: metadata.services
             + [UploadExpiry(maximumAge: Double(configuration.uploadMaximumAge), logger: logger) { try await blobs.expireUploads(olderThan: $0) }]
-            + (scanner.map { [$0] } ?? []) + [collector],
+            + (scanner.map { [$0] } ?? []) + collector,
         logger: logger
     )
     if let migrate = metadata.beforeStart {
@@ -43,17 +43,22 @@ package func buildApplication(
     return app
 }
 
-/// The garbage collector over `metadata` and `blobs`, recording its runs in the metrics.
+/// The garbage collector over `metadata` and `blobs`, recording its runs in the metrics; none
+/// with `GC_ENABLED=false`.
 func garbageCollector(
     metadata: any MetadataAPI, blobs: any BlobAPI, _ configuration: ServeConfiguration, logger: Logger
-) -> GarbageCollector {
+) -> [any Service] {
+    guard configuration.gcEnabled else {
+        logger.warning("garbage collection is off (GC_ENABLED=false): candidates are queued, nothing is deleted")
+        return []
+    }
     logger.info("garbage collection", metadata: ["grace_period": "\(configuration.gcGracePeriod)"])
-    return GarbageCollector(metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod, logger: logger) { run in
+    return [GarbageCollector(metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod, logger: logger) { run in
         ServiceMetrics.recordGarbageCollection(
             reviewed: run.reviewed, unlinked: run.unlinked, deletedBlobs: run.deletedBlobs, deletedBytes: run.deletedBytes,
             errors: run.errors, duration: run.duration
         )
-    }
+    }]
 }
 
 /// The metadata service the configuration asks for, the services it needs running, and what

@@ -26,6 +26,9 @@ package struct ServeConfiguration: Sendable {
     /// `GC_GRACE_PERIOD`: how long a candidate for garbage collection waits before it is
     /// reviewed (default 24 h); see docs/storage.md.
     package var gcGracePeriod: Duration = .seconds(86_400)
+    /// `GC_ENABLED`: run the garbage collector (default on). Off while replicas of a version
+    /// without it still serve (docs/operations.md, upgrades); candidates are still queued.
+    package var gcEnabled = true
     /// `LOG_LEVEL`.
     package var logLevel: String
     /// `LOG_FORMAT`: `text` (default) or `json` (one object per line, for log collectors).
@@ -118,6 +121,7 @@ package struct ServeConfiguration: Sendable {
         }
         self.scanLayersForScmSource = try environment.bool("SCM_SOURCE_SCAN", default: true)
         self.gcGracePeriod = try environment.duration("GC_GRACE_PERIOD", default: .seconds(86_400), maximum: 365 * 86_400)
+        self.gcEnabled = try environment.bool("GC_ENABLED", default: true)
         self.uploadSessionsPerClient = try environment.integer(
             "UPLOAD_SESSIONS_PER_CLIENT", default: BlobService.defaultSessionsPerClient, range: 1...1_000_000
         )

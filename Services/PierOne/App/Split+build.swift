@@ -41,10 +41,8 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: try internalClientConfiguration(configuration))
         let blobs = RemoteBlobs(url: blobURL, http: http)
         // Services stop in reverse order: the collector before the client and the store it uses.
-        services += [
-            ShutdownHook(name: "blob client") { try await http.shutdown() },
-            garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger),
-        ]
+        services += [ShutdownHook(name: "blob client") { try await http.shutdown() }]
+            + garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger)
     } else {
         logger.warning("garbage collection is off: set BLOB_URL so that pierone metadata can delete collected blobs")
     }

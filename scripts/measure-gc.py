@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Driver of scripts/measure-gc (which builds the release binary): see that script's header."""
+
+import concurrent.futures
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, process):
+    for _ in range(300):
+        if process.poll() is not None:
+            raise SystemExit(f"pierone exited with {process.returncode}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/v2/")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("pierone did not start")
+
+
+def serve(data, env):
+    port = free_port()
+    log = open(os.path.join(data, f"serve-{port}.log"), "w")
+    environment = dict(os.environ, HTTP_PORT=str(port), STORAGE_DIRECTORY=os.path.join(data, "store"), LOG_LEVEL="warning", **env)
+    process = subprocess.Popen([os.environ["PIERONE_BIN"], "serve"], env=environment, stdout=log, stderr=log)
+    wait_ready(port, process)
+    return process, port
+
+
+def push_blobs(port, count, size, threads=8, deadline=None):
+    """Monolithic pushes (POST, PUT with the body) of `count` distinct blobs; returns how many."""
+    counter = iter(range(count))
+    lock = threading.Lock()
+    done = [0]
+
+    def worker():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                return
+            body = (uuid.uuid4().hex * (size // 32 + 1))[:size].encode()
+            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            connection.request("POST", "/v2/bench/gc/blobs/uploads/")
+            response = connection.getresponse()
+            response.read()
+            location = response.getheader("Location")
+            connection.request("PUT", f"{location}?digest={digest}", body=body)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 201:
+                raise SystemExit(f"push answered {response.status}")
+            with lock:
+                done[0] += 1
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(worker) for _ in range(threads)]:
+            future.result()
+    return done[0]
+
+
+def metric(port, name):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def push_rate(port, seconds=5.0):
+    start = time.monotonic()
+    pushed = push_blobs(port, 10**9, 1 << 20, threads=4, deadline=start + seconds)
+    return pushed / (time.monotonic() - start)
+
+
+def measure(name, count, env):
+    data = tempfile.mkdtemp(prefix=f"pierone-gc-{name}-")
+    try:
+        # Garbage made under a long grace period: nothing is collected while it is made.
+        process, port = serve(data, dict(env, GC_GRACE_PERIOD="24h"))
+        start = time.monotonic()
+        push_blobs(port, count, 256)
+        made = time.monotonic() - start
+        baseline = push_rate(port)
+        process.terminate()
+        process.wait()
+        # The same data with no grace period: every upload is garbage now.
+        process, port = serve(data, dict(env, GC_GRACE_PERIOD="0"))
+        while metric(port, "pierone_gc_deleted_blobs_total") == 0:
+            time.sleep(0.05)
+        first = time.monotonic()
+        # Pushes for 5 s while the collection runs, in a thread; the collection is timed here.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pushing = pool.submit(push_rate, port)
+            while metric(port, "pierone_gc_deleted_blobs_total") < count:
+                time.sleep(0.05)
+            collected = time.monotonic() - first
+            during = pushing.result()
+        deleted = metric(port, "pierone_gc_deleted_blobs_total")
+        errors = metric(port, "pierone_gc_errors_total")
+        process.terminate()
+        process.wait()
+        print(
+            f"{name:<11} {count:>7} blobs made in {made:6.1f} s; collected {deleted:>7.0f} in {collected:6.1f} s = "
+            f"{count / collected:7.0f} blobs/s ({count / collected * 60 / 300:6.0f}x Harbor's ~300/min); errors {errors:.0f}; "
+            f"1 MiB pushes/s while collecting {during:5.1f}, without {baseline:5.1f} ({during / baseline:.2f}x)",
+            flush=True,
+        )
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main():
+    filesystem_count, s3_count = int(sys.argv[1]), int(sys.argv[2])
+    measure("filesystem", filesystem_count, {})
+    port = free_port()
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        import boto3
+
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="bench")
+        measure("s3 (moto)", s3_count, {"STORAGE_S3_BUCKET": "bench", "STORAGE_S3_ENDPOINT": endpoint})
+        # The limit: moto deleting as many objects for boto3, one request each.
+        keys = [f"alone/{i}" for i in range(min(s3_count, 2000))]
+        for key in keys:
+            s3.put_object(Bucket="bench", Key=key, Body=b"x" * 256)
+        start = time.monotonic()
+        for key in keys:
+            s3.delete_object(Bucket="bench", Key=key)
+        elapsed = time.monotonic() - start
+        print(f"limit, moto alone: {len(keys) / elapsed:7.0f} single-object deletes/s (boto3, one at a time)")
+    finally:
+        moto.kill()
+
+
+if __name__ == "__main__":
+    main()
