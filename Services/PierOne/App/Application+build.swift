@@ -56,7 +56,7 @@ func garbageCollector(
     return [GarbageCollector(metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod, logger: logger) { run in
         ServiceMetrics.recordGarbageCollection(
             reviewed: run.reviewed, unlinked: run.unlinked, deletedBlobs: run.deletedBlobs, deletedBytes: run.deletedBytes,
-            errors: run.errors, duration: run.duration
+            errors: run.errors, finished: run.finished ? run.duration : nil
         )
     }]
 }

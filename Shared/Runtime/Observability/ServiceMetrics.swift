@@ -138,20 +138,22 @@ package enum ServiceMetrics {
 
     // MARK: Garbage collection
 
-    /// Records one collection of the garbage collector.
+    /// Records the progress of the garbage collector: what a batch did, or (`finished`, with its
+    /// time) the end of a collection.
     package static func recordGarbageCollection(
-        reviewed: Int, unlinked: Int, deletedBlobs: Int, deletedBytes: Int64, errors: Int, duration: Duration
+        reviewed: Int, unlinked: Int, deletedBlobs: Int, deletedBytes: Int64, errors: Int, finished duration: Duration?
     ) {
         func counter(_ name: String, _ help: String) -> Counter {
             self.cached(self.counters, name) { self.registry.makeCounter(descriptor: self.name(name, help), labels: []) }
         }
-        counter("pierone_gc_runs_total", "Garbage collections run.").increment()
         counter("pierone_gc_candidates_total", "Queue entries the garbage collector reviewed.").increment(by: Int64(reviewed))
         counter("pierone_gc_unlinked_total", "Links no manifest referenced, removed by the garbage collector.")
             .increment(by: Int64(unlinked))
         counter("pierone_gc_deleted_blobs_total", "Blobs the garbage collector deleted.").increment(by: Int64(deletedBlobs))
         counter("pierone_gc_deleted_bytes_total", "Bytes of the blobs the garbage collector deleted.").increment(by: deletedBytes)
         counter("pierone_gc_errors_total", "Failed collections and byte deletions.").increment(by: Int64(errors))
+        guard let duration else { return }
+        counter("pierone_gc_runs_total", "Garbage collections run.").increment()
         self.cached(self.histograms, "pierone_gc_duration_seconds") {
             self.registry.makeDurationHistogram(
                 descriptor: self.name("pierone_gc_duration_seconds", "Time of one garbage collection."), labels: [],
