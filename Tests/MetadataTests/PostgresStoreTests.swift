@@ -38,6 +38,47 @@ import Testing
         try await Self.withStore { store, _ in try await check(store) }
     }
 
+    /// A garbage review (here, a second connection doing what `review` does) holds a link and its
+    /// blob row and then deletes both: a push linking the same digest meanwhile waits for it and
+    /// records its own bytes, and a mount finds nothing — neither keeps the deleted location.
+    @Test(arguments: ["link", "mount"])
+    func pushesWaitForAReviewHoldingTheirRows(_ operation: String) async throws {
+        try await Self.withStore { store, client in
+            let repository = RepositoryName("team/app")!
+            let digest = Contracts.Digest("sha256:" + String(repeating: operation == "link" ? "a" : "b", count: 64))!
+            let collected = BlobRecord(digest: digest, size: 3, location: "blobs/collected")
+            _ = try await store.linkBlob(collected, into: repository)
+            let (locked, signal) = AsyncStream<Void>.makeStream()
+            let logger = Logger(label: "review")
+            async let review: Void = client.withTransaction(logger: logger) { connection in
+                try await connection.query(
+                    "SELECT 1 FROM repository_blobs WHERE digest = \(digest.description) FOR UPDATE", logger: logger
+                )
+                try await connection.query("SELECT 1 FROM blobs WHERE digest = \(digest.description) FOR UPDATE", logger: logger)
+                signal.yield()
+                try await Task.sleep(for: .milliseconds(500))
+                try await connection.query("DELETE FROM repository_blobs WHERE digest = \(digest.description)", logger: logger)
+                try await connection.query("DELETE FROM blobs WHERE digest = \(digest.description)", logger: logger)
+            }
+            for await _ in locked { break }
+            let started = ContinuousClock.now
+            if operation == "link" {
+                let pushed = BlobRecord(digest: digest, size: 3, location: "blobs/pushed")
+                let recorded = try await store.linkBlob(pushed, into: repository)
+                #expect(ContinuousClock.now - started >= .milliseconds(400), "the link waited for the review")
+                try await review
+                #expect(recorded == pushed)
+                #expect(try await store.blob(digest, in: repository) == pushed)
+            } else {
+                let mounted = try await store.mountBlob(digest, into: RepositoryName("other/app")!, from: nil)
+                #expect(ContinuousClock.now - started >= .milliseconds(400), "the mount waited for the review")
+                try await review
+                #expect(mounted == nil)
+                #expect(try await store.blob(digest, in: RepositoryName("other/app")!) == nil)
+            }
+        }
+    }
+
     @Test func replicasStartingTogetherMigrateOnce() async throws {
         try await Self.withStore { _, client in
             // The store is migrated; eight more replicas racing to migrate change nothing and fail nothing.
