@@ -73,11 +73,17 @@ package struct MetadataService: MetadataAPI {
     package func mountBlob(_ digest: Digest, into repository: RepositoryName, from sources: [RepositoryName]?) async throws
         -> BlobRecord?
     {
-        try await self.store.mountBlob(digest, into: repository, from: sources)
+        // Bounded here, where internal callers arrive: SQLite binds each source as a variable.
+        try await self.store.mountBlob(digest, into: repository, from: sources.map { Array($0.prefix(Self.mountSourceLimit)) })
     }
 
+    /// Most source repositories one mount looks in.
+    static let mountSourceLimit = 100
+    /// Most queue entries one review takes, whatever the caller asks.
+    static let reviewLimit = 1000
+
     package func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
-        try await self.store.collectGarbage(queuedBefore: cutoff, limit: limit)
+        try await self.store.collectGarbage(queuedBefore: cutoff, limit: min(max(0, limit), Self.reviewLimit))
     }
 
     package func purgeCollected(_ locations: [String]) async throws {

@@ -62,11 +62,8 @@ extension RegistryService {
     package func mount(_ digest: Digest, into repository: RepositoryName, from source: MountSource) async throws -> Bool {
         let sources: [RepositoryName]? = switch source {
         case .anyRepository: nil
-        case .repositories(let candidates): Array(candidates.prefix(Self.mountSourceLimit))
+        case .repositories(let candidates): candidates
         }
         return try await self.metadata.mountBlob(digest, into: repository, from: sources) != nil
     }
-
-    /// Most source repositories one mount looks in (a token's grants are listed in full otherwise).
-    static let mountSourceLimit = 100
 }
