@@ -18,6 +18,7 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
     package struct Run: Sendable, Equatable {
         package var reviewed = 0
         package var unlinked = 0
+        package var deletedManifests = 0
         package var deletedBlobs = 0
         package var deletedBytes: Int64 = 0
         /// Byte deletions that failed (the objects stay, unreferenced).
@@ -98,13 +99,16 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
             let deleted = await self.delete(removed)
             // Confirmed only once the bytes are gone: a crash before this hands them out again.
             try await self.metadata.purgeCollected(deleted.map(\.location))
-            var batch = Run(reviewed: sweep.reviewed, unlinked: sweep.unlinked, deletedBlobs: deleted.count)
+            var batch = Run(
+                reviewed: sweep.reviewed, unlinked: sweep.unlinked, deletedManifests: sweep.manifests, deletedBlobs: deleted.count
+            )
             batch.deletedBytes = deleted.reduce(0) { $0 + $1.size }
             batch.errors = removed.count - deleted.count
             // Progress is visible in the metrics while a large collection runs.
             self.observe(batch)
             run.reviewed += batch.reviewed
             run.unlinked += batch.unlinked
+            run.deletedManifests += batch.deletedManifests
             run.deletedBlobs += batch.deletedBlobs
             run.deletedBytes += batch.deletedBytes
             run.errors += batch.errors
@@ -117,7 +121,8 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
             self.logger.info(
                 "garbage collected",
                 metadata: [
-                    "reviewed": "\(run.reviewed)", "unlinked": "\(run.unlinked)", "blobs": "\(run.deletedBlobs)",
+                    "reviewed": "\(run.reviewed)", "unlinked": "\(run.unlinked)", "manifests": "\(run.deletedManifests)",
+                    "blobs": "\(run.deletedBlobs)",
                     "bytes": "\(run.deletedBytes)", "errors": "\(run.errors)", "duration": "\(run.duration)",
                 ]
             )

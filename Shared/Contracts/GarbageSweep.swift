@@ -10,6 +10,9 @@ package struct GarbageSweep: Sendable, Equatable, Codable {
     package var reviewed = 0
     /// Links removed.
     package var unlinked = 0
+    /// Manifests removed: untagged, listed by no index, their subject gone (their blobs and
+    /// children are queued and go in a later review of the same collection).
+    package var manifests = 0
     /// Blob rows removed: their bytes are now the caller's to delete (`BlobAPI.discard`), then to
     /// confirm (`MetadataAPI.purgeCollected`). Also blobs removed earlier whose deletion was never
     /// confirmed (a collector that crashed or failed), once `retryAfter` has passed.

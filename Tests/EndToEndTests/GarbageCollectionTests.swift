@@ -122,11 +122,109 @@ import Testing
         }
     }
 
+    /// Indexes with a child of their own and a child every index shares, each signed by a referrer,
+    /// pushed by clients while the collector runs with no grace period; some indexes are deleted
+    /// (their own child and signature are collected with them). Every index answered 201 and not
+    /// deleted reads back with both children, its referrer, and every blob matching its digest.
+    @Test(arguments: Backend.allCases) func indexesAndReferrersRacingTheCollectorLoseNothing(_ backend: Backend) async throws {
+        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .zero }) { registry in
+            let repository = "team/graph"
+            let shared = (0..<3).map { "graph shared layer \($0) " + String(repeating: "y", count: 1500) }
+            struct Kept: Sendable {
+                var tag: String
+                var index: Digest
+                var manifests: [(Digest, [String])]
+            }
+            let outcome = try await withThrowingTaskGroup(of: ([Kept], [Digest]).self) { group in
+                for client in 0..<3 {
+                    group.addTask {
+                        var kept: [Kept] = []
+                        var collected: [Digest] = []
+                        for round in 0..<8 {
+                            let tag = "g\(client)-r\(round)-SNAPSHOT"
+                            let own = [shared[(client + round) % 3], "graph own \(client) \(round)"]
+                            let common = [shared[0]]
+                            let signature = ["signature \(client) \(round)"]
+                            attempts: for _ in 0..<5 {
+                                guard let child = try await Self.pushImage(registry, to: repository, layers: own),
+                                      let commonChild = try await Self.pushImage(registry, to: repository, layers: common)
+                                else { continue }
+                                let index = Manifests.index(
+                                    mediaType: MediaType.ociIndex,
+                                    manifests: [child, commonChild].map { Manifests.descriptor(MediaType.ociManifest, $0.digest, $0.size) }
+                                )
+                                let response = try await registry.putManifest(
+                                    index, to: repository, reference: tag, mediaType: MediaType.ociIndex
+                                )
+                                guard response.status == .created else {
+                                    // A child collected (the shared one, by another client's delete) meanwhile.
+                                    #expect(Registry.errorCode(response) == "MANIFEST_BLOB_UNKNOWN", "\(String(buffer: response.body))")
+                                    continue attempts
+                                }
+                                let indexDigest = DigestHasher.digest(of: index)
+                                let subject = Manifests.descriptor(MediaType.ociIndex, indexDigest, index.readableBytes)
+                                guard let referrer = try await Self.pushImage(
+                                    registry, to: repository, layers: signature,
+                                    extra: #","artifactType":"application/x.signature","subject":\#(subject)"#
+                                ) else { continue attempts }
+                                if round % 3 == 2 {
+                                    let deleted = try await registry.request(.delete, "/v2/\(repository)/manifests/\(indexDigest)")
+                                    #expect(deleted.status == .accepted)
+                                    collected += [child.digest, referrer.digest]
+                                } else {
+                                    kept.append(Kept(
+                                        tag: tag, index: indexDigest,
+                                        manifests: [(child.digest, own), (commonChild.digest, common), (referrer.digest, signature)]
+                                    ))
+                                }
+                                break attempts
+                            }
+                        }
+                        return (kept, collected)
+                    }
+                }
+                return try await group.reduce(into: ([Kept](), [Digest]())) { $0.0 += $1.0; $0.1 += $1.1 }
+            }
+            #expect(outcome.0.count >= 3 * 5 - 3, "most pushes succeed within their retries: \(outcome.0.count)")
+            // The deleted indexes' own children and signatures are collected…
+            for digest in outcome.1 {
+                try await Self.eventually("\(digest) of a deleted index is collected") {
+                    try await registry.request(.get, "/v2/\(repository)/manifests/\(digest)").status == .notFound
+                }
+            }
+            // …and everything kept reads back whole.
+            for kept in outcome.0 {
+                let index = try await registry.request(.get, "/v2/\(repository)/manifests/\(kept.tag)")
+                #expect(index.status == .ok && DigestHasher.digest(of: index.body) == kept.index, "\(kept.tag)")
+                for (digest, layers) in kept.manifests {
+                    let manifest = try await registry.request(.get, "/v2/\(repository)/manifests/\(digest)")
+                    #expect(manifest.status == .ok && DigestHasher.digest(of: manifest.body) == digest, "\(kept.tag): \(digest)")
+                    for layer in layers + ["{}"] {
+                        let blob = try await registry.request(
+                            .get, "/v2/\(repository)/blobs/\(DigestHasher.digest(of: ByteBuffer(string: layer)))"
+                        )
+                        #expect(blob.status == .ok && String(buffer: blob.body) == layer, "\(kept.tag): \(layer.prefix(20))")
+                    }
+                }
+                let referrers = try await registry.request(.get, "/v2/\(repository)/referrers/\(kept.index)")
+                #expect(String(buffer: referrers.body).contains(kept.manifests[2].0.description), "\(kept.tag)")
+            }
+        }
+    }
+
     /// A push of `layers` tagged `tag`, uploading again when the collector took a blob between the
     /// upload and the manifest (`MANIFEST_BLOB_UNKNOWN`); nil when every attempt was refused.
     static func push(
         _ registry: Registry, to repository: String, tag: String, config: String = "{}", layers: [String]
     ) async throws -> Digest? {
+        try await self.pushImage(registry, to: repository, reference: tag, config: config, layers: layers)?.digest
+    }
+
+    /// `push`, by `reference` (nil: by its digest), with `extra` fields; the digest and size.
+    static func pushImage(
+        _ registry: Registry, to repository: String, reference: String? = nil, config: String = "{}", layers: [String],
+        extra: String = ""
+    ) async throws -> (digest: Digest, size: Int)? {
         for _ in 0..<5 {
             var descriptors: [String] = []
             let configDigest = try await registry.pushBlob(ByteBuffer(string: config), to: repository)
@@ -137,10 +235,13 @@ import Testing
             let manifest = Manifests.image(
                 mediaType: MediaType.ociManifest,
                 config: Manifests.descriptor(Manifests.configType(for: MediaType.ociManifest), configDigest, config.utf8.count),
-                layers: descriptors
+                layers: descriptors, extra: extra
             )
-            let response = try await registry.putManifest(manifest, to: repository, reference: tag, mediaType: MediaType.ociManifest)
-            if response.status == .created { return DigestHasher.digest(of: manifest) }
+            let digest = DigestHasher.digest(of: manifest)
+            let response = try await registry.putManifest(
+                manifest, to: repository, reference: reference ?? digest.description, mediaType: MediaType.ociManifest
+            )
+            if response.status == .created { return (digest, manifest.readableBytes) }
             #expect(Registry.errorCode(response) == "MANIFEST_BLOB_UNKNOWN", "\(String(buffer: response.body))")
         }
         return nil

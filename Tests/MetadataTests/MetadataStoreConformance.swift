@@ -282,6 +282,80 @@ enum MetadataStoreConformance {
         try await store.purgeCollected([blob.location])
     }
 
+    /// Reviews everything queued until nothing is due; what was removed, bytes confirmed.
+    static func collectAll(_ store: some MetadataStore) async throws -> (manifests: Int, removed: Set<Digest>) {
+        let future = Int64(Date().timeIntervalSince1970 * 1000) + 600_000
+        var manifests = 0
+        var removed = Set<Digest>()
+        for _ in 0..<20 {
+            let sweep = try await store.collectGarbage(queuedBefore: future, limit: 100)
+            manifests += sweep.manifests
+            removed.formUnion(sweep.removed.map(\.digest))
+            try await store.purgeCollected(sweep.removed.map(\.location))
+            if sweep.due == 0 { break }
+        }
+        return (manifests, removed)
+    }
+
+    /// Graph awareness: an index keeps its untagged children (and their blobs); a child shared by
+    /// two indexes stays while one remains; deleting the last index collects its children and
+    /// their blobs; deleting a subject collects its untagged referrers, not a tagged one; an
+    /// untagged image pushed on its own is not collected (retention decides it).
+    static func garbageFollowsIndexesAndReferrers(_ store: some MetadataStore) async throws {
+        let shared = self.blob("shared child layer")
+        let own = self.blob("own child layer")
+        let loose = self.blob("loose layer")
+        for blob in [shared, own, loose] { try await store.linkBlob(blob, into: self.repository) }
+        let sharedChild = self.manifest("shared child", blobs: [shared], tags: [])
+        let ownChild = self.manifest("own child", blobs: [own], tags: [])
+        let untaggedAlone = self.manifest("untagged alone", blobs: [loose], tags: [])
+        for put in [sharedChild, ownChild, untaggedAlone] { try await store.putManifest(put, rules: allMutable) }
+        func index(_ seed: String, _ children: [ManifestPut], tags: [String]) -> ManifestPut {
+            var put = self.manifest(seed, blobs: [], tags: tags)
+            put.document.mediaType = MediaType.ociIndex
+            put.document.manifests = children.map(\.digest)
+            return put
+        }
+        let first = index("first index", [sharedChild, ownChild], tags: ["multi"])
+        let second = index("second index", [sharedChild], tags: ["other"])
+        try await store.putManifest(first, rules: allMutable)
+        try await store.putManifest(second, rules: allMutable)
+        var signature = self.manifest("signature", blobs: [loose], tags: [])
+        signature.document.subject = first.digest
+        var taggedSbom = self.manifest("tagged sbom", blobs: [loose], tags: ["sbom"])
+        taggedSbom.document.subject = first.digest
+        try await store.putManifest(signature, rules: allMutable)
+        try await store.putManifest(taggedSbom, rules: allMutable)
+
+        // Everything queued so far (the uploads' links) is referenced: nothing goes.
+        var collected = try await self.collectAll(store)
+        #expect(collected.manifests == 0 && collected.removed.isEmpty, "\(collected)")
+        #expect(try await store.manifest(ownChild.digest, in: self.repository) != nil)
+
+        #expect(try await store.deleteManifest(first.digest, in: self.repository, rules: allMutable))
+        collected = try await self.collectAll(store)
+        // The own child and the signature go; the shared child, the tagged SBOM and the image
+        // pushed alone stay; of the blobs only the own child's layer is unreferenced.
+        #expect(collected.manifests == 2, "\(collected)")
+        #expect(collected.removed == [own.digest], "\(collected)")
+        #expect(try await store.manifest(ownChild.digest, in: self.repository) == nil)
+        #expect(try await store.manifest(signature.digest, in: self.repository) == nil)
+        #expect(try await store.manifest(sharedChild.digest, in: self.repository) != nil)
+        #expect(try await store.manifest(taggedSbom.digest, in: self.repository) != nil)
+        #expect(try await store.manifest(untaggedAlone.digest, in: self.repository) != nil)
+        #expect(try await store.blob(shared.digest, in: self.repository) == shared)
+        #expect(try await store.blob(loose.digest, in: self.repository) == loose)
+
+        // The collected child announced its deletion with a reason.
+        let events = try await self.drain(store, sink: self.sinks[0])
+        #expect(events.contains { $0.digest == ownChild.digest.description && $0.tag == nil && $0.reason != nil })
+
+        _ = try await store.deleteTag(Contracts.Tag("other")!, in: self.repository, rules: allMutable)
+        #expect(try await store.deleteManifest(second.digest, in: self.repository, rules: allMutable))
+        collected = try await self.collectAll(store)
+        #expect(collected.manifests == 1 && collected.removed == [shared.digest], "\(collected)")
+    }
+
     // MARK: The Pier One API
 
     /// The outbox sinks the suites open their stores with.
@@ -524,6 +598,7 @@ enum MetadataStoreConformance {
         ("mountsLinkFromPermittedSourcesOnly", { try await mountsLinkFromPermittedSourcesOnly($0) }),
         ("garbageIsReviewedAfterTheCutoff", { try await garbageIsReviewedAfterTheCutoff($0) }),
         ("unconfirmedCollectionsAreHandedOutAgain", { try await unconfirmedCollectionsAreHandedOutAgain($0) }),
+        ("garbageFollowsIndexesAndReferrers", { try await garbageFollowsIndexesAndReferrers($0) }),
         ("blobsAreLinkedPerRepository", { try await blobsAreLinkedPerRepository($0) }),
         ("manifestNeedsItsBlobsInTheRepository", { try await manifestNeedsItsBlobsInTheRepository($0) }),
         ("storesManifestBytesAndTags", { try await storesManifestBytesAndTags($0) }),

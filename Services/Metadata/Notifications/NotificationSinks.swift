@@ -27,17 +27,20 @@ struct NotificationMessage: Sendable, Codable, Equatable {
     var team: String
     /// The artifact (the original's name for it).
     var image: String
-    var tag: String
+    /// Absent when an untagged manifest was deleted.
+    var tag: String?
     var digest: String
-    /// `created` or `moved`.
+    /// `created`, `moved` or `deleted`.
     var action: String
     var previousDigest: String?
     var pushedBy: String?
     /// ISO-8601 UTC with milliseconds.
     var time: String
+    /// Why the registry deleted it itself (a retention rule, garbage collection); absent otherwise.
+    var reason: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, registry, team, image, tag, digest, action
+        case id, registry, team, image, tag, digest, action, reason
         case previousDigest = "previous_digest"
         case pushedBy = "pushed_by"
         case time
@@ -54,6 +57,7 @@ struct NotificationMessage: Sendable, Codable, Equatable {
         self.previousDigest = event.previousDigest
         self.pushedBy = event.pushedBy
         self.time = Timestamps.iso8601(millis: event.timeMillis)
+        self.reason = event.reason
     }
 
     var json: Data {

@@ -6,7 +6,8 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A tag created, moved or deleted, as written to the outbox.
+/// A tag created, moved or deleted, or an untagged manifest deleted (`tag` nil), as written to the
+/// outbox. Deletions the registry made itself (retention, garbage collection) carry a `reason`.
 struct TagEvent: Sendable, Codable, Equatable {
     enum Action: String, Sendable, Codable {
         case created, moved, deleted
@@ -18,13 +19,17 @@ struct TagEvent: Sendable, Codable, Equatable {
     var repository: String
     var team: String
     var artifact: String
-    var tag: String
+    var tag: String?
     var digest: String
     var previousDigest: String?
     var pushedBy: String?
     var timeMillis: Int64
+    var reason: String?
 
-    init(action: Action, repository: RepositoryName, tag: String, digest: Digest, previous: String?, pushedBy: String?) {
+    init(
+        action: Action, repository: RepositoryName, tag: String?, digest: Digest, previous: String?, pushedBy: String?,
+        reason: String? = nil
+    ) {
         self.id = UUID().uuidString.lowercased()
         self.action = action
         self.repository = repository.value
@@ -35,11 +40,20 @@ struct TagEvent: Sendable, Codable, Equatable {
         self.previousDigest = previous
         self.pushedBy = pushedBy
         self.timeMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        self.reason = reason
     }
 
     /// A tag removed (by deleting it or the manifest it named); `digest` is what it named.
-    init(deleted tag: String, from repository: RepositoryName, digest: Digest) {
-        self.init(action: .deleted, repository: repository, tag: tag, digest: digest, previous: nil, pushedBy: nil)
+    init(deleted tag: String, from repository: RepositoryName, digest: Digest, reason: String? = nil) {
+        self.init(action: .deleted, repository: repository, tag: tag, digest: digest, previous: nil, pushedBy: nil, reason: reason)
+    }
+
+    /// An untagged manifest the garbage collector removed: no index lists it and its subject is gone.
+    init(collected digest: Digest, from repository: RepositoryName) {
+        self.init(
+            action: .deleted, repository: repository, tag: nil, digest: digest, previous: nil, pushedBy: nil,
+            reason: "garbage: untagged, in no index, its subject deleted or none"
+        )
     }
 
     var json: String {

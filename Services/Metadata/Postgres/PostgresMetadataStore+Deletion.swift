@@ -47,6 +47,11 @@ extension PostgresMetadataStore {
             )
             var references: [String] = []
             for try await reference in referenced.decode(String.self) { references.append(reference) }
+            // Its referrers (signatures, SBOMs) go with it unless they are tagged.
+            let referrers = try await connection.query(
+                "SELECT digest FROM manifests WHERE repository_id = \(id) AND subject = \(key) ORDER BY digest", logger: logger
+            )
+            for try await referrer in referrers.decode(String.self) { references.append(referrer) }
             for reference in references {
                 try await Self.queueForReview(reference, repositoryID: id, on: connection, logger: logger)
             }

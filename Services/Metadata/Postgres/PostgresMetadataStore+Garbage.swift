@@ -71,20 +71,24 @@ extension PostgresMetadataStore {
         let logger = self.logger
         let candidates = try await self.run {
             let rows = try await self.client.query(
-                "SELECT repository_id, digest FROM gc_queue WHERE queued_at <= \(cutoff) ORDER BY queued_at LIMIT \(max(0, limit))",
+                """
+                SELECT repository_id, digest, queued_at FROM gc_queue WHERE queued_at <= \(cutoff)
+                ORDER BY queued_at LIMIT \(max(0, limit))
+                """,
                 logger: logger
             )
-            var entries: [(Int64, String)] = []
-            for try await entry in rows.decode((Int64, String).self) { entries.append(entry) }
+            var entries: [(Int64, String, Int64)] = []
+            for try await entry in rows.decode((Int64, String, Int64).self) { entries.append(entry) }
             return entries
         }
         var sweep = GarbageSweep()
-        for (repositoryID, digest) in candidates {
+        for (repositoryID, digest, queuedAt) in candidates {
             let outcome = try await self.transaction { connection in
-                try await Self.review(repositoryID, digest, cutoff: cutoff, on: connection, logger: logger)
+                try await self.review(repositoryID, digest, queuedAt: queuedAt, cutoff: cutoff, on: connection)
             }
             guard let outcome else { continue }
             sweep.reviewed += 1
+            if outcome.manifest { sweep.manifests += 1 }
             if outcome.unlinked { sweep.unlinked += 1 }
             if let removed = outcome.removed { sweep.removed.append(removed) }
         }
@@ -119,9 +123,10 @@ extension PostgresMetadataStore {
     }
 
     /// Reviews one queue entry: nil when another review holds it, or it was postponed meanwhile.
-    private static func review(
-        _ repositoryID: Int64, _ digest: String, cutoff: Int64, on connection: PostgresConnection, logger: Logger
-    ) async throws -> (unlinked: Bool, removed: BlobRecord?)? {
+    private func review(
+        _ repositoryID: Int64, _ digest: String, queuedAt: Int64, cutoff: Int64, on connection: PostgresConnection
+    ) async throws -> (manifest: Bool, unlinked: Bool, removed: BlobRecord?)? {
+        let logger = self.logger
         // SKIP LOCKED: replicas reviewing at once take different entries.
         guard try await Self.exists(
             """
@@ -133,17 +138,34 @@ extension PostgresMetadataStore {
             """, on: connection, logger: logger
         ) else { return nil }
         var unlinked = false
+        var manifest = false
         // Row locks are taken with SKIP LOCKED, so a review never waits for a push (and never
         // deadlocks with one): a row someone holds is in use now, and its entry is queued again.
-        func postpone(_ repositoryID: Int64) async throws -> (unlinked: Bool, removed: BlobRecord?) {
+        func postpone(_ repositoryID: Int64) async throws -> (manifest: Bool, unlinked: Bool, removed: BlobRecord?) {
             try await Self.queueForReview(digest, repositoryID: repositoryID, on: connection, logger: logger)
-            return (unlinked, nil)
+            return (manifest, unlinked, nil)
+        }
+        if repositoryID != 0,
+           try await Self.exists(
+               "SELECT 1 FROM manifests WHERE repository_id = \(repositoryID) AND digest = \(digest)",
+               on: connection, logger: logger
+           )
+        {
+            // A tag being set or an index being pushed holds the row (a foreign key's or FOR
+            // SHARE lock) until it commits: then the manifest is in use.
+            guard try await Self.exists(
+                """
+                SELECT 1 FROM manifests WHERE repository_id = \(repositoryID) AND digest = \(digest)
+                FOR UPDATE SKIP LOCKED
+                """, on: connection, logger: logger
+            ) else { return try await postpone(repositoryID) }
+            manifest = try await self.collectManifest(digest, repositoryID: repositoryID, queuedAt: queuedAt, on: connection)
         }
         if repositoryID != 0 {
             guard try await Self.exists(
                 "SELECT 1 FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = \(digest)",
                 on: connection, logger: logger
-            ) else { return (false, nil) }
+            ) else { return (manifest, false, nil) }
             guard try await Self.exists(
                 """
                 SELECT 1 FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = \(digest)
@@ -155,20 +177,20 @@ extension PostgresMetadataStore {
                 SELECT 1 FROM manifest_references
                 WHERE repository_id = \(repositoryID) AND referenced_digest = \(digest) LIMIT 1
                 """, on: connection, logger: logger
-            ) else { return (false, nil) }
+            ) else { return (manifest, false, nil) }
             try await connection.query(
                 "DELETE FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = \(digest)", logger: logger
             )
             unlinked = true
         }
         guard try await Self.exists("SELECT 1 FROM blobs WHERE digest = \(digest)", on: connection, logger: logger) else {
-            return (unlinked, nil)
+            return (manifest, unlinked, nil)
         }
         guard try await Self.exists(
             "SELECT 1 FROM blobs WHERE digest = \(digest) FOR UPDATE SKIP LOCKED", on: connection, logger: logger
         ) else { return try await postpone(0) }
         guard try await !Self.exists("SELECT 1 FROM repository_blobs WHERE digest = \(digest) LIMIT 1", on: connection, logger: logger)
-        else { return (unlinked, nil) }
+        else { return (manifest, unlinked, nil) }
         let removed = try await connection.query("DELETE FROM blobs WHERE digest = \(digest) RETURNING size, location", logger: logger)
         var blob: BlobRecord?
         for try await (size, location) in removed.decode((Int64, String).self) {
@@ -183,7 +205,50 @@ extension PostgresMetadataStore {
                 """, logger: logger
             )
         }
-        return (unlinked, blob)
+        return (manifest, unlinked, blob)
+    }
+
+    /// Removes manifest `digest` (locked by the caller) if nothing keeps it: no tag, no index of
+    /// the repository, no subject still there (see the SQLite store). What it referenced and its
+    /// referrers are queued as of `queuedAt`.
+    private func collectManifest(_ digest: String, repositoryID: Int64, queuedAt: Int64, on connection: PostgresConnection)
+        async throws -> Bool
+    {
+        let logger = self.logger
+        guard try await Self.exists(
+            """
+            SELECT 1 FROM manifests m WHERE m.repository_id = \(repositoryID) AND m.digest = \(digest)
+            AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)
+            AND NOT EXISTS (
+                SELECT 1 FROM manifest_references r WHERE r.repository_id = m.repository_id AND r.referenced_digest = m.digest
+            )
+            AND (m.subject IS NULL OR NOT EXISTS (
+                SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject
+            ))
+            """, on: connection, logger: logger
+        ), let value = Digest(digest) else { return false }
+        try await connection.query(
+            """
+            INSERT INTO gc_queue (repository_id, digest, queued_at)
+            SELECT repository_id, referenced_digest, \(queuedAt) FROM manifest_references
+            WHERE repository_id = \(repositoryID) AND manifest_digest = \(digest)
+            UNION SELECT repository_id, digest, \(queuedAt) FROM manifests
+            WHERE repository_id = \(repositoryID) AND subject = \(digest)
+            ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = GREATEST(gc_queue.queued_at, EXCLUDED.queued_at)
+            """, logger: logger
+        )
+        let names = try await connection.query(
+            """
+            DELETE FROM manifests m USING repositories r
+            WHERE m.repository_id = \(repositoryID) AND m.digest = \(digest) AND r.id = m.repository_id RETURNING r.name
+            """, logger: logger
+        )
+        for try await name in names.decode(String.self) {
+            if let repository = RepositoryName(name) {
+                try await self.enqueue(TagEvent(collected: value, from: repository), on: connection)
+            }
+        }
+        return true
     }
 
     /// Whether `query` returns a row.

@@ -213,6 +213,19 @@ final class PostgresMetadataStore: MetadataStore {
     // MARK: Manifests
 
     func putManifest(_ put: ManifestPut, rules: TagRules) async throws {
+        // A garbage review may remove the manifest (an untagged child of a deleted index) between
+        // this push finding it stored and referencing it: the foreign key refuses, and the push
+        // stores it again.
+        for attempt in 1...3 {
+            do {
+                return try await self.storeManifest(put, rules: rules)
+            } catch where attempt < 3 && Self.isMissingBlobRow(error) {
+                continue
+            }
+        }
+    }
+
+    private func storeManifest(_ put: ManifestPut, rules: TagRules) async throws {
         let logger = self.logger
         try await self.transaction { connection in
             let id = try await Self.ensureRepository(put.repository, on: connection, logger: logger)

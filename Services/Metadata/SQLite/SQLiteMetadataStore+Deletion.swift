@@ -32,7 +32,11 @@ extension SQLiteMetadataStore {
             let referenced = try await connection.query(
                 "SELECT referenced_digest FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2", key
             ).compactMap { $0.column("referenced_digest")?.string }
-            for reference in referenced {
+            // Its referrers (signatures, SBOMs) go with it unless they are tagged.
+            let referrers = try await connection.query(
+                "SELECT digest FROM manifests WHERE repository_id = ?1 AND subject = ?2", key
+            ).compactMap { $0.column("digest")?.string }
+            for reference in referenced + referrers {
                 try await Self.queueForReview(reference, repositoryID: id, at: Self.now, on: connection)
             }
             if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection) {

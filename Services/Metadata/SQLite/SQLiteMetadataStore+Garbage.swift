@@ -56,20 +56,64 @@ extension SQLiteMetadataStore {
         }
     }
 
+    /// Removes manifest `digest` of the repository if nothing keeps it: no tag names it, no index
+    /// of the repository lists it, and it is not a referrer of a manifest still there. Only the
+    /// manifests of a deleted index or subject are queued, so an untagged image pushed on its own
+    /// stays until a retention rule deletes it. What it referenced and its referrers are queued as
+    /// of `queuedAt`, so a whole graph goes within one grace period.
+    private func collectManifest(_ digest: String, repositoryID: Int, queuedAt: Int, on connection: SQLiteConnection)
+        async throws -> Bool
+    {
+        let key: [SQLiteData] = [.integer(repositoryID), .text(digest)]
+        let unkept = try await connection.query(
+            """
+            SELECT m.subject FROM manifests m WHERE m.repository_id = ?1 AND m.digest = ?2
+            AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = ?1 AND t.manifest_digest = ?2)
+            AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = ?1 AND r.referenced_digest = ?2)
+            AND (m.subject IS NULL
+                 OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = ?1 AND s.digest = m.subject))
+            """, key
+        )
+        guard !unkept.isEmpty, let value = Digest(digest) else { return false }
+        let queued = key + [.integer(queuedAt)]
+        _ = try await connection.query(
+            """
+            INSERT INTO gc_queue (repository_id, digest, queued_at)
+            SELECT repository_id, referenced_digest, ?3 FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2
+            UNION SELECT repository_id, digest, ?3 FROM manifests WHERE repository_id = ?1 AND subject = ?2
+            ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at)
+            """, queued
+        )
+        _ = try await connection.query("DELETE FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2", key)
+        _ = try await connection.query("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2", key)
+        if let repository = try await connection.query("SELECT name FROM repositories WHERE id = ?1", [.integer(repositoryID)])
+            .first?.column("name")?.string.flatMap({ RepositoryName($0) })
+        {
+            try await self.enqueue(TagEvent(collected: value, from: repository), on: connection)
+        }
+        return true
+    }
+
     func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
         try await self.transaction { connection in
             let due = try await connection.query(
-                "SELECT repository_id, digest FROM gc_queue WHERE queued_at <= ?1 ORDER BY queued_at LIMIT ?2",
+                "SELECT repository_id, digest, queued_at FROM gc_queue WHERE queued_at <= ?1 ORDER BY queued_at LIMIT ?2",
                 [.integer(Int(cutoff)), .integer(max(0, limit))]
             )
             var sweep = GarbageSweep()
             for entry in due {
-                guard let repositoryID = entry.column("repository_id")?.integer, let digest = entry.column("digest")?.string
+                guard let repositoryID = entry.column("repository_id")?.integer, let digest = entry.column("digest")?.string,
+                      let queuedAt = entry.column("queued_at")?.integer
                 else { continue }
                 sweep.reviewed += 1
                 _ = try await connection.query(
                     "DELETE FROM gc_queue WHERE repository_id = ?1 AND digest = ?2", [.integer(repositoryID), .text(digest)]
                 )
+                if repositoryID != 0,
+                   try await self.collectManifest(digest, repositoryID: repositoryID, queuedAt: queuedAt, on: connection)
+                {
+                    sweep.manifests += 1
+                }
                 if repositoryID != 0 {
                     // A link no manifest of its repository references.
                     let referenced = try await connection.query(

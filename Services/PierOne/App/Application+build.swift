@@ -55,7 +55,7 @@ func garbageCollector(
     logger.info("garbage collection", metadata: ["grace_period": "\(configuration.gcGracePeriod)"])
     return [GarbageCollector(metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod, logger: logger) { run in
         ServiceMetrics.recordGarbageCollection(
-            reviewed: run.reviewed, unlinked: run.unlinked, deletedBlobs: run.deletedBlobs, deletedBytes: run.deletedBytes,
+            reviewed: run.reviewed, unlinked: run.unlinked, deletedManifests: run.deletedManifests, deletedBlobs: run.deletedBlobs, deletedBytes: run.deletedBytes,
             errors: run.errors, finished: run.finished ? run.duration : nil
         )
     }]

@@ -141,7 +141,8 @@ package enum ServiceMetrics {
     /// Records the progress of the garbage collector: what a batch did, or (`finished`, with its
     /// time) the end of a collection.
     package static func recordGarbageCollection(
-        reviewed: Int, unlinked: Int, deletedBlobs: Int, deletedBytes: Int64, errors: Int, finished duration: Duration?
+        reviewed: Int, unlinked: Int, deletedManifests: Int = 0, deletedBlobs: Int, deletedBytes: Int64, errors: Int,
+        finished duration: Duration?
     ) {
         func counter(_ name: String, _ help: String) -> Counter {
             self.cached(self.counters, name) { self.registry.makeCounter(descriptor: self.name(name, help), labels: []) }
@@ -149,6 +150,8 @@ package enum ServiceMetrics {
         counter("pierone_gc_candidates_total", "Queue entries the garbage collector reviewed.").increment(by: Int64(reviewed))
         counter("pierone_gc_unlinked_total", "Links no manifest referenced, removed by the garbage collector.")
             .increment(by: Int64(unlinked))
+        counter("pierone_gc_deleted_manifests_total", "Untagged manifests of deleted indexes and subjects the garbage collector removed.")
+            .increment(by: Int64(deletedManifests))
         counter("pierone_gc_deleted_blobs_total", "Blobs the garbage collector deleted.").increment(by: Int64(deletedBlobs))
         counter("pierone_gc_deleted_bytes_total", "Bytes of the blobs the garbage collector deleted.").increment(by: deletedBytes)
         counter("pierone_gc_errors_total", "Failed collections and byte deletions.").increment(by: Int64(errors))
