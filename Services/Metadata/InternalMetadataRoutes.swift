@@ -43,6 +43,28 @@ package enum InternalMetadataRoutes {
             try await service.purgeCollected($0.locations)
             return M.Done()
         }
+        route(C.garbageCandidates) { try await service.garbageCandidates(limit: $0.limit) }
+        route(C.explain) { try await service.explain($0.digest) }
+        route(C.expireTag) { expiry in
+            guard let tag = expiry.tag else { throw RegistryError(.requestInvalid, "a tag expiry names a tag") }
+            return M.Flag(try await service.expireTag(
+                tag, in: expiry.repository, naming: expiry.digest, reason: expiry.reason,
+                includingImmutable: expiry.includingImmutable
+            ))
+        }
+        route(C.expireManifest) { expiry in
+            guard let cutoff = expiry.cutoff else { throw RegistryError(.requestInvalid, "a manifest expiry names a cutoff") }
+            return M.Flag(try await service.expireManifest(
+                expiry.digest, in: expiry.repository, pushedBefore: cutoff, reason: expiry.reason
+            ))
+        }
+        route(C.untaggedManifests) {
+            try await service.untaggedManifests(in: $0.repository, pushedBefore: $0.cutoff, page: $0.page)
+        }
+        route(C.recordPulls) {
+            try await service.recordPulls($0.pulls)
+            return M.Done()
+        }
         route(C.deleteTag) {
             try await service.deleteTag($0.tag, in: $0.repository)
             return M.Done()

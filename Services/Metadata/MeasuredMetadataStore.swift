@@ -44,8 +44,44 @@ struct MeasuredMetadataStore: MetadataStore {
         try await self.measure("collectGarbage") { try await self.base.collectGarbage(queuedBefore: cutoff, limit: limit) }
     }
 
+    func garbageCandidates(limit: Int) async throws -> GarbageCandidates {
+        try await self.measure("garbageCandidates") { try await self.base.garbageCandidates(limit: limit) }
+    }
+
+    func explain(_ digest: Digest) async throws -> GarbageExplanation {
+        try await self.measure("explain") { try await self.base.explain(digest) }
+    }
+
     func purgeCollected(_ locations: [String]) async throws {
         try await self.measure("purgeCollected") { try await self.base.purgeCollected(locations) }
+    }
+
+    func expireTag(_ tag: Tag, in repository: RepositoryName, naming digest: Digest, reason: String, rules: TagRules)
+        async throws -> Bool
+    {
+        try await self.measure("expireTag") {
+            try await self.base.expireTag(tag, in: repository, naming: digest, reason: reason, rules: rules)
+        }
+    }
+
+    func expireManifest(_ digest: Digest, in repository: RepositoryName, pushedBefore cutoff: Int64, reason: String)
+        async throws -> Bool
+    {
+        try await self.measure("expireManifest") {
+            try await self.base.expireManifest(digest, in: repository, pushedBefore: cutoff, reason: reason)
+        }
+    }
+
+    func untaggedManifests(in repository: RepositoryName, pushedBefore cutoff: Int64, page: PageRequest) async throws
+        -> Page<UntaggedManifest>
+    {
+        try await self.measure("untaggedManifests") {
+            try await self.base.untaggedManifests(in: repository, pushedBefore: cutoff, page: page)
+        }
+    }
+
+    func recordPulls(_ pulls: [PullRecord]) async throws {
+        try await self.measure("recordPulls") { try await self.base.recordPulls(pulls) }
     }
 
     func putManifest(_ put: ManifestPut, rules: TagRules) async throws {

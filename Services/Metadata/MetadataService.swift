@@ -86,8 +86,45 @@ package struct MetadataService: MetadataAPI {
         try await self.store.collectGarbage(queuedBefore: cutoff, limit: min(max(0, limit), Self.reviewLimit))
     }
 
+    package func garbageCandidates(limit: Int) async throws -> GarbageCandidates {
+        try await self.store.garbageCandidates(limit: min(max(0, limit), Self.reviewLimit))
+    }
+
+    package func explain(_ digest: Digest) async throws -> GarbageExplanation {
+        try await self.store.explain(digest)
+    }
+
     package func purgeCollected(_ locations: [String]) async throws {
         try await self.store.purgeCollected(Array(locations.prefix(10_000)))
+    }
+
+    /// Pulls one call may record; the recorders flush far fewer.
+    static let pullLimit = 10_000
+
+    package func expireTag(
+        _ tag: Tag, in repository: RepositoryName, naming digest: Digest, reason: String, includingImmutable: Bool
+    ) async throws -> Bool {
+        let rules = includingImmutable
+            ? TagRules(TagSettings(policy: TagPolicy(mutableTags: [Glob("*")]), latestIsAlias: self.rules.settings.latestIsAlias))
+            : self.rules
+        return try await self.store.expireTag(tag, in: repository, naming: digest, reason: String(reason.prefix(1000)), rules: rules)
+    }
+
+    package func expireManifest(_ digest: Digest, in repository: RepositoryName, pushedBefore cutoff: Int64, reason: String)
+        async throws -> Bool
+    {
+        try await self.store.expireManifest(digest, in: repository, pushedBefore: cutoff, reason: String(reason.prefix(1000)))
+    }
+
+    package func untaggedManifests(in repository: RepositoryName, pushedBefore cutoff: Int64, page: PageRequest)
+        async throws -> Page<UntaggedManifest>
+    {
+        try await self.store.untaggedManifests(in: repository, pushedBefore: cutoff, page: page)
+    }
+
+    package func recordPulls(_ pulls: [PullRecord]) async throws {
+        guard !pulls.isEmpty else { return }
+        try await self.store.recordPulls(Array(pulls.prefix(Self.pullLimit)))
     }
 
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {

@@ -16,6 +16,8 @@ protocol BlobLinkStore: Sendable {
 protocol GarbageStore: Sendable {
     func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep
     func purgeCollected(_ locations: [String]) async throws
+    func garbageCandidates(limit: Int) async throws -> GarbageCandidates
+    func explain(_ digest: Digest) async throws -> GarbageExplanation
 }
 
 /// Manifests and the tags that name them.
@@ -49,6 +51,19 @@ protocol DeletionStore: Sendable {
     func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws -> Bool
 }
 
+/// Retention's deletions (`MetadataAPI.expireTag` and the rest), each in one transaction.
+protocol RetentionStore: Sendable {
+    /// Deletes the tag if it names `digest` (as `rules.delete` allows), and its manifest when
+    /// nothing keeps it; the event carries `reason`.
+    func expireTag(_ tag: Tag, in repository: RepositoryName, naming digest: Digest, reason: String, rules: TagRules)
+        async throws -> Bool
+    func expireManifest(_ digest: Digest, in repository: RepositoryName, pushedBefore cutoff: Int64, reason: String)
+        async throws -> Bool
+    func untaggedManifests(in repository: RepositoryName, pushedBefore cutoff: Int64, page: PageRequest) async throws
+        -> Page<UntaggedManifest>
+    func recordPulls(_ pulls: [PullRecord]) async throws
+}
+
 /// Listings.
 protocol CatalogStore: Sendable {
     func tags(in repository: RepositoryName, page: PageRequest) async throws -> Page<String>?
@@ -60,8 +75,8 @@ protocol CatalogStore: Sendable {
 /// Everything a metadata backend (SQLite, PostgreSQL) implements. The Pier One queries are the
 /// service's own (`PierOneQueries`), except that a store's `tagDetails` leaves `immutable` false:
 /// the service applies the tag policy.
-protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore, GarbageStore, PierOneQueries,
-    NotificationOutbox
+protocol MetadataStore: BlobLinkStore, ManifestStore, DeletionStore, CatalogStore, GarbageStore, RetentionStore,
+    PierOneQueries, NotificationOutbox
 {
     /// Succeeds when the database answers (readiness).
     func ping() async throws

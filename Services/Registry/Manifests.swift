@@ -4,7 +4,9 @@ import Contracts
 /// queued for the layer scan.
 extension RegistryService {
     package func manifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord? {
-        try await self.metadata.manifest(reference, in: repository)
+        let record = try await self.metadata.manifest(reference, in: repository)
+        if let record { self.pulls?.note(record.digest, in: repository) }
+        return record
     }
 
     /// Stores a manifest and its tags; without a source from the pusher, queues the image for

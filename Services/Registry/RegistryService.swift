@@ -14,10 +14,13 @@ package struct RegistryService: Sendable {
     package let blobs: any BlobAPI
     /// Reads pushed layers for `scm-source.json` after a push; nil to not look.
     package let scanner: ScmSourceScanner?
+    /// Notes manifest pulls for retention (`notPulledFor`); nil to not record them.
+    package let pulls: PullRecorder?
     /// What the storage answered about redirects, kept for the life of the process.
     let redirects = RedirectMemory()
 
-    package init(metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner? = nil) {
+    package init(metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner? = nil, pulls: PullRecorder? = nil) {
+        self.pulls = pulls
         self.metadata = metadata
         self.blobs = blobs
         self.scanner = scanner

@@ -34,6 +34,12 @@ package enum InternalMetadataCalls {
     package static let deleteTag = InternalCall<M.TagInRepository, M.Done>(prefix + "/delete-tag")
     package static let deleteManifest = InternalCall<M.BlobInRepository, M.Done>(prefix + "/delete-manifest")
     package static let unlinkBlob = InternalCall<M.BlobInRepository, M.Done>(prefix + "/unlink-blob")
+    package static let garbageCandidates = InternalCall<M.GarbageReview, GarbageCandidates>(prefix + "/garbage-candidates")
+    package static let explain = InternalCall<M.Digests, GarbageExplanation>(prefix + "/explain")
+    package static let expireTag = InternalCall<M.Expiry, M.Flag>(prefix + "/expire-tag")
+    package static let expireManifest = InternalCall<M.Expiry, M.Flag>(prefix + "/expire-manifest")
+    package static let untaggedManifests = InternalCall<M.UntaggedQuery, Page<UntaggedManifest>>(prefix + "/untagged-manifests")
+    package static let recordPulls = InternalCall<M.Pulls, M.Done>(prefix + "/record-pulls")
     package static let referrers = InternalCall<M.ReferrersQuery, Page<Descriptor>>(prefix + "/referrers")
     // The Pier One API's calls (`PierOneQueries`).
     package static let teams = InternalCall<M.Listing, Page<String>>(prefix + "/pierone/teams")
@@ -114,6 +120,48 @@ package enum InternalMetadata {
             self.cutoff = cutoff
             self.limit = limit
         }
+    }
+
+    /// A retention deletion: of `tag` if it still names `digest`, or (no tag) of the untagged
+    /// manifest `digest` if it was pushed before `cutoff`.
+    package struct Expiry: Codable, Sendable {
+        package var repository: RepositoryName
+        package var digest: Digest
+        package var tag: Tag?
+        package var cutoff: Int64?
+        package var reason: String
+        package var includingImmutable: Bool
+        package init(
+            repository: RepositoryName, digest: Digest, tag: Tag?, cutoff: Int64?, reason: String, includingImmutable: Bool
+        ) {
+            self.repository = repository
+            self.digest = digest
+            self.tag = tag
+            self.cutoff = cutoff
+            self.reason = reason
+            self.includingImmutable = includingImmutable
+        }
+    }
+
+    package struct Flag: Codable, Sendable {
+        package var value: Bool
+        package init(_ value: Bool) { self.value = value }
+    }
+
+    package struct UntaggedQuery: Codable, Sendable {
+        package var repository: RepositoryName
+        package var cutoff: Int64
+        package var page: PageRequest
+        package init(repository: RepositoryName, cutoff: Int64, page: PageRequest) {
+            self.repository = repository
+            self.cutoff = cutoff
+            self.page = page
+        }
+    }
+
+    package struct Pulls: Codable, Sendable {
+        package var pulls: [PullRecord]
+        package init(pulls: [PullRecord]) { self.pulls = pulls }
     }
 
     package struct Locations: Codable, Sendable {

@@ -51,6 +51,35 @@ package protocol MetadataAPI: PierOneQueries {
     /// then every review hands them out again, a while after their removal.
     func purgeCollected(_ locations: [String]) async throws
 
+    // Retention (`RetentionPolicy`): deletions the registry makes itself, each conditional on what
+    // it decided on, announced with `reason`.
+
+    /// Deletes `tag` if it still names `digest` (else false: it moved or went meanwhile), immutable
+    /// or not as `includingImmutable` says; the manifest goes too when nothing keeps it (no other
+    /// tag, no index, no subject still there).
+    func expireTag(_ tag: Tag, in repository: RepositoryName, naming digest: Digest, reason: String, includingImmutable: Bool)
+        async throws -> Bool
+
+    /// Deletes manifest `digest` if it is untagged, in no index, of no subject still there, and was
+    /// pushed before `cutoff` (ms since 1970); false otherwise.
+    func expireManifest(_ digest: Digest, in repository: RepositoryName, pushedBefore cutoff: Int64, reason: String)
+        async throws -> Bool
+
+    /// The manifests of `repository` that `expireManifest` would delete, by digest.
+    func untaggedManifests(in repository: RepositoryName, pushedBefore cutoff: Int64, page: PageRequest) async throws
+        -> Page<UntaggedManifest>
+
+    /// Records pulls (in batches, not one write per pull): the tags naming each manifest count as
+    /// pulled then.
+    func recordPulls(_ pulls: [PullRecord]) async throws
+
+    /// Up to `limit` entries of the collector's queue, oldest first, with what a review would
+    /// remove now (entries whose review would remove nothing are left out); whether more were queued.
+    func garbageCandidates(limit: Int) async throws -> GarbageCandidates
+
+    /// What the metadata holds about `digest` (`GarbageExplanation`, without its verdict).
+    func explain(_ digest: Digest) async throws -> GarbageExplanation
+
     /// Descriptors of the manifests in `repository` whose `subject` is `subject`, ordered by
     /// digest, optionally only those of one `artifactType`.
     func referrers(

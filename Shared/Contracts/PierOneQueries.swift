@@ -51,6 +51,9 @@ package struct TagDetail: Sendable, Equatable, Codable {
     package var imageID: Digest
     /// Whether the tag policy keeps this tag from moving.
     package var immutable: Bool
+    /// When its manifest was last pulled (recorded in batches, so up to a flush interval late);
+    /// nil when never since pulls are recorded.
+    package var pulledMillis: Int64?
 
     package init(
         name: String, createdMillis: Int64, createdBy: String?, manifestDigest: Digest, mediaType: String,

@@ -58,6 +58,42 @@ package struct RemoteMetadata: MetadataAPI {
         let _: M.Done = try await self.client.call(P.purgeCollected, M.Locations(locations: locations))
     }
 
+    package func garbageCandidates(limit: Int) async throws -> GarbageCandidates {
+        try await self.client.call(P.garbageCandidates, M.GarbageReview(cutoff: 0, limit: limit))
+    }
+
+    package func explain(_ digest: Digest) async throws -> GarbageExplanation {
+        try await self.client.call(P.explain, M.Digests(digest: digest))
+    }
+
+    package func expireTag(
+        _ tag: Tag, in repository: RepositoryName, naming digest: Digest, reason: String, includingImmutable: Bool
+    ) async throws -> Bool {
+        let expiry = M.Expiry(
+            repository: repository, digest: digest, tag: tag, cutoff: nil, reason: reason, includingImmutable: includingImmutable
+        )
+        return try await self.client.call(P.expireTag, expiry).value
+    }
+
+    package func expireManifest(_ digest: Digest, in repository: RepositoryName, pushedBefore cutoff: Int64, reason: String)
+        async throws -> Bool
+    {
+        let expiry = M.Expiry(
+            repository: repository, digest: digest, tag: nil, cutoff: cutoff, reason: reason, includingImmutable: false
+        )
+        return try await self.client.call(P.expireManifest, expiry).value
+    }
+
+    package func untaggedManifests(in repository: RepositoryName, pushedBefore cutoff: Int64, page: PageRequest)
+        async throws -> Page<UntaggedManifest>
+    {
+        try await self.client.call(P.untaggedManifests, M.UntaggedQuery(repository: repository, cutoff: cutoff, page: page))
+    }
+
+    package func recordPulls(_ pulls: [PullRecord]) async throws {
+        let _: M.Done = try await self.client.call(P.recordPulls, M.Pulls(pulls: pulls))
+    }
+
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {
         let _: M.Done = try await self.client.call(P.deleteTag, M.TagInRepository(tag: tag, repository: repository))
     }

@@ -1,3 +1,4 @@
+import Contracts
 import Foundation
 
 /// Typed, validated reads of environment variables; every failure names the variable.
@@ -29,20 +30,12 @@ package struct EnvironmentReader: Sendable {
     /// Seconds, or a number with a unit: `90s`, `30m`, `24h`, `7d`; at most `maximum` seconds.
     package func duration(_ name: String, default fallback: Duration, maximum: Int64) throws -> Duration {
         guard let raw = self.string(name) else { return fallback }
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-        var number = Substring(raw)
-        var unit: Int64 = 1
-        if let last = raw.last, let factor = units[last] {
-            number = raw.dropLast()
-            unit = factor
-        }
-        // Range-checked before multiplying: a huge value must not overflow.
-        guard let value = Int64(number), value >= 0, value <= maximum / unit else {
+        guard let seconds = DurationText.seconds(raw, maximum: maximum) else {
             throw ConfigurationError(
                 name, "\"\(raw)\" is not a duration of at most \(maximum) seconds: seconds, or a number with s, m, h or d (e.g. 24h)"
             )
         }
-        return .seconds(value * unit)
+        return .seconds(seconds)
     }
 
     package func bool(_ name: String, default fallback: Bool) throws -> Bool {

@@ -291,7 +291,7 @@ import TestSupport
         #expect(try await stack.request("PUT", gateway + "/v2/team/app/manifests/1.0", body: manifest,
                                         headers: ["Content-Type: \(MediaType.ociManifest)"]).status == 201)
         let document = try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any]
-        let descriptors = [document?["config"]] + ((document?["layers"] as? [Any]) ?? [])
+        let descriptors: [Any] = [document?["config"] as Any] + ((document?["layers"] as? [Any]) ?? [])
         let imageDigests = Set(descriptors.compactMap { ($0 as? [String: Any])?["digest"] as? String })
         let kept = imageDigests.count
         // Kill the metadata service once the collection has begun and before it ends (it may

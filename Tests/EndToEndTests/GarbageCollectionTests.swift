@@ -212,6 +212,54 @@ import Testing
         }
     }
 
+    /// Retention in a running registry: of four `-SNAPSHOT` tags the two newest stay, the release
+    /// stays, an untagged image goes; the deleted images' own layers then leave the disk.
+    @Test(arguments: Backend.allCases) func retentionDeletesWhatItsRulesSelect(_ backend: Backend) async throws {
+        let policy = try JSONDecoder().decode(RetentionPolicy.self, from: Data(#"""
+            {"rules": [
+                {"name": "snapshots", "repositories": ["team/*"], "tags": ["*-SNAPSHOT"], "keepLast": 2},
+                {"name": "untagged", "repositories": ["**"], "untaggedFor": "2s"}
+            ]}
+            """#.utf8))
+        try await RegistryHarness.withRegistry(backend, configure: {
+            $0.gcGracePeriod = .seconds(1)
+            $0.retention = policy
+            $0.retentionInterval = .seconds(1)
+        }) { registry in
+            var snapshots: [String] = []
+            for number in 1...4 {
+                let tag = "\(number)-SNAPSHOT"
+                _ = try #require(try await Self.push(
+                    registry, to: "team/kept", tag: tag, config: #"{"n":\#(number)}"#, layers: ["snapshot layer \(number)"]
+                ))
+                snapshots.append(tag)
+            }
+            _ = try #require(try await Self.push(registry, to: "team/kept", tag: "1.0", layers: ["release layer"]))
+            let untagged = try #require(try await Self.pushImage(registry, to: "team/kept", layers: ["untagged layer"]))
+            try await Self.eventually("retention keeps the two newest snapshots and the release") {
+                let tags = try await registry.request(.get, "/v2/team/kept/tags/list")
+                struct Listing: Decodable { var tags: [String] }
+                let names = (try? JSONDecoder().decode(Listing.self, from: Data(String(buffer: tags.body).utf8)))?.tags ?? []
+                return Set(names) == ["3-SNAPSHOT", "4-SNAPSHOT", "1.0"]
+            }
+            try await Self.eventually("the untagged image is deleted") {
+                try await registry.request(.get, "/v2/team/kept/manifests/\(untagged.digest)").status == .notFound
+            }
+            try await Self.eventually("the deleted images' own layers leave the disk") {
+                let files = Self.blobFiles(registry.directory)
+                return ["snapshot layer 1", "snapshot layer 2", "untagged layer"].allSatisfy { layer in
+                    !files.contains { $0.contains(DigestHasher.digest(of: ByteBuffer(string: layer)).hex) }
+                }
+            }
+            for layer in ["snapshot layer 3", "snapshot layer 4", "release layer"] {
+                let blob = try await registry.request(.get, "/v2/team/kept/blobs/\(DigestHasher.digest(of: ByteBuffer(string: layer)))")
+                #expect(blob.status == .ok && String(buffer: blob.body) == layer)
+            }
+            let metrics = String(buffer: try await registry.request(.get, "/metrics").body)
+            #expect(metrics.contains("pierone_retention_deleted_tags_total "))
+        }
+    }
+
     /// A push of `layers` tagged `tag`, uploading again when the collector took a blob between the
     /// upload and the manifest (`MANIFEST_BLOB_UNKNOWN`); nil when every attempt was refused.
     static func push(

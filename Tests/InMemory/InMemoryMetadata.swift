@@ -13,6 +13,7 @@ package final class InMemoryMetadata: MetadataAPI {
         var manifests: [RepositoryName: [Digest: (record: ManifestRecord, document: ManifestDocument)]] = [:]
         var tags: [RepositoryName: [String: Digest]] = [:]
         var calls: [String: Int] = [:]
+        var pulls: [PullRecord] = []
     }
 
     private let state = Mutex(State())
@@ -27,6 +28,43 @@ package final class InMemoryMetadata: MetadataAPI {
             state.calls[operation, default: 0] += 1
             return try body(&state)
         }
+    }
+
+    /// The pulls recorded so far.
+    package var recordedPulls: [PullRecord] { self.state.withLock { $0.pulls } }
+
+    package func expireTag(
+        _ tag: Tag, in repository: RepositoryName, naming digest: Digest, reason: String, includingImmutable: Bool
+    ) async throws -> Bool {
+        self.called("expireTag") { state in
+            guard state.tags[repository]?[tag.value] == digest else { return false }
+            state.tags[repository]?[tag.value] = nil
+            return true
+        }
+    }
+
+    package func expireManifest(_ digest: Digest, in repository: RepositoryName, pushedBefore cutoff: Int64, reason: String)
+        async throws -> Bool
+    {
+        self.called("expireManifest") { _ in false }
+    }
+
+    package func untaggedManifests(in repository: RepositoryName, pushedBefore cutoff: Int64, page: PageRequest)
+        async throws -> Page<UntaggedManifest>
+    {
+        self.called("untaggedManifests") { _ in Page(items: [], hasMore: false) }
+    }
+
+    package func garbageCandidates(limit: Int) async throws -> GarbageCandidates {
+        self.called("garbageCandidates") { _ in GarbageCandidates(candidates: [], truncated: false) }
+    }
+
+    package func explain(_ digest: Digest) async throws -> GarbageExplanation {
+        self.called("explain") { _ in GarbageExplanation(digest: digest.description) }
+    }
+
+    package func recordPulls(_ pulls: [PullRecord]) async throws {
+        self.called("recordPulls") { $0.pulls += pulls }
     }
 
     package func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {

@@ -356,6 +356,84 @@ enum MetadataStoreConformance {
         #expect(collected.manifests == 1 && collected.removed == [shared.digest], "\(collected)")
     }
 
+    // MARK: Retention
+
+    /// A retention deletion happens only if the tag still names what was decided on; an immutable
+    /// tag needs rules that allow it; the manifest goes with its last tag (its blobs queued), not
+    /// while another tag names it; the event carries the reason.
+    static func expiredTagsTakeWhatNothingElseKeeps(_ store: some MetadataStore) async throws {
+        let layer = self.blob("retention layer")
+        let other = self.blob("retention other layer")
+        try await store.linkBlob(layer, into: self.repository)
+        try await store.linkBlob(other, into: self.repository)
+        let twice = self.manifest("tagged twice", blobs: [layer], tags: ["a-SNAPSHOT", "1.0"])
+        let once = self.manifest("tagged once", blobs: [other], tags: ["b-SNAPSHOT"])
+        try await store.putManifest(twice, rules: immutableUnlessSnapshot)
+        try await store.putManifest(once, rules: immutableUnlessSnapshot)
+        _ = try await self.drain(store, sink: self.sinks[0])
+        // Decided on another manifest: nothing happens.
+        #expect(try await !store.expireTag(
+            Contracts.Tag("b-SNAPSHOT")!, in: self.repository, naming: twice.digest, reason: "r", rules: immutableUnlessSnapshot
+        ))
+        // An immutable tag: refused by the rules unless they allow it.
+        await #expect(throws: RegistryError.self) {
+            try await store.expireTag(
+                Contracts.Tag("1.0")!, in: self.repository, naming: twice.digest, reason: "r", rules: immutableUnlessSnapshot
+            )
+        }
+        #expect(try await store.expireTag(
+            Contracts.Tag("a-SNAPSHOT")!, in: self.repository, naming: twice.digest, reason: "keep last 1", rules: immutableUnlessSnapshot
+        ))
+        // Still tagged 1.0: the manifest stays.
+        #expect(try await store.manifest(twice.digest, in: self.repository) != nil)
+        #expect(try await store.expireTag(
+            Contracts.Tag("b-SNAPSHOT")!, in: self.repository, naming: once.digest, reason: "keep last 1", rules: immutableUnlessSnapshot
+        ))
+        #expect(try await store.manifest(once.digest, in: self.repository) == nil)
+        let events = try await self.drain(store, sink: self.sinks[0])
+        #expect(events.map(\.tag) == ["a-SNAPSHOT", "b-SNAPSHOT"] && events.allSatisfy { $0.reason == "keep last 1" }, "\(events)")
+        // Its blob is queued: the collector takes it.
+        #expect(try await self.collectAll(store).removed == [other.digest])
+        #expect(try await store.expireTag(
+            Contracts.Tag("1.0")!, in: self.repository, naming: twice.digest, reason: "r", rules: allMutable
+        ))
+        #expect(try await store.manifest(twice.digest, in: self.repository) == nil)
+    }
+
+    /// Untagged manifests are listed and expired only when nothing keeps them and they were
+    /// pushed before the cutoff; pulls mark the tags naming a manifest.
+    static func untaggedManifestsExpireAndPullsAreRecorded(_ store: some MetadataStore) async throws {
+        let layer = self.blob("untagged layer")
+        try await store.linkBlob(layer, into: self.repository)
+        let loose = self.manifest("loose", blobs: [layer], tags: [])
+        let child = self.manifest("kept child", blobs: [layer], tags: [])
+        var index = self.manifest("its index", blobs: [], tags: ["multi"])
+        index.document.mediaType = MediaType.ociIndex
+        index.document.manifests = [child.digest]
+        var signature = self.manifest("kept signature", blobs: [layer], tags: [])
+        signature.document.subject = index.digest
+        for put in [loose, child, index, signature] { try await store.putManifest(put, rules: allMutable) }
+        let past = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        let future = Int64(Date().timeIntervalSince1970 * 1000) + 60_000
+        #expect(try await store.untaggedManifests(in: self.repository, pushedBefore: past, page: .init()).items.isEmpty)
+        let listed = try await store.untaggedManifests(in: self.repository, pushedBefore: future, page: .init())
+        #expect(listed.items.map(\.digest) == [loose.digest] && listed.items[0].totalSize > 0, "\(listed)")
+        #expect(try await !store.expireManifest(loose.digest, in: self.repository, pushedBefore: past, reason: "r"))
+        #expect(try await !store.expireManifest(child.digest, in: self.repository, pushedBefore: future, reason: "r"))
+        #expect(try await !store.expireManifest(signature.digest, in: self.repository, pushedBefore: future, reason: "r"))
+        #expect(try await store.expireManifest(loose.digest, in: self.repository, pushedBefore: future, reason: "untagged 7d"))
+        #expect(try await store.manifest(loose.digest, in: self.repository) == nil)
+        let events = try await self.drain(store, sink: self.sinks[0])
+        #expect(events.contains { $0.tag == nil && $0.digest == loose.digest.description && $0.reason == "untagged 7d" })
+
+        let pulled = Int64(Date().timeIntervalSince1970 * 1000) - 5000
+        try await store.recordPulls([PullRecord(repository: self.repository, digest: index.digest, millis: pulled)])
+        // An older pull does not move it back.
+        try await store.recordPulls([PullRecord(repository: self.repository, digest: index.digest, millis: pulled - 1000)])
+        let details = try #require(try await store.tagDetails(in: self.repository, page: .init()))
+        #expect(details.items.first { $0.name == "multi" }?.pulledMillis == pulled)
+    }
+
     // MARK: The Pier One API
 
     /// The outbox sinks the suites open their stores with.
@@ -599,6 +677,8 @@ enum MetadataStoreConformance {
         ("garbageIsReviewedAfterTheCutoff", { try await garbageIsReviewedAfterTheCutoff($0) }),
         ("unconfirmedCollectionsAreHandedOutAgain", { try await unconfirmedCollectionsAreHandedOutAgain($0) }),
         ("garbageFollowsIndexesAndReferrers", { try await garbageFollowsIndexesAndReferrers($0) }),
+        ("expiredTagsTakeWhatNothingElseKeeps", { try await expiredTagsTakeWhatNothingElseKeeps($0) }),
+        ("untaggedManifestsExpireAndPullsAreRecorded", { try await untaggedManifestsExpireAndPullsAreRecorded($0) }),
         ("blobsAreLinkedPerRepository", { try await blobsAreLinkedPerRepository($0) }),
         ("manifestNeedsItsBlobsInTheRepository", { try await manifestNeedsItsBlobsInTheRepository($0) }),
         ("storesManifestBytesAndTags", { try await storesManifestBytesAndTags($0) }),

@@ -1,6 +1,7 @@
 import Contracts
 import Crypto
 import Foundation
+import Logging
 import InMemory
 import NIOCore
 import Registry
@@ -150,5 +151,33 @@ import Testing
         try await registry.deleteTag(Tag("1.0")!, in: self.repository)
         #expect(try await registry.manifest(.tag(Tag("1.0")!), in: self.repository) == nil)
         #expect(metadata.count("putManifest") == 1 && metadata.count("deleteTag") == 1)
+    }
+}
+
+/// Pulls are noted in memory and handed to the metadata service in one batch per flush.
+@Suite struct PullRecordingTests {
+    @Test func pullsAreRecordedInBatches() async throws {
+        let metadata = InMemoryMetadata()
+        let pulls = PullRecorder(metadata: metadata, logger: Logger(label: "test"))
+        let registry = RegistryService(metadata: metadata, blobs: InMemoryBlobs(), pulls: pulls)
+        let repository = RepositoryName("team/app")!
+        let bytes = ByteBuffer(string: #"{"schemaVersion":2}"#)
+        let digest = Digest(algorithm: .sha256, hex: SHA256.hash(data: Array(bytes.readableBytesView)).map { String(format: "%02x", $0) }.joined())!
+        try await metadata.putManifest(ManifestPut(
+            repository: repository, digest: digest, bytes: bytes,
+            document: ManifestDocument(
+                mediaType: MediaType.ociManifest, blobs: [], manifests: [], subject: nil, artifactType: nil, annotations: nil
+            ),
+            tags: [Tag("1.0")!], pushedBy: nil
+        ))
+        for _ in 0..<50 { _ = try await registry.manifest(.tag(Tag("1.0")!), in: repository) }
+        _ = try await registry.manifest(.tag(Tag("unknown")!), in: repository)
+        #expect(metadata.count("recordPulls") == 0)
+        await pulls.flush()
+        #expect(metadata.count("recordPulls") == 1)
+        #expect(metadata.recordedPulls.map(\.digest) == [digest])
+        // Nothing new: no call.
+        await pulls.flush()
+        #expect(metadata.count("recordPulls") == 1)
     }
 }

@@ -215,9 +215,23 @@ extension PostgresMetadataStore {
         async throws -> Bool
     {
         let logger = self.logger
-        guard try await Self.exists(
+        guard try await Self.isUnkept(digest, repositoryID: repositoryID, on: connection, logger: logger),
+              let value = Digest(digest)
+        else { return false }
+        if let repository = try await Self.removeManifest(digest, repositoryID: repositoryID, queueAt: queuedAt, on: connection, logger: logger) {
+            try await self.enqueue(TagEvent(collected: value, from: repository), on: connection)
+        }
+        return true
+    }
+
+    /// Whether nothing keeps the manifest: no tag, no index of its repository, no subject still there.
+    static func isUnkept(
+        _ digest: String, repositoryID: Int64, pushedBefore cutoff: Int64? = nil, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Bool {
+        try await Self.exists(
             """
             SELECT 1 FROM manifests m WHERE m.repository_id = \(repositoryID) AND m.digest = \(digest)
+            AND (\(cutoff)::bigint IS NULL OR m.created_at < to_timestamp(\(cutoff)::bigint / 1000.0))
             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)
             AND NOT EXISTS (
                 SELECT 1 FROM manifest_references r WHERE r.repository_id = m.repository_id AND r.referenced_digest = m.digest
@@ -226,13 +240,23 @@ extension PostgresMetadataStore {
                 SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject
             ))
             """, on: connection, logger: logger
-        ), let value = Digest(digest) else { return false }
+        )
+    }
+
+    /// Removes the manifest's rows, queueing what it referenced and its referrers as of `queueAt`
+    /// (nil: now); the repository's name, nil when there was no such manifest.
+    @discardableResult
+    static func removeManifest(
+        _ digest: String, repositoryID: Int64, queueAt: Int64?, on connection: PostgresConnection, logger: Logger
+    ) async throws -> RepositoryName? {
         try await connection.query(
             """
             INSERT INTO gc_queue (repository_id, digest, queued_at)
-            SELECT repository_id, referenced_digest, \(queuedAt) FROM manifest_references
+            SELECT repository_id, referenced_digest, queued_at FROM manifest_references,
+                (SELECT COALESCE(\(queueAt)::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS queued_at) q
             WHERE repository_id = \(repositoryID) AND manifest_digest = \(digest)
-            UNION SELECT repository_id, digest, \(queuedAt) FROM manifests
+            UNION SELECT repository_id, digest, queued_at FROM manifests,
+                (SELECT COALESCE(\(queueAt)::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS queued_at) q
             WHERE repository_id = \(repositoryID) AND subject = \(digest)
             ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = GREATEST(gc_queue.queued_at, EXCLUDED.queued_at)
             """, logger: logger
@@ -243,12 +267,9 @@ extension PostgresMetadataStore {
             WHERE m.repository_id = \(repositoryID) AND m.digest = \(digest) AND r.id = m.repository_id RETURNING r.name
             """, logger: logger
         )
-        for try await name in names.decode(String.self) {
-            if let repository = RepositoryName(name) {
-                try await self.enqueue(TagEvent(collected: value, from: repository), on: connection)
-            }
-        }
-        return true
+        var repository: RepositoryName?
+        for try await name in names.decode(String.self) { repository = RepositoryName(name) }
+        return repository
     }
 
     /// Whether `query` returns a row.
@@ -262,5 +283,130 @@ extension PostgresMetadataStore {
     /// deleted after the statement began.
     static func isMissingBlobRow(_ error: any Error) -> Bool {
         (error as? PSQLError)?.serverInfo?[.sqlState] == "23503"
+    }
+}
+
+/// What the administration reads (see the SQLite store): reads only; a review decides again.
+extension PostgresMetadataStore {
+    func garbageCandidates(limit: Int) async throws -> GarbageCandidates {
+        let limit = max(0, limit)
+        return try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT q.repository_id, r.name, q.digest, q.queued_at,
+                    EXISTS (
+                        SELECT 1 FROM manifests m WHERE m.repository_id = q.repository_id AND m.digest = q.digest
+                        AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)
+                        AND NOT EXISTS (
+                            SELECT 1 FROM manifest_references x
+                            WHERE x.repository_id = m.repository_id AND x.referenced_digest = m.digest
+                        )
+                        AND (m.subject IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject
+                        ))
+                    ),
+                    (q.repository_id <> 0
+                     AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = q.repository_id AND rb.digest = q.digest)
+                     AND NOT EXISTS (
+                         SELECT 1 FROM manifest_references mr
+                         WHERE mr.repository_id = q.repository_id AND mr.referenced_digest = q.digest
+                     )),
+                    (SELECT b.size FROM blobs b WHERE b.digest = q.digest AND NOT EXISTS (
+                         SELECT 1 FROM repository_blobs rb WHERE rb.digest = q.digest AND NOT (
+                             rb.repository_id = q.repository_id AND NOT EXISTS (
+                                 SELECT 1 FROM manifest_references mr
+                                 WHERE mr.repository_id = q.repository_id AND mr.referenced_digest = q.digest))))
+                FROM gc_queue q LEFT JOIN repositories r ON r.id = q.repository_id
+                ORDER BY q.queued_at, q.repository_id, q.digest LIMIT \(limit + 1)
+                """, logger: self.logger
+            )
+            var candidates: [GarbageCandidate] = []
+            var seen = 0
+            for try await (repositoryID, repository, digest, queued, manifest, link, bytes) in rows.decode(
+                (Int64, String?, String, Int64, Bool, Bool, Int64?).self
+            ) {
+                seen += 1
+                guard seen <= limit else { continue }
+                if manifest {
+                    candidates.append(GarbageCandidate(
+                        kind: "manifest", repository: repository, digest: digest, bytes: nil, queuedMillis: queued,
+                        reason: "untagged, listed by no index, its subject deleted or none; its blobs and children follow"
+                    ))
+                }
+                if link {
+                    candidates.append(GarbageCandidate(
+                        kind: "link", repository: repository, digest: digest, bytes: bytes, queuedMillis: queued,
+                        reason: bytes == nil
+                            ? "no manifest of the repository references it; other repositories keep the bytes"
+                            : "no manifest of the repository references it, and no other repository links it"
+                    ))
+                } else if repositoryID == 0, let bytes {
+                    candidates.append(GarbageCandidate(
+                        kind: "blob", repository: nil, digest: digest, bytes: bytes, queuedMillis: queued, reason: "no repository links it"
+                    ))
+                }
+            }
+            return GarbageCandidates(candidates: candidates, truncated: seen > limit)
+        }
+    }
+
+    func explain(_ digest: Digest) async throws -> GarbageExplanation {
+        let key = digest.description
+        let logger = self.logger
+        return try await self.run {
+            var explanation = GarbageExplanation(digest: key)
+            for try await size in try await self.client.query("SELECT size FROM blobs WHERE digest = \(key)", logger: logger)
+                .decode(Int64.self)
+            {
+                explanation.blobSize = size
+            }
+            for try await name in try await self.client.query(
+                """
+                SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+                WHERE rb.digest = \(key) ORDER BY r.name LIMIT 100
+                """, logger: logger
+            ).decode(String.self) {
+                explanation.linkedInto.append(name)
+            }
+            for try await (name, manifest, tags) in try await self.client.query(
+                """
+                SELECT r.name, mr.manifest_digest,
+                    COALESCE((SELECT array_agg(t.name ORDER BY t.name) FROM tags t
+                              WHERE t.repository_id = mr.repository_id AND t.manifest_digest = mr.manifest_digest), '{}')
+                FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id
+                WHERE mr.referenced_digest = \(key) ORDER BY r.name, mr.manifest_digest LIMIT 100
+                """, logger: logger
+            ).decode((String, String, [String]).self) {
+                explanation.referencedBy.append(.init(repository: name, manifest: manifest, tags: tags))
+            }
+            for try await (name, subject, tags, indexes, present, referrers) in try await self.client.query(
+                """
+                SELECT r.name, m.subject,
+                    COALESCE((SELECT array_agg(t.name ORDER BY t.name) FROM tags t
+                              WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest), '{}'),
+                    COALESCE((SELECT array_agg(x.manifest_digest ORDER BY x.manifest_digest) FROM manifest_references x
+                              WHERE x.repository_id = m.repository_id AND x.referenced_digest = m.digest), '{}'),
+                    EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject),
+                    (SELECT count(*) FROM manifests f WHERE f.repository_id = m.repository_id AND f.subject = m.digest)
+                FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE m.digest = \(key) ORDER BY r.name LIMIT 100
+                """, logger: logger
+            ).decode((String, String?, [String], [String], Bool, Int64).self) {
+                explanation.manifests.append(.init(
+                    repository: name, tags: tags, indexes: indexes, subject: subject, subjectPresent: present, referrers: Int(referrers)
+                ))
+            }
+            for try await (name, queued) in try await self.client.query(
+                """
+                SELECT r.name, q.queued_at FROM gc_queue q LEFT JOIN repositories r ON r.id = q.repository_id
+                WHERE q.digest = \(key) ORDER BY q.queued_at LIMIT 100
+                """, logger: logger
+            ).decode((String?, Int64).self) {
+                explanation.queued.append(.init(repository: name, queuedMillis: queued))
+            }
+            for try await _ in try await self.client.query("SELECT 1 FROM gc_trash WHERE digest = \(key) LIMIT 1", logger: logger) {
+                explanation.trashed = true
+            }
+            return explanation
+        }
     }
 }

@@ -44,7 +44,7 @@ extension PostgresMetadataStore {
             let rows = try await self.client.query(
                 """
                 SELECT t.name, \(unescaped: Self.millis("t.updated_at")), t.pushed_by, t.manifest_digest, m.media_type,
-                       COALESCE(m.total_size, m.size), COALESCE(m.image_id, m.digest)
+                       COALESCE(m.total_size, m.size), COALESCE(m.image_id, m.digest), t.pulled_at
                 FROM repositories r
                 JOIN tags t ON t.repository_id = r.id
                 JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
@@ -55,14 +55,16 @@ extension PostgresMetadataStore {
                 """, logger: self.logger
             )
             var details: [TagDetail] = []
-            for try await (name, created, pushedBy, digest, mediaType, size, image) in rows.decode(
-                (String, Int64, String?, String, String, Int64, String).self
+            for try await (name, created, pushedBy, digest, mediaType, size, image, pulled) in rows.decode(
+                (String, Int64, String?, String, String, Int64, String, Int64?).self
             ) {
                 guard let digest = Digest(digest) else { continue }
-                details.append(TagDetail(
+                var detail = TagDetail(
                     name: name, createdMillis: created, createdBy: pushedBy, manifestDigest: digest, mediaType: mediaType,
                     totalSize: size, imageID: Digest(image) ?? digest, immutable: false
-                ))
+                )
+                detail.pulledMillis = pulled
+                details.append(detail)
             }
             if details.isEmpty, page.after == nil { return nil }
             return Page(items: Array(details.prefix(page.effectiveLimit)), hasMore: details.count > page.effectiveLimit)

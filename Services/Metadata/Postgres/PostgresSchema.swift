@@ -160,5 +160,10 @@ enum PostgresSchema {
             ON CONFLICT DO NOTHING
             """,
         ],
+        // 4: retention: when a tag's manifest was last pulled (milliseconds since 1970, recorded
+        //    in batches).
+        [
+            "ALTER TABLE tags ADD COLUMN pulled_at BIGINT",
+        ],
     ]
 }

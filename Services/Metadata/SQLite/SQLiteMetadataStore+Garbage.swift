@@ -66,32 +66,43 @@ extension SQLiteMetadataStore {
     {
         let key: [SQLiteData] = [.integer(repositoryID), .text(digest)]
         let unkept = try await connection.query(
-            """
-            SELECT m.subject FROM manifests m WHERE m.repository_id = ?1 AND m.digest = ?2
-            AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = ?1 AND t.manifest_digest = ?2)
-            AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = ?1 AND r.referenced_digest = ?2)
-            AND (m.subject IS NULL
-                 OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = ?1 AND s.digest = m.subject))
-            """, key
+            "SELECT 1 FROM manifests m WHERE m.repository_id = ?1 AND m.digest = ?2 AND " + Self.unkept, key
         )
         guard !unkept.isEmpty, let value = Digest(digest) else { return false }
-        let queued = key + [.integer(queuedAt)]
-        _ = try await connection.query(
-            """
-            INSERT INTO gc_queue (repository_id, digest, queued_at)
-            SELECT repository_id, referenced_digest, ?3 FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2
-            UNION SELECT repository_id, digest, ?3 FROM manifests WHERE repository_id = ?1 AND subject = ?2
-            ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at)
-            """, queued
-        )
-        _ = try await connection.query("DELETE FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2", key)
-        _ = try await connection.query("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2", key)
+        try await Self.removeManifest(digest, repositoryID: repositoryID, queueAt: queuedAt, on: connection)
         if let repository = try await connection.query("SELECT name FROM repositories WHERE id = ?1", [.integer(repositoryID)])
             .first?.column("name")?.string.flatMap({ RepositoryName($0) })
         {
             try await self.enqueue(TagEvent(collected: value, from: repository), on: connection)
         }
         return true
+    }
+
+    /// What keeps manifest `m`: a tag, an index of its repository, its subject still there.
+    static let unkept = """
+        NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)
+        AND NOT EXISTS (
+            SELECT 1 FROM manifest_references r WHERE r.repository_id = m.repository_id AND r.referenced_digest = m.digest
+        )
+        AND (m.subject IS NULL
+             OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject))
+        """
+
+    /// Removes the manifest's rows, queueing what it referenced and its referrers as of `queueAt`.
+    static func removeManifest(_ digest: String, repositoryID: Int, queueAt: Int, on connection: SQLiteConnection)
+        async throws
+    {
+        let key: [SQLiteData] = [.integer(repositoryID), .text(digest)]
+        _ = try await connection.query(
+            """
+            INSERT INTO gc_queue (repository_id, digest, queued_at)
+            SELECT repository_id, referenced_digest, ?3 FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2
+            UNION SELECT repository_id, digest, ?3 FROM manifests WHERE repository_id = ?1 AND subject = ?2
+            ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at)
+            """, key + [.integer(queueAt)]
+        )
+        _ = try await connection.query("DELETE FROM manifest_references WHERE repository_id = ?1 AND manifest_digest = ?2", key)
+        _ = try await connection.query("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2", key)
     }
 
     func collectGarbage(queuedBefore cutoff: Int64, limit: Int) async throws -> GarbageSweep {
@@ -171,5 +182,121 @@ extension SQLiteMetadataStore {
             sweep.due = left.isEmpty ? 0 : 1
             return sweep
         }
+    }
+}
+
+/// What the administration reads: the queue with what each review would remove, and everything
+/// that keeps one digest. Reads only (the reader connection); a review decides again.
+extension SQLiteMetadataStore {
+    func garbageCandidates(limit: Int) async throws -> GarbageCandidates {
+        let limit = max(0, limit)
+        // A link is removable when no manifest of its repository references it; the blob row
+        // goes when every link of the digest is removable by this entry (or there is none).
+        let rows = try await self.reader.query(
+            """
+            SELECT q.repository_id, r.name, q.digest, q.queued_at,
+                EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = q.repository_id AND m.digest = q.digest AND
+            """ + " " + Self.unkept + """
+                ) AS manifest,
+                (q.repository_id <> 0
+                 AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = q.repository_id AND rb.digest = q.digest)
+                 AND NOT EXISTS (
+                     SELECT 1 FROM manifest_references mr WHERE mr.repository_id = q.repository_id AND mr.referenced_digest = q.digest
+                 )) AS link,
+                (SELECT b.size FROM blobs b WHERE b.digest = q.digest AND NOT EXISTS (
+                     SELECT 1 FROM repository_blobs rb WHERE rb.digest = q.digest AND NOT (
+                         rb.repository_id = q.repository_id AND NOT EXISTS (
+                             SELECT 1 FROM manifest_references mr
+                             WHERE mr.repository_id = q.repository_id AND mr.referenced_digest = q.digest)))
+                ) AS bytes
+            FROM gc_queue q LEFT JOIN repositories r ON r.id = q.repository_id
+            ORDER BY q.queued_at, q.repository_id, q.digest LIMIT ?1
+            """,
+            [.integer(limit + 1)]
+        )
+        var candidates: [GarbageCandidate] = []
+        for row in rows.prefix(limit) {
+            guard let digest = row.column("digest")?.string, let queued = row.column("queued_at")?.integer else { continue }
+            let repository = row.column("name")?.string
+            let bytes = row.column("bytes")?.integer.map(Int64.init)
+            if row.column("manifest")?.integer == 1 {
+                candidates.append(GarbageCandidate(
+                    kind: "manifest", repository: repository, digest: digest, bytes: nil, queuedMillis: Int64(queued),
+                    reason: "untagged, listed by no index, its subject deleted or none; its blobs and children follow"
+                ))
+            }
+            if row.column("link")?.integer == 1 {
+                candidates.append(GarbageCandidate(
+                    kind: "link", repository: repository, digest: digest, bytes: bytes, queuedMillis: Int64(queued),
+                    reason: bytes == nil
+                        ? "no manifest of the repository references it; other repositories keep the bytes"
+                        : "no manifest of the repository references it, and no other repository links it"
+                ))
+            } else if row.column("repository_id")?.integer == 0, let bytes {
+                candidates.append(GarbageCandidate(
+                    kind: "blob", repository: nil, digest: digest, bytes: bytes, queuedMillis: Int64(queued),
+                    reason: "no repository links it"
+                ))
+            }
+        }
+        return GarbageCandidates(candidates: candidates, truncated: rows.count > limit)
+    }
+
+    func explain(_ digest: Digest) async throws -> GarbageExplanation {
+        let key: [SQLiteData] = [.text(digest.description)]
+        var explanation = GarbageExplanation(digest: digest.description)
+        let reader = self.reader
+        explanation.blobSize = try await reader.query("SELECT size FROM blobs WHERE digest = ?1", key)
+            .first?.column("size")?.integer.map(Int64.init)
+        explanation.linkedInto = try await reader.query(
+            """
+            SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+            WHERE rb.digest = ?1 ORDER BY r.name LIMIT 100
+            """, key
+        ).compactMap { $0.column("name")?.string }
+        for row in try await reader.query(
+            """
+            SELECT r.name, mr.manifest_digest,
+                (SELECT group_concat(t.name, ',') FROM tags t
+                 WHERE t.repository_id = mr.repository_id AND t.manifest_digest = mr.manifest_digest) AS tags
+            FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id
+            WHERE mr.referenced_digest = ?1 ORDER BY r.name, mr.manifest_digest LIMIT 100
+            """, key
+        ) {
+            guard let name = row.column("name")?.string, let manifest = row.column("manifest_digest")?.string else { continue }
+            let tags = row.column("tags")?.string.map { $0.split(separator: ",").map(String.init).sorted() } ?? []
+            explanation.referencedBy.append(.init(repository: name, manifest: manifest, tags: tags))
+        }
+        for row in try await reader.query(
+            """
+            SELECT r.name, m.subject,
+                (SELECT group_concat(t.name, ',') FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)
+                    AS tags,
+                (SELECT group_concat(x.manifest_digest, ',') FROM manifest_references x
+                 WHERE x.repository_id = m.repository_id AND x.referenced_digest = m.digest) AS indexes,
+                EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject) AS present,
+                (SELECT count(*) FROM manifests f WHERE f.repository_id = m.repository_id AND f.subject = m.digest) AS referrers
+            FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE m.digest = ?1 ORDER BY r.name LIMIT 100
+            """, key
+        ) {
+            guard let name = row.column("name")?.string else { continue }
+            func list(_ column: String) -> [String] {
+                row.column(column)?.string.map { $0.split(separator: ",").map(String.init).sorted() } ?? []
+            }
+            explanation.manifests.append(.init(
+                repository: name, tags: list("tags"), indexes: list("indexes"), subject: row.column("subject")?.string,
+                subjectPresent: row.column("present")?.integer == 1, referrers: row.column("referrers")?.integer ?? 0
+            ))
+        }
+        explanation.queued = try await reader.query(
+            """
+            SELECT r.name, q.queued_at FROM gc_queue q LEFT JOIN repositories r ON r.id = q.repository_id
+            WHERE q.digest = ?1 ORDER BY q.queued_at LIMIT 100
+            """, key
+        ).compactMap { row in
+            row.column("queued_at")?.integer.map { .init(repository: row.column("name")?.string, queuedMillis: Int64($0)) }
+        }
+        explanation.trashed = try await !reader.query("SELECT 1 FROM gc_trash WHERE digest = ?1 LIMIT 1", key).isEmpty
+        return explanation
     }
 }

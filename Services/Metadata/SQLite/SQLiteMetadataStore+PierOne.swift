@@ -36,7 +36,7 @@ extension SQLiteMetadataStore {
         guard let id = try await Self.repositoryID(repository, on: reader) else { return nil }
         let rows = try await reader.query(
             """
-            SELECT t.name, t.updated_at, t.pushed_by, t.manifest_digest, m.media_type, m.total_size, m.image_id
+            SELECT t.name, t.updated_at, t.pushed_by, t.manifest_digest, m.media_type, m.total_size, m.image_id, t.pulled_at
             FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
             WHERE t.repository_id = ?1
               AND (?2 IS NULL OR (t.updated_at, t.name) > (SELECT updated_at, name FROM tags WHERE repository_id = ?1 AND name = ?2))
@@ -49,11 +49,13 @@ extension SQLiteMetadataStore {
                   let digest = row.column("manifest_digest")?.string.flatMap({ Digest($0) }),
                   let mediaType = row.column("media_type")?.string
             else { return nil }
-            return TagDetail(
+            var detail = TagDetail(
                 name: name, createdMillis: Int64(created), createdBy: row.column("pushed_by")?.string,
                 manifestDigest: digest, mediaType: mediaType, totalSize: Int64(row.column("total_size")?.integer ?? 0),
                 imageID: row.column("image_id")?.string.flatMap { Digest($0) } ?? digest, immutable: false
             )
+            detail.pulledMillis = row.column("pulled_at")?.integer.map(Int64.init)
+            return detail
         }
         if details.isEmpty, page.after == nil { return nil }
         return Page(items: Array(details.prefix(page.effectiveLimit)), hasMore: details.count > page.effectiveLimit)

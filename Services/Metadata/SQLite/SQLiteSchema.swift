@@ -159,5 +159,9 @@ enum SQLiteSchema {
             WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
             """,
         ],
+        // 5: retention: when a tag's manifest was last pulled (recorded in batches).
+        [
+            "ALTER TABLE tags ADD COLUMN pulled_at INTEGER",
+        ],
     ]
 }

@@ -21,8 +21,9 @@ package func buildApplication(
     let scanner = configuration.scanLayersForScmSource
         ? ScmSourceScanner(metadata: metadata.service, blobs: blobs, logger: logger) : nil
     let collector = garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger)
+    let pulls = PullRecorder(metadata: metadata.service, interval: configuration.pullRecordInterval, logger: logger)
     let router = Gateway.router(
-        registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner),
+        registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner, pulls: pulls),
         authenticator: authenticator, ready: { await metadata.service.isReady() }, logger: logger
     )
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
@@ -33,7 +34,8 @@ package func buildApplication(
         // Services stop in reverse order: the scanner before the metadata store it writes to.
         services: metadata.services
             + [UploadExpiry(maximumAge: Double(configuration.uploadMaximumAge), logger: logger) { try await blobs.expireUploads(olderThan: $0) }]
-            + (scanner.map { [$0] } ?? []) + collector,
+            + (scanner.map { [$0] } ?? []) + collector + [pulls]
+            + retentionEnforcer(metadata: metadata.service, configuration, logger: logger),
         logger: logger
     )
     if let migrate = metadata.beforeStart {
@@ -41,6 +43,19 @@ package func buildApplication(
         app.beforeServerStarts(perform: migrate)
     }
     return app
+}
+
+/// The retention enforcer of `RETENTION_POLICY_FILE`, if set.
+func retentionEnforcer(metadata: any MetadataAPI, _ configuration: ServeConfiguration, logger: Logger) -> [any Service] {
+    guard let policy = configuration.retention else { return [] }
+    logger.info(
+        "retention", metadata: ["rules": "\(policy.rules.count)", "interval": "\(configuration.retentionInterval)"]
+    )
+    return [RetentionEnforcer(metadata: metadata, policy: policy, interval: configuration.retentionInterval, logger: logger) { report in
+        ServiceMetrics.recordRetention(
+            deletedTags: report.deletions.count { $0.tag != nil }, deletedManifests: report.deletions.count { $0.tag == nil }
+        )
+    }]
 }
 
 /// The garbage collector over `metadata` and `blobs`, recording its runs in the metrics; none

@@ -29,6 +29,13 @@ package struct ServeConfiguration: Sendable {
     /// `GC_ENABLED`: run the garbage collector (default on). Off while replicas of a version
     /// without it still serve (docs/operations.md, upgrades); candidates are still queued.
     package var gcEnabled = true
+    /// `RETENTION_POLICY_FILE`: the retention rules (docs/storage.md); none without it.
+    package var retention: RetentionPolicy?
+    /// `RETENTION_INTERVAL`: between retention runs (default 1 h).
+    package var retentionInterval: Duration = .seconds(3600)
+    /// `PULL_RECORD_INTERVAL`: how often a gateway hands the pulls it saw to the metadata service
+    /// (default 10 s), for retention's `notPulledFor`.
+    package var pullRecordInterval: Duration = .seconds(10)
     /// `LOG_LEVEL`.
     package var logLevel: String
     /// `LOG_FORMAT`: `text` (default) or `json` (one object per line, for log collectors).
@@ -122,6 +129,24 @@ package struct ServeConfiguration: Sendable {
         self.scanLayersForScmSource = try environment.bool("SCM_SOURCE_SCAN", default: true)
         self.gcGracePeriod = try environment.duration("GC_GRACE_PERIOD", default: .seconds(86_400), maximum: 365 * 86_400)
         self.gcEnabled = try environment.bool("GC_ENABLED", default: true)
+        if let file = environment.string("RETENTION_POLICY_FILE") {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigurationError("RETENTION_POLICY_FILE", "cannot read \(file)")
+            }
+            do {
+                self.retention = try JSONDecoder().decode(RetentionPolicy.self, from: data)
+            } catch {
+                throw ConfigurationError("RETENTION_POLICY_FILE", "\(file) is not a valid retention policy: \(error)")
+            }
+        }
+        self.retentionInterval = try environment.duration("RETENTION_INTERVAL", default: .seconds(3600), maximum: 7 * 86_400)
+        if self.retentionInterval < .seconds(1) {
+            throw ConfigurationError("RETENTION_INTERVAL", "must be at least 1 second")
+        }
+        self.pullRecordInterval = try environment.duration("PULL_RECORD_INTERVAL", default: .seconds(10), maximum: 3600)
+        if self.pullRecordInterval < .seconds(1) {
+            throw ConfigurationError("PULL_RECORD_INTERVAL", "must be at least 1 second")
+        }
         self.uploadSessionsPerClient = try environment.integer(
             "UPLOAD_SESSIONS_PER_CLIENT", default: BlobService.defaultSessionsPerClient, range: 1...1_000_000
         )

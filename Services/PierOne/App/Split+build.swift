@@ -46,6 +46,7 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
     } else {
         logger.warning("garbage collection is off: set BLOB_URL so that pierone metadata can delete collected blobs")
     }
+    services += retentionEnforcer(metadata: metadata.service, configuration, logger: logger)
     var app = Application(
         router: router, server: try internalServer(configuration, logger: logger, service: "metadata"),
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.metadataPort), serverName: nil),
@@ -116,8 +117,9 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
     let scanner = configuration.scanLayersForScmSource ? ScmSourceScanner(metadata: metadata, blobs: blobs, logger: logger) : nil
+    let pulls = PullRecorder(metadata: metadata, interval: configuration.pullRecordInterval, logger: logger)
     let router = Gateway.router(
-        registry: RegistryService(metadata: metadata, blobs: blobs, scanner: scanner), authenticator: authenticator,
+        registry: RegistryService(metadata: metadata, blobs: blobs, scanner: scanner, pulls: pulls), authenticator: authenticator,
         ready: {
             let metadataReady = await metadata.isReady()
             let blobsReady = await blobs.isReady()
@@ -134,7 +136,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
                 try await jsonClient.shutdown()
                 try await streamClient.shutdown()
             }
-        ] + (scanner.map { [$0] } ?? []),
+        ] + (scanner.map { [$0] } ?? []) + [pulls],
         logger: logger
     )
 }

@@ -165,6 +165,17 @@ package enum ServiceMetrics {
         }.record(duration)
     }
 
+    /// Records what a retention run deleted.
+    package static func recordRetention(deletedTags: Int, deletedManifests: Int) {
+        func counter(_ name: String, _ help: String) -> Counter {
+            self.cached(self.counters, name) { self.registry.makeCounter(descriptor: self.name(name, help), labels: []) }
+        }
+        counter("pierone_retention_runs_total", "Retention runs.").increment()
+        counter("pierone_retention_deleted_tags_total", "Tags retention deleted.").increment(by: Int64(deletedTags))
+        counter("pierone_retention_deleted_manifests_total", "Untagged manifests retention deleted.")
+            .increment(by: Int64(deletedManifests))
+    }
+
     // MARK: Serving
 
     /// `GET /metrics`: the Prometheus text exposition format.
