@@ -267,6 +267,13 @@ package struct BlobService: BlobAPI {
         self.logger.debug("discarded a duplicate upload", metadata: ["digest": "\(blob.digest)", "location": "\(blob.location)"])
     }
 
+    /// Deletes the bytes of many blobs metadata no longer records (the garbage collector's
+    /// batches); the locations deleted. A location that is not this storage's is skipped.
+    package func discard(_ blobs: [BlobRecord]) async throws -> [String] {
+        let locations = blobs.filter { self.driver.isOwnLocation($0.location) }.map(\.location)
+        return Array(try await self.driver.deleteBlobs(locations: Array(Set(locations)))).sorted()
+    }
+
     package func externalURL(for blob: BlobRecord) async throws -> String? {
         try self.checkLocation(blob)
         return try await self.driver.externalURL(location: blob.location)

@@ -43,6 +43,13 @@ package enum InternalBlobRoutes {
             try await service.cancelUpload(id, for: repository)
             return try InternalJSON.response(InternalMetadata.Done())
         }
+        router.on(InternalBlobPaths.discardAll) { blobs, _, _ in
+            // At most the collector's batch: a caller cannot make one request delete without end.
+            guard blobs.count <= 10_000 else {
+                throw RegistryError(.tooLarge, "at most 10000 blobs per call", detail: ["count": "\(blobs.count)"])
+            }
+            return InternalMetadata.Locations(locations: try await service.discard(blobs))
+        }
         router.on(InternalBlobPaths.discard) { blob, _, _ in
             try await service.discard(blob)
             return InternalMetadata.Done()

@@ -79,6 +79,10 @@ struct MeasuredStorageDriver: StorageDriver {
         try await self.measure("delete_blob") { try await self.base.deleteBlob(location: location) }
     }
 
+    func deleteBlobs(locations: [String]) async throws -> Set<String> {
+        try await self.measure("delete_blobs") { try await self.base.deleteBlobs(locations: locations) }
+    }
+
     func externalURL(location: String) async throws -> String? {
         try await self.measure("external_url") { try await self.base.externalURL(location: location) }
     }

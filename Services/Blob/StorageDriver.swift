@@ -1,4 +1,5 @@
 import Contracts
+import Logging
 import NIOCore
 
 /// What the blob service keeps about an upload session besides its bytes.
@@ -83,6 +84,10 @@ protocol StorageDriver: Sendable {
     /// Deletes the blob at `location`; no error when it is already gone.
     func deleteBlob(location: String) async throws
 
+    /// Deletes many blobs (the garbage collector's batches); the locations deleted or already
+    /// gone. S3 uses `DeleteObjects`; the default deletes one at a time.
+    func deleteBlobs(locations: [String]) async throws -> Set<String>
+
     /// A URL where a client can fetch the blob itself (S3 presigned), or nil to stream it here.
     func externalURL(location: String) async throws -> String?
 
@@ -93,6 +98,21 @@ protocol StorageDriver: Sendable {
 
 extension StorageDriver {
     func externalURL(location: String) async throws -> String? { nil }
+
+    func deleteBlobs(locations: [String]) async throws -> Set<String> {
+        var deleted = Set<String>()
+        for location in locations {
+            do {
+                try await self.deleteBlob(location: location)
+                deleted.insert(location)
+            } catch {
+                Logger(label: "pierone.blob").warning(
+                    "could not delete a blob", metadata: ["location": "\(location)", "error": "\(error)"]
+                )
+            }
+        }
+        return deleted
+    }
     func collectGarbage(olderThan cutoff: Double) async throws -> Int { 0 }
 }
 

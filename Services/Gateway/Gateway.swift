@@ -14,7 +14,7 @@ package enum Gateway {
     /// The router with every public route and the error middleware.
     /// Without an `authenticator` every request is allowed (Pier One without `HTTP_TOKENINFO_URL`).
     package static func router(
-        registry: RegistryService, authenticator: Authenticator? = nil,
+        registry: RegistryService, authenticator: Authenticator? = nil, administration: (any GarbageAdministration)? = nil,
         ready: @escaping @Sendable () async -> Bool = { true }, logger: Logger = Logger(label: "pierone.gateway")
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
@@ -31,6 +31,7 @@ package enum Gateway {
         }
         RegistryController(registry: registry).register(on: router)
         PierOneAPIController(metadata: registry.metadata, ready: ready).register(on: router)
+        GarbageAdminController(administration: administration).register(on: router)
         StaticPages.register(on: router)
         return router
     }

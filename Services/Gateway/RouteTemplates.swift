@@ -31,6 +31,9 @@ enum RouteTemplates {
             case .statistics: return "/stats"
             case .teamStatistics: return "/stats/teams"
             case .oneTeamStatistics: return "/stats/teams/{team}"
+            case .garbagePlan: return "/gc/plan"
+            case .garbageRun: return "/gc/run"
+            case .garbageWhy: return "/gc/why/{digest}"
             }
         }
         return Self.fixed.contains(path) ? path : "other"

@@ -42,8 +42,6 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
     /// (measured in docs/performance.md: pushes at 0.61× on the filesystem while it runs, 0.25×
     /// without the pause).
     static let pauseFactor = 2
-    /// Byte deletions in flight at once.
-    static let deletionConcurrency = 16
 
     package init(
         metadata: any MetadataAPI, blobs: any BlobAPI, gracePeriod: Duration, logger: Logger,
@@ -131,35 +129,25 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
         return run
     }
 
-    /// Deletes the bytes of `removed`, a bounded number at a time; returns those it deleted.
+    /// Deletes the bytes of `removed` in one call (S3: `DeleteObjects`, 1,000 keys a request);
+    /// returns those it deleted. The others stay in the trash and are handed out again later.
     private func delete(_ removed: [BlobRecord]) async -> [BlobRecord] {
         guard !removed.isEmpty else { return [] }
-        return await withTaskGroup(of: BlobRecord?.self) { group in
-            var deleted: [BlobRecord] = []
-            var next = removed.startIndex
-            func add() {
-                guard next < removed.endIndex else { return }
-                let blob = removed[next]
-                next += 1
-                group.addTask {
-                    do {
-                        try await self.blobs.discard(blob)
-                        return blob
-                    } catch {
-                        self.logger.warning(
-                            "could not delete a collected blob's bytes; retried by a later collection",
-                            metadata: ["digest": "\(blob.digest)", "error": "\(error)"]
-                        )
-                        return nil
-                    }
-                }
+        do {
+            let deleted = Set(try await self.blobs.discard(removed))
+            if deleted.count < removed.count {
+                self.logger.warning(
+                    "could not delete some collected blobs' bytes; retried by a later collection",
+                    metadata: ["failed": "\(removed.count - deleted.count)"]
+                )
             }
-            for _ in 0..<Self.deletionConcurrency { add() }
-            for await blob in group {
-                if let blob { deleted.append(blob) }
-                add()
-            }
-            return deleted
+            return removed.filter { deleted.contains($0.location) }
+        } catch {
+            self.logger.warning(
+                "could not delete collected blobs' bytes; retried by a later collection",
+                metadata: ["count": "\(removed.count)", "error": "\(error)"]
+            )
+            return []
         }
     }
 }

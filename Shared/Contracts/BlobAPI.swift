@@ -78,6 +78,10 @@ package protocol BlobAPI: Sendable {
     /// removed. Never called for a location metadata refers to.
     func discard(_ blob: BlobRecord) async throws
 
+    /// `discard` for many blobs at once (the garbage collector): returns the locations deleted
+    /// (or already gone); the others failed and are retried later.
+    func discard(_ blobs: [BlobRecord]) async throws -> [String]
+
     /// A URL where the client can fetch `blob` itself (a presigned S3 URL when
     /// `STORAGE_S3_EXTERNAL_STORE` is on), or nil to stream it through the registry.
     func externalURL(for blob: BlobRecord) async throws -> String?

@@ -55,6 +55,16 @@ package enum InternalMetadataCalls {
     )
 }
 
+/// The garbage collection administration (`GarbageAdministration`), served by `pierone metadata`
+/// where the collector and the retention policy run.
+package enum InternalGarbageCalls {
+    package typealias M = InternalMetadata
+    private static let prefix = InternalMetadataPaths.prefix + "/gc"
+    package static let plan = InternalCall<M.GarbageReview, GarbagePlan>(prefix + "/plan")
+    package static let run = InternalCall<M.Done, GarbageRunReport>(prefix + "/run")
+    package static let why = InternalCall<M.Digests, GarbageExplanation>(prefix + "/why")
+}
+
 /// Bodies of the metadata calls.
 package enum InternalMetadata {
     package struct BlobInRepository: Codable, Sendable {
@@ -216,6 +226,8 @@ package enum InternalBlobPaths {
     package static let read = prefix + "/read"
     /// Removes an unrecorded duplicate's bytes.
     package static let discard = InternalCall<BlobRecord, InternalMetadata.Done>(prefix + "/discard")
+    /// Removes many unrecorded blobs' bytes; answers the locations deleted.
+    package static let discardAll = InternalCall<[BlobRecord], InternalMetadata.Locations>(prefix + "/discard-all")
     /// Where a client may fetch the blob directly.
     package static let externalURL = InternalCall<BlobRecord, ExternalURL>(prefix + "/external-url")
 

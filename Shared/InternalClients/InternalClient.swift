@@ -16,13 +16,15 @@ struct InternalClient: Sendable {
 
     /// `POST`s `input` as JSON to the call's path (for the upload session `id` when it names
     /// one) and decodes the JSON answer.
-    func call<Input, Output>(_ call: InternalCall<Input, Output>, _ input: Input, id: UploadID? = nil) async throws -> Output {
+    func call<Input, Output>(
+        _ call: InternalCall<Input, Output>, _ input: Input, id: UploadID? = nil, timeout: TimeAmount = Self.callTimeout
+    ) async throws -> Output {
         let path = id.map { InternalBlobPaths.path(call.path, id: $0) } ?? call.path
         var request = HTTPClientRequest(url: self.base + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(input)))
-        return try await self.json(request)
+        return try await self.json(request, timeout: timeout)
     }
 
     /// Sends `request` and decodes a 2xx JSON answer; a failure answer is rethrown.

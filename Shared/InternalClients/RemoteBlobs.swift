@@ -120,6 +120,10 @@ package struct RemoteBlobs: BlobAPI {
         let _: InternalMetadata.Done = try await self.client.json(request)
     }
 
+    package func discard(_ blobs: [BlobRecord]) async throws -> [String] {
+        try await self.client.call(InternalBlobPaths.discardAll, blobs, timeout: .minutes(5)).locations
+    }
+
     package func discard(_ blob: BlobRecord) async throws {
         let _: InternalMetadata.Done = try await self.client.call(InternalBlobPaths.discard, blob)
     }

@@ -222,6 +222,28 @@ import Testing
         }
     }
 
+    /// The collector's batches: one call deletes many blobs (S3: `DeleteObjects`); a location
+    /// already gone counts as deleted, one that is not this storage's is skipped.
+    @Test(arguments: StorageBackend.allCases)
+    func manyBlobsAreDiscardedInOneCall(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            var blobs: [BlobRecord] = []
+            for number in 0..<5 {
+                let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+                _ = try await service.appendUpload(session.id, for: self.repository, at: nil, body: F.stream(["blob \(number)"]))
+                blobs.append(try await service.commitUpload(
+                    session.id, for: self.repository, digest: DigestHasher.digest(of: ByteBuffer(string: "blob \(number)"))
+                ))
+            }
+            try await service.discard(blobs[0])
+            let foreign = BlobRecord(digest: blobs[1].digest, size: 6, location: "../../etc/passwd")
+            let deleted = try await service.discard(blobs + [foreign])
+            #expect(Set(deleted) == Set(blobs.map(\.location)))
+            #expect(try await storage.storedBlobs().isEmpty)
+        }
+    }
+
     @Test(arguments: StorageBackend.allCases)
     func expiryRemovesOldSessionsOnly(_ backend: StorageBackend) async throws {
         try await F.with(backend) { storage in

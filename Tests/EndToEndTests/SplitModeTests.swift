@@ -189,6 +189,15 @@ import TestSupport
         }
         #expect(source?["revision"] as? String == "cd768599e1bb", "scm-source read from the layer by gateway 0")
 
+        // The garbage administration through a gateway, answered by the metadata service.
+        let plan = try #require(try await json("/gc/plan") as? [String: Any])
+        #expect(plan["candidates"] is [Any] && plan["gracePeriodSeconds"] as? Int == 86400, "\(plan)")
+        let unknown = String(repeating: "0", count: 64)
+        let why = try #require(try await json("/gc/why/sha256:\(unknown)") as? [String: Any])
+        #expect((why["verdict"] as? String)?.hasPrefix("unknown") == true, "\(why)")
+        let run = try await stack.curl(["-sf", "-X", "POST", stack.gateway(0) + "/gc/run"])
+        #expect(run.contains("\"reviewed\""), "\(run)")
+
         // A chunked upload whose requests alternate between the gateways (and so the blob replicas).
         let chunks = ["first chunk ", "second chunk ", "third chunk"]
         let digest = DigestHasher.digest(of: ByteBuffer(string: chunks.joined()))

@@ -135,6 +135,13 @@ package final class InMemoryBlobs: BlobAPI {
         }
     }
 
+    package func discard(_ blobs: [BlobRecord]) async throws -> [String] {
+        self.called("discardAll") { state in
+            for blob in blobs { state.stored[blob.location] = nil }
+            return blobs.map(\.location)
+        }
+    }
+
     package func discard(_ blob: BlobRecord) async throws {
         self.called("discard") { state in state.stored[blob.location] = nil }
     }

@@ -51,6 +51,10 @@ import Testing
             self.note("discard")
             try await self.base.discard(blob)
         }
+        func discard(_ blobs: [BlobRecord]) async throws -> [String] {
+            self.note("discardAll")
+            return try await self.base.discard(blobs)
+        }
         func externalURL(for blob: BlobRecord) async throws -> String? {
             self.note("externalURL")
             return try await self.base.externalURL(for: blob)

@@ -201,6 +201,34 @@ struct S3Client: Sendable {
         _ = try await self.execute(try await self.request(.DELETE, key: key))
     }
 
+    /// Deletes up to 1,000 keys in one `DeleteObjects` call; the keys S3 could not delete, with
+    /// its error code (a key already gone counts as deleted).
+    func deleteObjects(_ keys: [String]) async throws -> [String: String] {
+        precondition(keys.count <= 1000, "DeleteObjects takes at most 1,000 keys")
+        guard !keys.isEmpty else { return [:] }
+        func escape(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+                .replacingOccurrences(of: "'", with: "&apos;")
+        }
+        let xml = "<Delete><Quiet>true</Quiet>" + keys.map { "<Object><Key>\(escape($0))</Key></Object>" }.joined() + "</Delete>"
+        let data = Data(xml.utf8)
+        var request = try await self.request(
+            .POST, key: nil, query: [("delete", "")],
+            headers: [("content-md5", Data(Insecure.MD5.hash(data: data)).base64EncodedString())],
+            payloadHash: Self.hex(SHA256.hash(data: data))
+        )
+        request.body = .bytes(ByteBuffer(bytes: data))
+        let response = try await self.execute(request)
+        let answer = String(buffer: try await response.body.collect(upTo: 16 << 20))
+        var failed: [String: String] = [:]
+        for entry in answer.components(separatedBy: "<Error>").dropFirst() {
+            guard let key = Self.element("Key", in: entry) else { continue }
+            failed[Self.unescapeXML(key)] = Self.element("Code", in: entry) ?? "unknown"
+        }
+        return failed
+    }
+
     func createMultipartUpload(_ key: String) async throws -> String {
         let response = try await self.execute(try await self.request(.POST, key: key, query: [("uploads", "")]))
         let body = String(buffer: try await response.body.collect(upTo: 1 << 20))

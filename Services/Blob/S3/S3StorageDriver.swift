@@ -440,6 +440,37 @@ struct S3StorageDriver: StorageDriver {
         }
     }
 
+    /// `DeleteObjects`, 1,000 keys a call, up to 4 calls at once.
+    func deleteBlobs(locations: [String]) async throws -> Set<String> {
+        let batches = stride(from: 0, to: locations.count, by: 1000).map { Array(locations[$0..<min($0 + 1000, locations.count)]) }
+        return try await Self.translating {
+            try await withThrowingTaskGroup(of: Set<String>.self) { group in
+                var deleted = Set<String>()
+                var next = 0
+                func add() {
+                    guard next < batches.count else { return }
+                    let batch = batches[next]
+                    next += 1
+                    group.addTask {
+                        let failed = try await self.client.deleteObjects(batch.map { self.prefix + $0 })
+                        if !failed.isEmpty {
+                            Self.logger.warning(
+                                "S3 did not delete some objects", metadata: ["count": "\(failed.count)", "codes": "\(Set(failed.values))"]
+                            )
+                        }
+                        return Set(batch.filter { failed[self.prefix + $0] == nil })
+                    }
+                }
+                for _ in 0..<4 { add() }
+                while let done = try await group.next() {
+                    deleted.formUnion(done)
+                    add()
+                }
+                return deleted
+            }
+        }
+    }
+
     func externalURL(location: String) async throws -> String? {
         guard let expiry = self.presignExpiry else { return nil }
         return try await Self.translating {

@@ -74,6 +74,13 @@ package struct Authenticator: Sendable {
             // The ping always challenges anonymous callers, public read or not: it is where Docker
             // and containers/image learn how to log in, so that they send credentials for a push.
             return identity == .anonymous ? .challenge : .allow
+        case .administer:
+            switch identity {
+            case .unrestricted: return .allow
+            case .anonymous: return .challenge
+            case .oauth(let user) where user.scopes.contains(AccessRules.writeAllScope): return .allow
+            default: return .deny("garbage collection and retention need the scope \(AccessRules.writeAllScope)")
+            }
         case .access(let action, let repository):
             var teams: [String]?
             if case .oauth(let user) = identity, action != .pull, !user.scopes.contains(AccessRules.writeAllScope),

@@ -7,6 +7,9 @@ enum Requirement: Equatable {
     case authenticated
     /// `action` on a repository; nil for the catalog.
     case access(Action, RepositoryName?)
+    /// The garbage collection and retention administration (`/gc/`): the scope
+    /// `application.write_all`, or authentication off (and then only on loopback).
+    case administer
 
     /// Reads pull; uploads and manifest pushes push; deletes of manifests and blobs delete.
     init(_ route: RegistryRoute, method: HTTPRequest.Method) {

@@ -33,7 +33,7 @@ package struct TokenScope: Sendable, Equatable, Codable {
     /// The scope a request needs, for the `scope` of a Bearer challenge.
     static func needed(for requirement: Requirement) -> TokenScope? {
         switch requirement {
-        case .authenticated: nil
+        case .authenticated, .administer: nil
         case .access(_, nil): TokenScope(type: "registry", name: "catalog", actions: ["*"])
         case .access(.pull, let name?): TokenScope(type: "repository", name: name.value, actions: ["pull"])
         case .access(.push, let name?): TokenScope(type: "repository", name: name.value, actions: ["pull", "push"])

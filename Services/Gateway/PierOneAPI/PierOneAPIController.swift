@@ -58,6 +58,9 @@ struct PierOneAPIController: Sendable {
         case .oneTeamStatistics(let team):
             guard let stats = try await self.metadata.teamStatistics(team: team) else { throw Self.unknownTeam(team) }
             return try Self.json(TeamStatisticsBody(stats))
+        case .garbagePlan, .garbageRun, .garbageWhy:
+            // Served by `GarbageAdminController`.
+            throw RegistryError(.routeUnknown, "no such Pier One API resource")
         }
     }
 

@@ -11,6 +11,10 @@ enum PierOneRoute: Equatable {
     case statistics
     case teamStatistics
     case oneTeamStatistics(team: String)
+    /// `GET /gc/plan`, `POST /gc/run`, `GET /gc/why/<digest>` (`GarbageAdminController`).
+    case garbagePlan
+    case garbageRun
+    case garbageWhy(String)
 
     /// The route of `path`; nil when the path is not a Pier One API resource. Throws for a
     /// resource path whose names are invalid.
@@ -40,6 +44,13 @@ enum PierOneRoute: Equatable {
             case 3 where parts[1] == "teams" && !parts[2].isEmpty: self = .oneTeamStatistics(team: parts[2])
             default: return nil
             }
+        case "gc":
+            switch parts.count {
+            case 2 where parts[1] == "plan": self = .garbagePlan
+            case 2 where parts[1] == "run": self = .garbageRun
+            case 3 where parts[1] == "why": self = .garbageWhy(parts[2])
+            default: return nil
+            }
         default:
             return nil
         }
@@ -58,6 +69,7 @@ enum PierOneRoute: Equatable {
     var requirement: Requirement {
         switch self {
         case .tags(let name), .scmSource(let name, _): .access(.pull, name)
+        case .garbagePlan, .garbageRun, .garbageWhy: .administer
         default: .access(.pull, nil)
         }
     }

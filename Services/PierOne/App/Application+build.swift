@@ -21,10 +21,15 @@ package func buildApplication(
     let scanner = configuration.scanLayersForScmSource
         ? ScmSourceScanner(metadata: metadata.service, blobs: blobs, logger: logger) : nil
     let collector = garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger)
+    let retention = retentionEnforcer(metadata: metadata.service, configuration, logger: logger)
     let pulls = PullRecorder(metadata: metadata.service, interval: configuration.pullRecordInterval, logger: logger)
     let router = Gateway.router(
         registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner, pulls: pulls),
-        authenticator: authenticator, ready: { await metadata.service.isReady() }, logger: logger
+        authenticator: authenticator,
+        administration: LocalGarbageAdministration(
+            metadata: metadata.service, collector: collector, retention: retention, gracePeriod: configuration.gcGracePeriod
+        ),
+        ready: { await metadata.service.isReady() }, logger: logger
     )
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
 
@@ -34,8 +39,7 @@ package func buildApplication(
         // Services stop in reverse order: the scanner before the metadata store it writes to.
         services: metadata.services
             + [UploadExpiry(maximumAge: Double(configuration.uploadMaximumAge), logger: logger) { try await blobs.expireUploads(olderThan: $0) }]
-            + (scanner.map { [$0] } ?? []) + collector + [pulls]
-            + retentionEnforcer(metadata: metadata.service, configuration, logger: logger),
+            + (scanner.map { [$0] } ?? []) + (collector.map { [$0] } ?? []) + [pulls] + (retention.map { [$0] } ?? []),
         logger: logger
     )
     if let migrate = metadata.beforeStart {
@@ -46,34 +50,34 @@ package func buildApplication(
 }
 
 /// The retention enforcer of `RETENTION_POLICY_FILE`, if set.
-func retentionEnforcer(metadata: any MetadataAPI, _ configuration: ServeConfiguration, logger: Logger) -> [any Service] {
-    guard let policy = configuration.retention else { return [] }
+func retentionEnforcer(metadata: any MetadataAPI, _ configuration: ServeConfiguration, logger: Logger) -> RetentionEnforcer? {
+    guard let policy = configuration.retention else { return nil }
     logger.info(
         "retention", metadata: ["rules": "\(policy.rules.count)", "interval": "\(configuration.retentionInterval)"]
     )
-    return [RetentionEnforcer(metadata: metadata, policy: policy, interval: configuration.retentionInterval, logger: logger) { report in
+    return RetentionEnforcer(metadata: metadata, policy: policy, interval: configuration.retentionInterval, logger: logger) { report in
         ServiceMetrics.recordRetention(
             deletedTags: report.deletions.count { $0.tag != nil }, deletedManifests: report.deletions.count { $0.tag == nil }
         )
-    }]
+    }
 }
 
 /// The garbage collector over `metadata` and `blobs`, recording its runs in the metrics; none
 /// with `GC_ENABLED=false`.
 func garbageCollector(
     metadata: any MetadataAPI, blobs: any BlobAPI, _ configuration: ServeConfiguration, logger: Logger
-) -> [any Service] {
+) -> GarbageCollector? {
     guard configuration.gcEnabled else {
         logger.warning("garbage collection is off (GC_ENABLED=false): candidates are queued, nothing is deleted")
-        return []
+        return nil
     }
     logger.info("garbage collection", metadata: ["grace_period": "\(configuration.gcGracePeriod)"])
-    return [GarbageCollector(metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod, logger: logger) { run in
+    return GarbageCollector(metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod, logger: logger) { run in
         ServiceMetrics.recordGarbageCollection(
-            reviewed: run.reviewed, unlinked: run.unlinked, deletedManifests: run.deletedManifests, deletedBlobs: run.deletedBlobs, deletedBytes: run.deletedBytes,
-            errors: run.errors, finished: run.finished ? run.duration : nil
+            reviewed: run.reviewed, unlinked: run.unlinked, deletedManifests: run.deletedManifests, deletedBlobs: run.deletedBlobs,
+            deletedBytes: run.deletedBytes, errors: run.errors, finished: run.finished ? run.duration : nil
         )
-    }]
+    }
 }
 
 /// The metadata service the configuration asks for, the services it needs running, and what

@@ -37,16 +37,24 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
     InternalMetadataRoutes.register(on: router, service: metadata.service)
     // The garbage collector runs here, next to its queue; it deletes bytes through a blob service.
     var services = metadata.services
+    var collector: GarbageCollector?
     if let blobURL = configuration.blobURL {
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: try internalClientConfiguration(configuration))
         let blobs = RemoteBlobs(url: blobURL, http: http)
+        collector = garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger)
         // Services stop in reverse order: the collector before the client and the store it uses.
-        services += [ShutdownHook(name: "blob client") { try await http.shutdown() }]
-            + garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger)
+        services += [ShutdownHook(name: "blob client") { try await http.shutdown() }] + (collector.map { [$0] } ?? [])
     } else {
         logger.warning("garbage collection is off: set BLOB_URL so that pierone metadata can delete collected blobs")
     }
-    services += retentionEnforcer(metadata: metadata.service, configuration, logger: logger)
+    let retention = retentionEnforcer(metadata: metadata.service, configuration, logger: logger)
+    services += retention.map { [$0] } ?? []
+    let administration = LocalGarbageAdministration(
+        metadata: metadata.service, collector: collector, retention: retention, gracePeriod: configuration.gcGracePeriod
+    )
+    router.on(InternalGarbageCalls.plan) { input, _, _ in try await administration.plan(limit: input.limit) }
+    router.on(InternalGarbageCalls.run) { _, _, _ in try await administration.runNow() }
+    router.on(InternalGarbageCalls.why) { input, _, _ in try await administration.why(input.digest) }
     var app = Application(
         router: router, server: try internalServer(configuration, logger: logger, service: "metadata"),
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.metadataPort), serverName: nil),
@@ -120,6 +128,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     let pulls = PullRecorder(metadata: metadata, interval: configuration.pullRecordInterval, logger: logger)
     let router = Gateway.router(
         registry: RegistryService(metadata: metadata, blobs: blobs, scanner: scanner, pulls: pulls), authenticator: authenticator,
+        administration: RemoteGarbageAdministration(url: metadataURL, http: jsonClient),
         ready: {
             let metadataReady = await metadata.isReady()
             let blobsReady = await blobs.isReady()

@@ -10,7 +10,7 @@ struct PierOneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pierone",
         abstract: "Pier One: a Docker/OCI container registry with immutable tags and team permissions.",
-        subcommands: [Serve.self, MetadataCommand.self, BlobCommand.self, GatewayCommand.self],
+        subcommands: [Serve.self, MetadataCommand.self, BlobCommand.self, GatewayCommand.self, GarbageCommand.self],
         defaultSubcommand: Serve.self
     )
 }

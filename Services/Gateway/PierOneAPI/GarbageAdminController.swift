@@ -1,0 +1,56 @@
+import Contracts
+import Hummingbird
+import Logging
+
+/// The garbage collection and retention administration, for `pierone gc`:
+///
+/// - `GET /gc/plan[?limit=N]`: the dry run — what retention would delete (rule, reason, age,
+///   bytes) and the collector's queue with what each review would remove and when;
+/// - `POST /gc/run`: retention, then a collection of everything due, now; what they deleted;
+/// - `GET /gc/why/<digest>`: what keeps a blob or manifest, or when and why it goes.
+///
+/// Only for callers with the scope `application.write_all` (`AuthMiddleware`), or with
+/// authentication off from loopback: without authentication anyone who reaches the port could
+/// otherwise start collections.
+struct GarbageAdminController: Sendable {
+    let administration: (any GarbageAdministration)?
+
+    func register(on router: Router<GatewayRequestContext>) {
+        router.get("/gc/plan") { request, context in
+            let administration = try self.admitted(context)
+            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 1000
+            guard (1...10_000).contains(limit) else {
+                throw RegistryError(.parameterInvalid, "limit must be from 1 to 10000", detail: ["limit": "\(limit)"])
+            }
+            return try ListingHandlers.json(try await administration.plan(limit: limit))
+        }
+        router.post("/gc/run") { _, context in
+            let administration = try self.admitted(context)
+            context.logger.info("garbage collection run requested", metadata: ["uid": "\(context.identity.uid)"])
+            return try ListingHandlers.json(try await administration.runNow())
+        }
+        router.get("/gc/why/:digest") { _, context in
+            let administration = try self.admitted(context)
+            let raw = context.parameters.get("digest") ?? ""
+            guard let digest = Digest(raw) else {
+                throw RegistryError(.digestInvalid, "\(raw) is not a digest (algorithm:hex)", detail: ["digest": raw])
+            }
+            return try ListingHandlers.json(try await administration.why(digest))
+        }
+    }
+
+    private func admitted(_ context: GatewayRequestContext) throws -> any GarbageAdministration {
+        if case .unrestricted = context.identity {
+            let address = context.remoteAddress ?? ""
+            guard address == "127.0.0.1" || address == "::1" || address.hasPrefix("::ffff:127.") else {
+                throw RegistryError(
+                    .denied, "authentication is off: the garbage collection API answers only on loopback (127.0.0.1, ::1)"
+                )
+            }
+        }
+        guard let administration = self.administration else {
+            throw RegistryError(.unsupported, "garbage collection administration is not available on this gateway")
+        }
+        return administration
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import PierOneApp
+
+/// `pierone gc`: garbage collection and retention of a running registry.
+struct GarbageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Garbage collection and retention of a running registry: dry run, run now, why.",
+        discussion: """
+            Calls the registry's /gc/ API, which needs a token with the scope application.write_all \
+            (or a registry without authentication, called from its own machine).
+            """,
+        subcommands: [Run.self, Why.self],
+        defaultSubcommand: Run.self
+    )
+
+    struct Connection: ParsableArguments {
+        @Option(help: "The registry (default: PIERONE_URL, else http://127.0.0.1:8080).")
+        var url: String?
+
+        @Option(help: "An OAuth2 token with the scope application.write_all (default: PIERONE_TOKEN).")
+        var token: String?
+
+        @Flag(help: "Print the JSON answer.")
+        var json = false
+
+        var client: GarbageClient {
+            let environment = ProcessInfo.processInfo.environment
+            return GarbageClient(
+                url: self.url ?? environment["PIERONE_URL"] ?? "http://127.0.0.1:8080",
+                token: self.token ?? environment["PIERONE_TOKEN"]
+            )
+        }
+
+        func print<Value: Encodable>(_ value: Value, _ text: (Value) -> String) throws {
+            if self.json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self))
+            } else {
+                Swift.print(text(value))
+            }
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run", abstract: "Run retention and a collection now (with --dry-run: list what they would delete, and why)."
+        )
+
+        @OptionGroup var connection: Connection
+
+        @Flag(help: "Delete nothing: list what retention would delete and what the collector's queue holds.")
+        var dryRun = false
+
+        @Option(help: "Queue entries to list in a dry run (1-10000).")
+        var limit = 1000
+
+        func run() async throws {
+            do {
+                if self.dryRun {
+                    try self.connection.print(try await self.connection.client.plan(limit: self.limit)) { GarbageClient.render($0) }
+                } else {
+                    try self.connection.print(try await self.connection.client.run()) { GarbageClient.render($0) }
+                }
+            } catch let failure as GarbageClient.Failure {
+                FileHandle.standardError.write(Data("pierone gc: \(failure)\n".utf8))
+                throw ExitCode.failure
+            }
+        }
+    }
+
+    struct Why: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "why", abstract: "Say what keeps a blob or manifest, or when and why it goes."
+        )
+
+        @OptionGroup var connection: Connection
+
+        @Argument(help: "The digest (sha256:…).")
+        var digest: String
+
+        func run() async throws {
+            do {
+                try self.connection.print(try await self.connection.client.why(self.digest)) { GarbageClient.render($0) }
+            } catch let failure as GarbageClient.Failure {
+                FileHandle.standardError.write(Data("pierone gc why: \(failure)\n".utf8))
+                throw ExitCode.failure
+            }
+        }
+    }
+}
