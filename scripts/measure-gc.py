@@ -94,6 +94,64 @@ def push_rate(port, seconds=5.0):
     return pushed / (time.monotonic() - start)
 
 
+def pull_rate(port, digest, seconds=5.0, threads=4):
+    """GETs of one 1 MiB blob for `seconds`; returns pulls per second."""
+    deadline = time.monotonic() + seconds
+    counts = [0] * threads
+
+    def worker(index):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.monotonic() < deadline:
+            connection.request("GET", f"/v2/bench/gc/blobs/{digest}")
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise SystemExit(f"pull answered {response.status}")
+            counts[index] += 1
+
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(worker, i) for i in range(threads)]:
+            future.result()
+    return sum(counts) / (time.monotonic() - start)
+
+
+def kept_blob(port):
+    """A 1 MiB blob referenced by a tagged manifest (so the collector keeps it): its digest."""
+    body = os.urandom(1 << 20)
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    config = b"{}"
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for blob, blob_digest in ((body, digest), (config, config_digest)):
+        connection.request("POST", "/v2/bench/gc/blobs/uploads/")
+        response = connection.getresponse()
+        response.read()
+        connection.request("PUT", f"{response.getheader('Location')}?digest={blob_digest}", body=blob)
+        response = connection.getresponse()
+        response.read()
+    manifest = (
+        '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+        f'"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":2}},'
+        f'"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{digest}","size":{1 << 20}}}]}}'
+    )
+    connection.request("PUT", "/v2/bench/gc/manifests/kept", body=manifest,
+                       headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    response = connection.getresponse()
+    response.read()
+    if response.status != 201:
+        raise SystemExit(f"manifest answered {response.status}")
+    return digest
+
+
+def both_rates(port, digest):
+    """Pushes and pulls at the same time, 5 s: (pushes/s, pulls/s)."""
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        pushing = pool.submit(push_rate, port)
+        pulling = pool.submit(pull_rate, port, digest)
+        return pushing.result(), pulling.result()
+
+
 def measure(name, count, env):
     data = tempfile.mkdtemp(prefix=f"pierone-gc-{name}-")
     try:
@@ -102,17 +160,18 @@ def measure(name, count, env):
         start = time.monotonic()
         push_blobs(port, count, 256)
         made = time.monotonic() - start
-        baseline = push_rate(port)
+        digest = kept_blob(port)
+        baseline, pulls_baseline = both_rates(port, digest)
         process.terminate()
         process.wait()
         # The same data with no grace period: every upload is garbage now.
         process, port = serve(data, dict(env, GC_GRACE_PERIOD="0"))
         # The collection starts a second after the restart; pushes go on meanwhile, in a thread.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pushing = pool.submit(push_rate, port)
+            measuring = pool.submit(both_rates, port, digest)
             while metric(port, "pierone_gc_deleted_blobs_total") < count or metric(port, "pierone_gc_runs_total") < 1:
                 time.sleep(0.05)
-            during = pushing.result()
+            during, pulls_during = measuring.result()
         # The collections' own time (the duration histogram's sum), from the first to the last.
         collected = metric(port, "pierone_gc_duration_seconds_sum")
         deleted = metric(port, "pierone_gc_deleted_blobs_total")
@@ -122,7 +181,8 @@ def measure(name, count, env):
         print(
             f"{name:<11} {count:>7} blobs made in {made:6.1f} s; collected {deleted:>7.0f} in {collected:6.1f} s = "
             f"{count / collected:7.0f} blobs/s ({count / collected * 60 / 300:6.0f}x Harbor's ~300/min); errors {errors:.0f}; "
-            f"1 MiB pushes/s while collecting {during:5.1f}, without {baseline:5.1f} ({during / baseline:.2f}x)",
+            f"1 MiB pushes/s while collecting {during:5.1f}, without {baseline:5.1f} ({during / baseline:.2f}x); "
+            f"1 MiB pulls/s while collecting {pulls_during:6.1f}, without {pulls_baseline:6.1f} ({pulls_during / pulls_baseline:.2f}x)",
             flush=True,
         )
     finally:

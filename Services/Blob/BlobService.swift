@@ -269,9 +269,14 @@ package struct BlobService: BlobAPI {
 
     /// Deletes the bytes of many blobs metadata no longer records (the garbage collector's
     /// batches); the locations deleted. A location that is not this storage's is skipped.
-    package func discard(_ blobs: [BlobRecord]) async throws -> [String] {
-        let locations = blobs.filter { self.driver.isOwnLocation($0.location) }.map(\.location)
-        return Array(try await self.driver.deleteBlobs(locations: Array(Set(locations)))).sorted()
+    package func discard(locations: [String]) async throws -> [String] {
+        let own = Set(locations.filter { self.driver.isOwnLocation($0) })
+        return Array(try await self.driver.deleteBlobs(locations: Array(own))).sorted()
+    }
+
+    package func storedBlobs(after location: String?, limit: Int) async throws -> StoredBlobPage {
+        let listed = try await self.driver.listBlobs(after: location, limit: min(max(1, limit), 1000))
+        return StoredBlobPage(items: listed.blobs, next: listed.next)
     }
 
     package func externalURL(for blob: BlobRecord) async throws -> String? {

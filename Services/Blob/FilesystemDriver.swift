@@ -173,6 +173,9 @@ struct FilesystemDriver: StorageDriver {
         // Metadata records the first location of a digest; later copies are discarded.
         let location = Self.location(of: digest, upload: id)
         let destination = self.root.pushing(location)
+        // The file's time becomes the commit's (a rename keeps the last write's): the orphan scan
+        // leaves blobs younger than an hour alone, and this one is about to be recorded.
+        _ = utimes(sealed.string, nil)
         let directory = destination.removingLastComponent()
         try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
         try await self.fileSystem.moveItem(at: sealed, to: destination)
@@ -287,6 +290,45 @@ struct FilesystemDriver: StorageDriver {
             // The handle closes when this returns: no read may still be using it.
             if let pending { _ = try? await pending.value }
             throw error
+        }
+    }
+
+    /// Walks `blobs/<algorithm>/<xx>/` in name order (the names hold no character below `/`, so
+    /// that is the order of the locations), skipping directories wholly before `marker`.
+    func listBlobs(after marker: String?, limit: Int) async throws -> (blobs: [StoredBlob], next: String?) {
+        let manager = FileManager.default
+        let base = self.root.appending("blobs").string
+        func names(_ path: String) -> [String] { ((try? manager.contentsOfDirectory(atPath: path)) ?? []).sorted() }
+        var result: [StoredBlob] = []
+        for algorithm in names(base) {
+            for fan in names(base + "/" + algorithm) {
+                let prefix = "blobs/\(algorithm)/\(fan)/"
+                if let marker, prefix < marker, !marker.hasPrefix(prefix) { continue }
+                for name in names(base + "/" + algorithm + "/" + fan) {
+                    let location = prefix + name
+                    if let marker, location <= marker { continue }
+                    guard let attributes = try? manager.attributesOfItem(atPath: self.root.appending(location).string),
+                          attributes[.type] as? FileAttributeType == .typeRegular
+                    else { continue }
+                    let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+                    result.append(StoredBlob(
+                        location: location, size: Self.size(attributes[.size]),
+                        modifiedMillis: Int64(modified * 1000)
+                    ))
+                    // One more than asked tells whether the listing goes on.
+                    if result.count > limit { return (Array(result.prefix(limit)), result[limit - 1].location) }
+                }
+            }
+        }
+        return (result, nil)
+    }
+
+    private static func size(_ value: Any?) -> Int64 {
+        switch value {
+        case let value as Int: Int64(value)
+        case let value as Int64: value
+        case let value as UInt64: Int64(clamping: value)
+        default: 0
         }
     }
 

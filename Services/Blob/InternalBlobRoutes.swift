@@ -43,12 +43,15 @@ package enum InternalBlobRoutes {
             try await service.cancelUpload(id, for: repository)
             return try InternalJSON.response(InternalMetadata.Done())
         }
-        router.on(InternalBlobPaths.discardAll) { blobs, _, _ in
+        router.on(InternalBlobPaths.discardAll) { input, _, _ in
             // At most the collector's batch: a caller cannot make one request delete without end.
-            guard blobs.count <= 10_000 else {
-                throw RegistryError(.tooLarge, "at most 10000 blobs per call", detail: ["count": "\(blobs.count)"])
+            guard input.locations.count <= 10_000 else {
+                throw RegistryError(.tooLarge, "at most 10000 blobs per call", detail: ["count": "\(input.locations.count)"])
             }
-            return InternalMetadata.Locations(locations: try await service.discard(blobs))
+            return InternalMetadata.Locations(locations: try await service.discard(locations: input.locations))
+        }
+        router.on(InternalBlobPaths.storedBlobs) { listing, _, _ in
+            try await service.storedBlobs(after: listing.page.after, limit: listing.page.effectiveLimit)
         }
         router.on(InternalBlobPaths.discard) { blob, _, _ in
             try await service.discard(blob)

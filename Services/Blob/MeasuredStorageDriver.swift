@@ -79,6 +79,10 @@ struct MeasuredStorageDriver: StorageDriver {
         try await self.measure("delete_blob") { try await self.base.deleteBlob(location: location) }
     }
 
+    func listBlobs(after location: String?, limit: Int) async throws -> (blobs: [StoredBlob], next: String?) {
+        try await self.measure("list_blobs") { try await self.base.listBlobs(after: location, limit: limit) }
+    }
+
     func deleteBlobs(locations: [String]) async throws -> Set<String> {
         try await self.measure("delete_blobs") { try await self.base.deleteBlobs(locations: locations) }
     }

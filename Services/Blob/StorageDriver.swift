@@ -88,6 +88,10 @@ protocol StorageDriver: Sendable {
     /// gone. S3 uses `DeleteObjects`; the default deletes one at a time.
     func deleteBlobs(locations: [String]) async throws -> Set<String>
 
+    /// Committed blobs (under `blobs/`) after `location` in location order, at most `limit`
+    /// looked at; `next` continues the listing (nil at its end).
+    func listBlobs(after location: String?, limit: Int) async throws -> (blobs: [StoredBlob], next: String?)
+
     /// A URL where a client can fetch the blob itself (S3 presigned), or nil to stream it here.
     func externalURL(location: String) async throws -> String?
 

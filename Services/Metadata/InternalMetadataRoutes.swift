@@ -45,6 +45,8 @@ package enum InternalMetadataRoutes {
         }
         route(C.garbageCandidates) { try await service.garbageCandidates(limit: $0.limit) }
         route(C.explain) { try await service.explain($0.digest) }
+        route(C.lease) { M.Flag(try await service.lease($0.name, holder: $0.holder, seconds: $0.seconds)) }
+        route(C.unknownLocations) { M.Locations(locations: try await service.unknownLocations($0.locations)) }
         route(C.expireTag) { expiry in
             guard let tag = expiry.tag else { throw RegistryError(.requestInvalid, "a tag expiry names a tag") }
             return M.Flag(try await service.expireTag(

@@ -48,6 +48,14 @@ struct MeasuredMetadataStore: MetadataStore {
         try await self.measure("garbageCandidates") { try await self.base.garbageCandidates(limit: limit) }
     }
 
+    func lease(_ name: String, holder: String, seconds: Int) async throws -> Bool {
+        try await self.measure("lease") { try await self.base.lease(name, holder: holder, seconds: seconds) }
+    }
+
+    func unknownLocations(_ locations: [String]) async throws -> [String] {
+        try await self.measure("unknownLocations") { try await self.base.unknownLocations(locations) }
+    }
+
     func explain(_ digest: Digest) async throws -> GarbageExplanation {
         try await self.measure("explain") { try await self.base.explain(digest) }
     }

@@ -4,6 +4,7 @@ import PostgresNIO
 import Prometheus
 import Runtime
 import ServiceLifecycle
+import Synchronization
 
 /// Settings of the metadata service that shape tag semantics.
 package struct TagSettings: Sendable {
@@ -18,12 +19,25 @@ package struct TagSettings: Sendable {
     }
 }
 
+/// A count that only grows, read and bumped from any task.
+package final class ActivityCounter: Sendable {
+    private let count = Atomic<Int>(0)
+
+    package init() {}
+
+    func increment() { self.count.add(1, ordering: .relaxed) }
+
+    package var value: Int { self.count.load(ordering: .relaxed) }
+}
+
 /// The metadata service: `MetadataAPI` over a `MetadataStore`, with the tag rules (`TagRules`)
 /// that need no data checked before the store is asked, and "not found" turned into errors.
 /// Metrics come from the store's decorator (`MeasuredMetadataStore`), not from here.
 package struct MetadataService: MetadataAPI {
     let store: any MetadataStore
     let rules: TagRules
+    /// Pushes' writes so far (links, mounts, manifests): the garbage collector yields while it grows.
+    package let pushWrites = ActivityCounter()
 
     /// `store` measured under `backend` (`sqlite` or `postgres`, the label of the database metrics).
     init(store: any MetadataStore, settings: TagSettings, backend: String = "sqlite") {
@@ -42,10 +56,12 @@ package struct MetadataService: MetadataAPI {
 
     @discardableResult
     package func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
-        try await self.store.linkBlob(blob, into: repository)
+        self.pushWrites.increment()
+        return try await self.store.linkBlob(blob, into: repository)
     }
 
     package func putManifest(_ put: ManifestPut) async throws {
+        self.pushWrites.increment()
         try self.rules.checkPush(put.tags, to: put.repository)
         try await self.store.putManifest(put, rules: self.rules)
     }
@@ -74,7 +90,8 @@ package struct MetadataService: MetadataAPI {
         -> BlobRecord?
     {
         // Bounded here, where internal callers arrive: SQLite binds each source as a variable.
-        try await self.store.mountBlob(digest, into: repository, from: sources.map { Array($0.prefix(Self.mountSourceLimit)) })
+        self.pushWrites.increment()
+        return try await self.store.mountBlob(digest, into: repository, from: sources.map { Array($0.prefix(Self.mountSourceLimit)) })
     }
 
     /// Most source repositories one mount looks in.
@@ -88,6 +105,20 @@ package struct MetadataService: MetadataAPI {
 
     package func garbageCandidates(limit: Int) async throws -> GarbageCandidates {
         try await self.store.garbageCandidates(limit: min(max(0, limit), Self.reviewLimit))
+    }
+
+    package func lease(_ name: String, holder: String, seconds: Int) async throws -> Bool {
+        guard name.utf8.count <= 100, holder.utf8.count <= 200, (1...86_400).contains(seconds) else {
+            throw RegistryError(.requestInvalid, "a lease has a name of at most 100 bytes, a holder of 200, 1 to 86400 seconds")
+        }
+        return try await self.store.lease(name, holder: holder, seconds: seconds)
+    }
+
+    package func unknownLocations(_ locations: [String]) async throws -> [String] {
+        guard locations.count <= 1000 else {
+            throw RegistryError(.tooLarge, "at most 1000 locations per call", detail: ["count": "\(locations.count)"])
+        }
+        return try await self.store.unknownLocations(Array(Set(locations)).sorted())
     }
 
     package func explain(_ digest: Digest) async throws -> GarbageExplanation {

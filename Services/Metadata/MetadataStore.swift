@@ -18,6 +18,8 @@ protocol GarbageStore: Sendable {
     func purgeCollected(_ locations: [String]) async throws
     func garbageCandidates(limit: Int) async throws -> GarbageCandidates
     func explain(_ digest: Digest) async throws -> GarbageExplanation
+    func unknownLocations(_ locations: [String]) async throws -> [String]
+    func lease(_ name: String, holder: String, seconds: Int) async throws -> Bool
 }
 
 /// Manifests and the tags that name them.

@@ -18,20 +18,36 @@ package struct LocalGarbageAdministration: GarbageAdministration {
 
     var graceMillis: Int64 { self.gracePeriod.components.seconds * 1000 }
 
-    package func plan(limit: Int) async throws -> GarbagePlan {
+    package func plan(limit: Int, orphans: Bool) async throws -> GarbagePlan {
         let retention = try await self.retention?.enforce(dryRun: true)
         var candidates = try await self.metadata.garbageCandidates(limit: limit)
         for index in candidates.candidates.indices {
             candidates.candidates[index].dueMillis = candidates.candidates[index].queuedMillis + self.graceMillis
         }
-        return GarbagePlan(
+        var plan = GarbagePlan(
             retention: retention, candidates: candidates.candidates, truncated: candidates.truncated,
             gracePeriodSeconds: self.gracePeriod.components.seconds, collecting: self.collector != nil
         )
+        if orphans {
+            plan.orphans = try await self.requireCollector().scanOrphans(dryRun: true)
+        }
+        return plan
     }
 
-    package func runNow() async throws -> GarbageRunReport {
+    private func requireCollector() throws -> GarbageCollector {
+        guard let collector = self.collector else {
+            throw RegistryError(
+                .unsupported, "the garbage collector is not running here (GC_ENABLED=false, or pierone metadata without BLOB_URL)"
+            )
+        }
+        return collector
+    }
+
+    package func runNow(orphans: Bool) async throws -> GarbageRunReport {
         var report = GarbageRunReport(retention: try await self.retention?.enforce(dryRun: false))
+        if orphans {
+            report.orphans = try await self.requireCollector().scanOrphans(dryRun: false)
+        }
         if let collector = self.collector {
             let run = try await collector.collect()
             report.reviewed = run.reviewed

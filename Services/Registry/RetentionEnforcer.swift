@@ -21,9 +21,10 @@ package final class RetentionEnforcer: Service, Sendable {
     static let deletionLimit = 10_000
 
     package init(
-        metadata: any MetadataAPI, policy: RetentionPolicy, interval: Duration, logger: Logger,
-        observe: @escaping @Sendable (Report) -> Void = { _ in }
+        metadata: any MetadataAPI, policy: RetentionPolicy, interval: Duration, holder: String = UUID().uuidString,
+        logger: Logger, observe: @escaping @Sendable (Report) -> Void = { _ in }
     ) {
+        self.holder = holder
         self.metadata = metadata
         self.policy = policy
         self.interval = interval
@@ -37,8 +38,11 @@ package final class RetentionEnforcer: Service, Sendable {
             try await Task.sleep(for: min(self.interval, .seconds(30)))
             while true {
                 do {
-                    let report = try await self.enforce(dryRun: false)
-                    self.observe(report)
+                    // One replica at a time: the lease outlasts a long run and is renewed per repository.
+                    if try await self.metadata.lease("retention", holder: self.holder, seconds: Self.leaseSeconds) {
+                        let report = try await self.enforce(dryRun: false, renewing: true)
+                        self.observe(report)
+                    }
                 } catch where !Task.isCancelled {
                     self.logger.error("retention failed", metadata: ["error": "\(error)"])
                 }
@@ -49,7 +53,11 @@ package final class RetentionEnforcer: Service, Sendable {
 
     /// One pass over every repository a rule names (or only `repository`); with `dryRun`, what
     /// would be deleted, deleting nothing.
-    package func enforce(dryRun: Bool, only repository: RepositoryName? = nil) async throws -> Report {
+    /// This process's name in the lease (see `GarbageCollector.holder`).
+    let holder: String
+    static let leaseSeconds = 900
+
+    package func enforce(dryRun: Bool, only repository: RepositoryName? = nil, renewing: Bool = false) async throws -> Report {
         var report = Report(dryRun: dryRun)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var repositories: [RepositoryName] = []
@@ -66,6 +74,7 @@ package final class RetentionEnforcer: Service, Sendable {
         for name in repositories {
             try Task.checkCancellation()
             report.repositories += 1
+            if renewing, try await !self.metadata.lease("retention", holder: self.holder, seconds: Self.leaseSeconds) { break }
             try await self.enforceTags(in: name, now: now, into: &report)
             try await self.enforceUntagged(in: name, now: now, into: &report)
             if report.truncated { break }

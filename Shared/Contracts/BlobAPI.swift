@@ -78,13 +78,42 @@ package protocol BlobAPI: Sendable {
     /// removed. Never called for a location metadata refers to.
     func discard(_ blob: BlobRecord) async throws
 
-    /// `discard` for many blobs at once (the garbage collector): returns the locations deleted
-    /// (or already gone); the others failed and are retried later.
-    func discard(_ blobs: [BlobRecord]) async throws -> [String]
+    /// `discard` for many locations at once (the garbage collector, the orphan scan): returns the
+    /// locations deleted (or already gone); the others failed (or are not this storage's).
+    func discard(locations: [String]) async throws -> [String]
+
+    /// The committed blobs in storage after `location` (nil: from the start), in location order,
+    /// at most `limit`: the orphan scan compares them with the metadata.
+    func storedBlobs(after location: String?, limit: Int) async throws -> StoredBlobPage
 
     /// A URL where the client can fetch `blob` itself (a presigned S3 URL when
     /// `STORAGE_S3_EXTERNAL_STORE` is on), or nil to stream it through the registry.
     func externalURL(for blob: BlobRecord) async throws -> String?
+}
+
+/// A committed blob as storage lists it.
+package struct StoredBlob: Sendable, Equatable, Codable {
+    package var location: String
+    package var size: Int64
+    /// When it was written (ms since 1970).
+    package var modifiedMillis: Int64
+
+    package init(location: String, size: Int64, modifiedMillis: Int64) {
+        self.location = location
+        self.size = size
+        self.modifiedMillis = modifiedMillis
+    }
+}
+
+/// A page of the storage listing; `next` continues it (nil: the end).
+package struct StoredBlobPage: Sendable, Equatable, Codable {
+    package var items: [StoredBlob]
+    package var next: String?
+
+    package init(items: [StoredBlob], next: String?) {
+        self.items = items
+        self.next = next
+    }
 }
 
 extension BlobAPI {

@@ -4,9 +4,11 @@
 package protocol GarbageAdministration: Sendable {
     /// The dry run: what retention would delete now, and the collector's queue (due or not) with
     /// what each review would remove. Deletes nothing.
-    func plan(limit: Int) async throws -> GarbagePlan
-    /// Runs retention and then a collection of everything due, now; what they deleted.
-    func runNow() async throws -> GarbageRunReport
+    /// With `orphans`, also lists storage for blobs no metadata row holds (a full scan).
+    func plan(limit: Int, orphans: Bool) async throws -> GarbagePlan
+    /// Runs retention and then a collection of everything due, now, and with `orphans` the orphan
+    /// scan; what they deleted.
+    func runNow(orphans: Bool) async throws -> GarbageRunReport
     /// What keeps `digest` (a blob or a manifest), or why it goes.
     func why(_ digest: Digest) async throws -> GarbageExplanation
 }
@@ -98,6 +100,8 @@ package struct GarbagePlan: Sendable, Equatable, Codable {
     package var gracePeriodSeconds: Int64
     /// Whether the collector runs (`GC_ENABLED`, and a blob service to delete through).
     package var collecting: Bool
+    /// When asked for: what an orphan scan would delete.
+    package var orphans: OrphanScan?
 
     package init(
         retention: RetentionReport?, candidates: [GarbageCandidate], truncated: Bool, gracePeriodSeconds: Int64, collecting: Bool
@@ -110,8 +114,27 @@ package struct GarbagePlan: Sendable, Equatable, Codable {
     }
 }
 
+/// What an orphan scan found: blobs in storage that no metadata row holds, written longer ago
+/// than the scan's minimum age.
+package struct OrphanScan: Sendable, Equatable, Codable {
+    /// Blobs listed in storage.
+    package var listed = 0
+    /// The orphans found (in a dry run, the first 1,000 of them).
+    package var orphans: [StoredBlob] = []
+    package var found = 0
+    package var foundBytes: Int64 = 0
+    /// Deleted (not in a dry run).
+    package var deleted = 0
+    /// Written before this (ms since 1970): younger blobs may be a commit about to be recorded.
+    package var cutoffMillis: Int64 = 0
+
+    package init() {}
+}
+
 package struct GarbageRunReport: Sendable, Equatable, Codable {
     package var retention: RetentionReport?
+    /// When the run included the orphan scan.
+    package var orphans: OrphanScan?
     package var reviewed = 0
     package var unlinked = 0
     package var deletedManifests = 0

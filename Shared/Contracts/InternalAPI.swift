@@ -35,6 +35,8 @@ package enum InternalMetadataCalls {
     package static let deleteManifest = InternalCall<M.BlobInRepository, M.Done>(prefix + "/delete-manifest")
     package static let unlinkBlob = InternalCall<M.BlobInRepository, M.Done>(prefix + "/unlink-blob")
     package static let garbageCandidates = InternalCall<M.GarbageReview, GarbageCandidates>(prefix + "/garbage-candidates")
+    package static let lease = InternalCall<M.Lease, M.Flag>(prefix + "/lease")
+    package static let unknownLocations = InternalCall<M.Locations, M.Locations>(prefix + "/unknown-locations")
     package static let explain = InternalCall<M.Digests, GarbageExplanation>(prefix + "/explain")
     package static let expireTag = InternalCall<M.Expiry, M.Flag>(prefix + "/expire-tag")
     package static let expireManifest = InternalCall<M.Expiry, M.Flag>(prefix + "/expire-manifest")
@@ -60,8 +62,8 @@ package enum InternalMetadataCalls {
 package enum InternalGarbageCalls {
     package typealias M = InternalMetadata
     private static let prefix = InternalMetadataPaths.prefix + "/gc"
-    package static let plan = InternalCall<M.GarbageReview, GarbagePlan>(prefix + "/plan")
-    package static let run = InternalCall<M.Done, GarbageRunReport>(prefix + "/run")
+    package static let plan = InternalCall<M.GarbageAdministration, GarbagePlan>(prefix + "/plan")
+    package static let run = InternalCall<M.GarbageAdministration, GarbageRunReport>(prefix + "/run")
     package static let why = InternalCall<M.Digests, GarbageExplanation>(prefix + "/why")
 }
 
@@ -174,6 +176,26 @@ package enum InternalMetadata {
         package init(pulls: [PullRecord]) { self.pulls = pulls }
     }
 
+    package struct Lease: Codable, Sendable {
+        package var name: String
+        package var holder: String
+        package var seconds: Int
+        package init(name: String, holder: String, seconds: Int) {
+            self.name = name
+            self.holder = holder
+            self.seconds = seconds
+        }
+    }
+
+    package struct GarbageAdministration: Codable, Sendable {
+        package var limit: Int
+        package var orphans: Bool
+        package init(limit: Int, orphans: Bool) {
+            self.limit = limit
+            self.orphans = orphans
+        }
+    }
+
     package struct Locations: Codable, Sendable {
         package var locations: [String]
         package init(locations: [String]) { self.locations = locations }
@@ -227,7 +249,9 @@ package enum InternalBlobPaths {
     /// Removes an unrecorded duplicate's bytes.
     package static let discard = InternalCall<BlobRecord, InternalMetadata.Done>(prefix + "/discard")
     /// Removes many unrecorded blobs' bytes; answers the locations deleted.
-    package static let discardAll = InternalCall<[BlobRecord], InternalMetadata.Locations>(prefix + "/discard-all")
+    package static let discardAll = InternalCall<InternalMetadata.Locations, InternalMetadata.Locations>(prefix + "/discard-all")
+    /// The committed blobs in storage, a page at a time (the orphan scan).
+    package static let storedBlobs = InternalCall<InternalMetadata.Listing, StoredBlobPage>(prefix + "/stored-blobs")
     /// Where a client may fetch the blob directly.
     package static let externalURL = InternalCall<BlobRecord, ExternalURL>(prefix + "/external-url")
 

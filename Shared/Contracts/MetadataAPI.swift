@@ -77,6 +77,15 @@ package protocol MetadataAPI: PierOneQueries {
     /// remove now (entries whose review would remove nothing are left out); whether more were queued.
     func garbageCandidates(limit: Int) async throws -> GarbageCandidates
 
+    /// Takes or renews the lease `name` for `holder` for `seconds` (by the database's clock): true
+    /// when `holder` holds it now, false while another holder's lease runs. Replicas run the
+    /// collector and retention one at a time with it.
+    func lease(_ name: String, holder: String, seconds: Int) async throws -> Bool
+
+    /// Which of `locations` (at most 1,000) no blob row and no collected blob awaiting deletion
+    /// holds: the orphan scan's candidates.
+    func unknownLocations(_ locations: [String]) async throws -> [String]
+
     /// What the metadata holds about `digest` (`GarbageExplanation`, without its verdict).
     func explain(_ digest: Digest) async throws -> GarbageExplanation
 

@@ -120,8 +120,16 @@ package struct RemoteBlobs: BlobAPI {
         let _: InternalMetadata.Done = try await self.client.json(request)
     }
 
-    package func discard(_ blobs: [BlobRecord]) async throws -> [String] {
-        try await self.client.call(InternalBlobPaths.discardAll, blobs, timeout: .minutes(5)).locations
+    package func discard(locations: [String]) async throws -> [String] {
+        try await self.client.call(InternalBlobPaths.discardAll, InternalMetadata.Locations(locations: locations), timeout: .minutes(5))
+            .locations
+    }
+
+    package func storedBlobs(after location: String?, limit: Int) async throws -> StoredBlobPage {
+        try await self.client.call(
+            InternalBlobPaths.storedBlobs, InternalMetadata.Listing(repository: nil, page: PageRequest(limit: limit, after: location)),
+            timeout: .minutes(5)
+        )
     }
 
     package func discard(_ blob: BlobRecord) async throws {

@@ -62,6 +62,14 @@ package struct RemoteMetadata: MetadataAPI {
         try await self.client.call(P.garbageCandidates, M.GarbageReview(cutoff: 0, limit: limit))
     }
 
+    package func lease(_ name: String, holder: String, seconds: Int) async throws -> Bool {
+        try await self.client.call(P.lease, M.Lease(name: name, holder: holder, seconds: seconds)).value
+    }
+
+    package func unknownLocations(_ locations: [String]) async throws -> [String] {
+        try await self.client.call(P.unknownLocations, M.Locations(locations: locations)).locations
+    }
+
     package func explain(_ digest: Digest) async throws -> GarbageExplanation {
         try await self.client.call(P.explain, M.Digests(digest: digest))
     }

@@ -91,6 +91,56 @@ import Testing
         }
     }
 
+    /// The orphan scan: a blob file no row holds, written long ago, is listed by the dry run and
+    /// deleted by a run; one written just now (a commit about to be recorded) and an old file a
+    /// manifest references stay.
+    @Test(arguments: Backend.allCases) func orphansAreFoundAndDeleted(_ backend: Backend) async throws {
+        try await RegistryHarness.withRegistry(backend, configure: {
+            $0.gcOrphanRecheckDelay = .milliseconds(200)
+        }) { registry in
+            _ = try #require(try await GarbageCollectionTests.push(registry, to: "team/app", tag: "1.0", layers: ["referenced layer"]))
+            let layer = DigestHasher.digest(of: ByteBuffer(string: "referenced layer"))
+            let blobs = registry.directory.appendingPathComponent("blobs/sha256")
+            let twoDaysAgo = Date().addingTimeInterval(-2 * 86400)
+            func file(_ digest: Digest) throws -> URL {
+                let directory = blobs.appendingPathComponent(String(digest.hex.prefix(2)))
+                let name = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix(digest.hex) })
+                return directory.appendingPathComponent(name)
+            }
+            let referenced = try file(layer)
+            try FileManager.default.setAttributes([.modificationDate: twoDaysAgo], ofItemAtPath: referenced.path)
+            // Orphans as a crash between a commit and its link leaves them.
+            func orphan(_ content: String, modified: Date) throws -> URL {
+                let digest = DigestHasher.digest(of: ByteBuffer(string: content))
+                let directory = blobs.appendingPathComponent(String(digest.hex.prefix(2)))
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                let url = directory.appendingPathComponent("\(digest.hex).\(UUID().uuidString.lowercased())")
+                try Data(content.utf8).write(to: url)
+                try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: url.path)
+                return url
+            }
+            let old = try orphan("an old orphan", modified: twoDaysAgo)
+            let fresh = try orphan("a fresh orphan", modified: Date())
+
+            let response = try await registry.request(.get, "/gc/plan?orphans=true")
+            #expect(response.status == .ok, "\(String(buffer: response.body))")
+            let scan = try #require(try Self.decode(GarbagePlan.self, response).orphans)
+            #expect(scan.found == 1 && scan.orphans.map(\.location) == ["blobs/sha256/" + old.path.split(separator: "/").suffix(2).joined(separator: "/")], "\(scan)")
+            #expect(scan.listed >= 4 && scan.foundBytes == Int64("an old orphan".utf8.count))
+            #expect(FileManager.default.fileExists(atPath: old.path), "a dry run deletes nothing")
+
+            let run = try await registry.request(.post, "/gc/run?orphans=true")
+            #expect(run.status == .ok)
+            let report = try Self.decode(GarbageRunReport.self, run)
+            #expect(report.orphans?.deleted == 1, "\(report)")
+            #expect(GarbageClient.render(report).contains("1 deleted"))
+            #expect(!FileManager.default.fileExists(atPath: old.path))
+            #expect(FileManager.default.fileExists(atPath: fresh.path))
+            let blob = try await registry.request(.get, "/v2/team/app/blobs/\(layer)")
+            #expect(blob.status == .ok && String(buffer: blob.body) == "referenced layer")
+        }
+    }
+
     /// With authentication, only `application.write_all` may administer; anonymous callers are
     /// challenged; a team member or a service with `application.write` is refused.
     @Test func onlyAdministratorsMayAsk() async throws {

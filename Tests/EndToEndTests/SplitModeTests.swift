@@ -197,6 +197,13 @@ import TestSupport
         #expect((why["verdict"] as? String)?.hasPrefix("unknown") == true, "\(why)")
         let run = try await stack.curl(["-sf", "-X", "POST", stack.gateway(0) + "/gc/run"])
         #expect(run.contains("\"reviewed\""), "\(run)")
+        // The command itself (the built binary), against a gateway.
+        let printed = try await Command.run([ServiceProcess.executable.path, "gc", "--dry-run", "--url", stack.gateway(1)])
+        #expect(printed.contains("Garbage collection (grace period 1d 0h"), "\(printed)")
+        let explained = try await Command.run(
+            [ServiceProcess.executable.path, "gc", "why", "sha256:\(unknown)", "--url", stack.gateway(1), "--json"]
+        )
+        #expect(explained.contains("\"verdict\" : \"unknown"), "\(explained)")
 
         // A chunked upload whose requests alternate between the gateways (and so the blob replicas).
         let chunks = ["first chunk ", "second chunk ", "third chunk"]

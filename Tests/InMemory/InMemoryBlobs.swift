@@ -135,10 +135,18 @@ package final class InMemoryBlobs: BlobAPI {
         }
     }
 
-    package func discard(_ blobs: [BlobRecord]) async throws -> [String] {
+    package func discard(locations: [String]) async throws -> [String] {
         self.called("discardAll") { state in
-            for blob in blobs { state.stored[blob.location] = nil }
-            return blobs.map(\.location)
+            for location in locations { state.stored[location] = nil }
+            return locations
+        }
+    }
+
+    package func storedBlobs(after location: String?, limit: Int) async throws -> StoredBlobPage {
+        self.called("storedBlobs") { state in
+            let items = state.stored.keys.sorted().filter { stored in location.map { stored > $0 } ?? true }
+                .map { StoredBlob(location: $0, size: Int64(state.stored[$0]?.readableBytes ?? 0), modifiedMillis: 0) }
+            return StoredBlobPage(items: Array(items.prefix(limit)), next: items.count > limit ? items[limit - 1].location : nil)
         }
     }
 

@@ -59,6 +59,18 @@ package final class InMemoryMetadata: MetadataAPI {
         self.called("garbageCandidates") { _ in GarbageCandidates(candidates: [], truncated: false) }
     }
 
+    /// Every lease is granted (one process).
+    package func lease(_ name: String, holder: String, seconds: Int) async throws -> Bool {
+        self.called("lease") { _ in true }
+    }
+
+    package func unknownLocations(_ locations: [String]) async throws -> [String] {
+        self.called("unknownLocations") { state in
+            let known = Set(state.blobs.values.map(\.location))
+            return locations.filter { !known.contains($0) }
+        }
+    }
+
     package func explain(_ digest: Digest) async throws -> GarbageExplanation {
         self.called("explain") { _ in GarbageExplanation(digest: digest.description) }
     }

@@ -434,6 +434,36 @@ enum MetadataStoreConformance {
         #expect(details.items.first { $0.name == "multi" }?.pulledMillis == pulled)
     }
 
+    /// The orphan scan's question: which stored locations no row (and no trash entry) holds.
+    static func unknownLocationsAreThoseNoRowHolds(_ store: some MetadataStore) async throws {
+        let kept = self.blob("located kept")
+        let trashed = self.blob("located trashed")
+        try await store.linkBlob(kept, into: self.repository)
+        try await store.linkBlob(trashed, into: self.repository)
+        try await store.putManifest(self.manifest("keeps a location", blobs: [kept], tags: ["1.0"]), rules: allMutable)
+        #expect(try await store.unlinkBlob(trashed.digest, from: self.repository))
+        let future = Int64(Date().timeIntervalSince1970 * 1000) + 600_000
+        #expect(try await store.collectGarbage(queuedBefore: future, limit: 100).removed == [trashed])
+        // Removed, its deletion not confirmed: still known (the collector deletes it).
+        let asked = [kept.location, trashed.location, "blobs/nobody", kept.location + "-copy"]
+        #expect(try await store.unknownLocations(asked) == ["blobs/nobody", kept.location + "-copy"])
+        try await store.purgeCollected([trashed.location])
+        #expect(try await store.unknownLocations(asked) == [trashed.location, "blobs/nobody", kept.location + "-copy"])
+        #expect(try await store.unknownLocations([]).isEmpty)
+    }
+
+    /// One holder at a time: another gets the lease only once it lapsed; the holder renews it.
+    static func leasesHaveOneHolder(_ store: some MetadataStore) async throws {
+        #expect(try await store.lease("collector", holder: "a", seconds: 1))
+        #expect(try await !store.lease("collector", holder: "b", seconds: 60))
+        #expect(try await store.lease("collector", holder: "a", seconds: 1))
+        // Another name is another lease.
+        #expect(try await store.lease("retention", holder: "b", seconds: 60))
+        try await Task.sleep(for: .milliseconds(1200))
+        #expect(try await store.lease("collector", holder: "b", seconds: 60))
+        #expect(try await !store.lease("collector", holder: "a", seconds: 60))
+    }
+
     // MARK: The Pier One API
 
     /// The outbox sinks the suites open their stores with.
@@ -677,6 +707,8 @@ enum MetadataStoreConformance {
         ("garbageIsReviewedAfterTheCutoff", { try await garbageIsReviewedAfterTheCutoff($0) }),
         ("unconfirmedCollectionsAreHandedOutAgain", { try await unconfirmedCollectionsAreHandedOutAgain($0) }),
         ("garbageFollowsIndexesAndReferrers", { try await garbageFollowsIndexesAndReferrers($0) }),
+        ("leasesHaveOneHolder", { try await leasesHaveOneHolder($0) }),
+        ("unknownLocationsAreThoseNoRowHolds", { try await unknownLocationsAreThoseNoRowHolds($0) }),
         ("expiredTagsTakeWhatNothingElseKeeps", { try await expiredTagsTakeWhatNothingElseKeeps($0) }),
         ("untaggedManifestsExpireAndPullsAreRecorded", { try await untaggedManifestsExpireAndPullsAreRecorded($0) }),
         ("blobsAreLinkedPerRepository", { try await blobsAreLinkedPerRepository($0) }),

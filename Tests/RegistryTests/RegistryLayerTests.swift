@@ -181,3 +181,32 @@ import Testing
         #expect(metadata.count("recordPulls") == 1)
     }
 }
+
+/// The orphan scan's second look: a blob that no row held when the storage was listed but that
+/// its commit recorded while the scan waited keeps its bytes; the others go.
+@Suite struct OrphanScanTests {
+    @Test func aCommitRecordedDuringTheSecondLookKeepsItsBytes() async throws {
+        let metadata = InMemoryMetadata()
+        let blobs = InMemoryBlobs()
+        let repository = RepositoryName("team/app")!
+        var committed: [BlobRecord] = []
+        for content in ["orphan", "about to be recorded"] {
+            let bytes = ByteBuffer(string: content)
+            let digest = Digest(algorithm: .sha256, hex: SHA256.hash(data: Array(bytes.readableBytesView)).map { String(format: "%02x", $0) }.joined())!
+            let session = try await blobs.startUpload(for: repository, algorithm: .sha256)
+            committed.append(try await blobs.commitUpload(
+                session.id, for: repository, digest: digest, appending: RegistryLayerTests.body(content), at: 0
+            ))
+        }
+        let collector = GarbageCollector(
+            metadata: metadata, blobs: blobs, gracePeriod: .zero, orphanRecheckDelay: .milliseconds(500), logger: Logger(label: "test")
+        )
+        async let scan = collector.scanOrphans(dryRun: false)
+        try await Task.sleep(for: .milliseconds(150))
+        // The commit's request records its blob while the scan waits.
+        try await metadata.linkBlob(committed[1], into: repository)
+        let result = try await scan
+        #expect(result.listed == 2 && result.deleted == 1 && result.orphans.map(\.location) == [committed[0].location], "\(result)")
+        #expect(blobs.storedLocations == [committed[1].location])
+    }
+}

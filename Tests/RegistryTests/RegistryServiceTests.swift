@@ -51,9 +51,12 @@ import Testing
             self.note("discard")
             try await self.base.discard(blob)
         }
-        func discard(_ blobs: [BlobRecord]) async throws -> [String] {
+        func discard(locations: [String]) async throws -> [String] {
             self.note("discardAll")
-            return try await self.base.discard(blobs)
+            return try await self.base.discard(locations: locations)
+        }
+        func storedBlobs(after location: String?, limit: Int) async throws -> StoredBlobPage {
+            try await self.base.storedBlobs(after: location, limit: limit)
         }
         func externalURL(for blob: BlobRecord) async throws -> String? {
             self.note("externalURL")

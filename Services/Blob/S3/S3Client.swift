@@ -167,6 +167,27 @@ struct S3Client: Sendable {
         return result
     }
 
+    /// One page of `ListObjectsV2` under `prefix` after `startAfter`: keys, sizes, modification times.
+    func listObjectsPage(prefix: String, startAfter: String?, maxKeys: Int) async throws
+        -> (objects: [(key: String, size: Int64, modifiedMillis: Int64)], truncated: Bool)
+    {
+        var query = [("list-type", "2"), ("max-keys", String(maxKeys)), ("prefix", prefix)]
+        if let startAfter { query.append(("start-after", startAfter)) }
+        let response = try await self.execute(try await self.request(.GET, key: nil, query: query))
+        let body = String(buffer: try await response.body.collect(upTo: 64 << 20))
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        let objects = body.components(separatedBy: "<Contents>").dropFirst().compactMap { entry -> (String, Int64, Int64)? in
+            guard let key = Self.element("Key", in: entry) else { return nil }
+            let stamp = Self.element("LastModified", in: entry) ?? ""
+            // An unreadable time counts as now: never old enough to be an orphan.
+            let date = formatter.date(from: stamp) ?? plain.date(from: stamp) ?? Date()
+            return (Self.unescapeXML(key), Int64(Self.element("Size", in: entry) ?? "") ?? 0, Int64(date.timeIntervalSince1970 * 1000))
+        }
+        return (objects.map { (key: $0.0, size: $0.1, modifiedMillis: $0.2) }, Self.element("IsTruncated", in: body) == "true")
+    }
+
     /// A URL that lets its holder GET `key` without credentials for `expires` seconds.
     func presignedGet(_ key: String, expires: Int, now: Date = Date()) async throws -> String {
         let path = "/" + AWSSigV4.encode(self.bucket) + "/" + AWSSigV4.encode(key, keepSlash: true)

@@ -440,6 +440,26 @@ struct S3StorageDriver: StorageDriver {
         }
     }
 
+    /// A page of `blobs/`, without the tails of sessions still open (their bytes are under
+    /// `blobs/` too, before any commit).
+    func listBlobs(after location: String?, limit: Int) async throws -> (blobs: [StoredBlob], next: String?) {
+        try await Self.translating {
+            let (page, truncated) = try await self.client.listObjectsPage(
+                prefix: self.prefix + "blobs/", startAfter: location.map { self.prefix + $0 }, maxKeys: min(limit, 1000)
+            )
+            let open = Set(try await self.client.listObjects(prefix: self.prefix + "uploads/").compactMap { object in
+                UploadID(object.key.dropFirst(self.prefix.count + "uploads/".count).prefix(36))
+            }.map(\.value))
+            let blobs = page.compactMap { object -> StoredBlob? in
+                let location = String(object.key.dropFirst(self.prefix.count))
+                let id = String(location.dropFirst("blobs/".count).prefix(36))
+                guard !open.contains(id) else { return nil }
+                return StoredBlob(location: location, size: object.size, modifiedMillis: object.modifiedMillis)
+            }
+            return (blobs, truncated ? page.last.map { String($0.key.dropFirst(self.prefix.count)) } : nil)
+        }
+    }
+
     /// `DeleteObjects`, 1,000 keys a call, up to 4 calls at once.
     func deleteBlobs(locations: [String]) async throws -> Set<String> {
         let batches = stride(from: 0, to: locations.count, by: 1000).map { Array(locations[$0..<min($0 + 1000, locations.count)]) }

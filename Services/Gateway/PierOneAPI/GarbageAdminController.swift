@@ -4,9 +4,11 @@ import Logging
 
 /// The garbage collection and retention administration, for `pierone gc`:
 ///
-/// - `GET /gc/plan[?limit=N]`: the dry run — what retention would delete (rule, reason, age,
-///   bytes) and the collector's queue with what each review would remove and when;
-/// - `POST /gc/run`: retention, then a collection of everything due, now; what they deleted;
+/// - `GET /gc/plan[?limit=N][&orphans=true]`: the dry run — what retention would delete (rule,
+///   reason, age, bytes), the collector's queue with what each review would remove and when, and
+///   with `orphans` what an orphan scan of the storage would delete;
+/// - `POST /gc/run[?orphans=true]`: retention, then a collection of everything due (and the
+///   orphan scan), now; what they deleted;
 /// - `GET /gc/why/<digest>`: what keeps a blob or manifest, or when and why it goes.
 ///
 /// Only for callers with the scope `application.write_all` (`AuthMiddleware`), or with
@@ -22,12 +24,16 @@ struct GarbageAdminController: Sendable {
             guard (1...10_000).contains(limit) else {
                 throw RegistryError(.parameterInvalid, "limit must be from 1 to 10000", detail: ["limit": "\(limit)"])
             }
-            return try ListingHandlers.json(try await administration.plan(limit: limit))
+            let orphans = request.uri.queryParameters.get("orphans") == "true"
+            return try ListingHandlers.json(try await administration.plan(limit: limit, orphans: orphans))
         }
-        router.post("/gc/run") { _, context in
+        router.post("/gc/run") { request, context in
             let administration = try self.admitted(context)
-            context.logger.info("garbage collection run requested", metadata: ["uid": "\(context.identity.uid)"])
-            return try ListingHandlers.json(try await administration.runNow())
+            let orphans = request.uri.queryParameters.get("orphans") == "true"
+            context.logger.info(
+                "garbage collection run requested", metadata: ["uid": "\(context.identity.uid)", "orphans": "\(orphans)"]
+            )
+            return try ListingHandlers.json(try await administration.runNow(orphans: orphans))
         }
         router.get("/gc/why/:digest") { _, context in
             let administration = try self.admitted(context)

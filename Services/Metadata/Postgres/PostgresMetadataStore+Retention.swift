@@ -99,3 +99,38 @@ extension PostgresMetadataStore {
         }
     }
 }
+
+extension PostgresMetadataStore {
+    func unknownLocations(_ locations: [String]) async throws -> [String] {
+        guard !locations.isEmpty else { return [] }
+        return try await self.run {
+            let rows = try await self.client.query(
+                """
+                SELECT location FROM blobs WHERE location = ANY(\(locations)::text[])
+                UNION SELECT location FROM gc_trash WHERE location = ANY(\(locations)::text[])
+                """, logger: self.logger
+            )
+            var held = Set<String>()
+            for try await location in rows.decode(String.self) { held.insert(location) }
+            return locations.filter { !held.contains($0) }
+        }
+    }
+}
+
+extension PostgresMetadataStore {
+    func lease(_ name: String, holder: String, seconds: Int) async throws -> Bool {
+        try await self.run {
+            let rows = try await self.client.query(
+                """
+                INSERT INTO leases (name, holder, expires_at)
+                VALUES (\(name), \(holder), clock_timestamp() + make_interval(secs => \(seconds)))
+                ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+                WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= clock_timestamp()
+                RETURNING holder
+                """, logger: self.logger
+            )
+            for try await _ in rows { return true }
+            return false
+        }
+    }
+}

@@ -161,9 +161,19 @@ enum PostgresSchema {
             """,
         ],
         // 4: retention: when a tag's manifest was last pulled (milliseconds since 1970, recorded
-        //    in batches).
+        //    in batches); blobs by location for the orphan scan.
         [
             "ALTER TABLE tags ADD COLUMN pulled_at BIGINT",
+            // The orphan scan asks which stored locations no row holds.
+            "CREATE INDEX blobs_by_location ON blobs (location)",
+            // Who runs the collector and retention (`MetadataAPI.lease`), by the database's clock.
+            """
+            CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_at TIMESTAMPTZ NOT NULL
+            )
+            """,
         ],
     ]
 }

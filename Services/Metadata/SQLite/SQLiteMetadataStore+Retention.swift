@@ -89,3 +89,33 @@ extension SQLiteMetadataStore {
         }
     }
 }
+
+extension SQLiteMetadataStore {
+    func unknownLocations(_ locations: [String]) async throws -> [String] {
+        guard !locations.isEmpty else { return [] }
+        let parameters = locations.indices.map { "?\($0 + 1)" }.joined(separator: ", ")
+        let known = try await self.reader.query(
+            "SELECT location FROM blobs WHERE location IN (\(parameters)) UNION SELECT location FROM gc_trash WHERE location IN (\(parameters))",
+            locations.map { .text($0) }
+        ).compactMap { $0.column("location")?.string }
+        let held = Set(known)
+        return locations.filter { !held.contains($0) }
+    }
+}
+
+extension SQLiteMetadataStore {
+    func lease(_ name: String, holder: String, seconds: Int) async throws -> Bool {
+        try await self.transaction { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3 + ?4)
+                ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                WHERE leases.holder = excluded.holder OR leases.expires_at <= ?3
+                RETURNING holder
+                """,
+                [.text(name), .text(holder), .integer(Self.now), .integer(seconds * 1000)]
+            )
+            return !rows.isEmpty
+        }
+    }
+}

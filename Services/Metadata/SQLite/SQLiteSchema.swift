@@ -159,9 +159,20 @@ enum SQLiteSchema {
             WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
             """,
         ],
-        // 5: retention: when a tag's manifest was last pulled (recorded in batches).
+        // 5: retention: when a tag's manifest was last pulled (recorded in batches); blobs by
+        //    location for the orphan scan.
         [
             "ALTER TABLE tags ADD COLUMN pulled_at INTEGER",
+            // The orphan scan asks which stored locations no row holds.
+            "CREATE INDEX blobs_by_location ON blobs (location)",
+            // Who runs the collector and retention (`MetadataAPI.lease`).
+            """
+            CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            ) WITHOUT ROWID
+            """,
         ],
     ]
 }

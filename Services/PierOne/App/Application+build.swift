@@ -20,8 +20,11 @@ package func buildApplication(
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     let scanner = configuration.scanLayersForScmSource
         ? ScmSourceScanner(metadata: metadata.service, blobs: blobs, logger: logger) : nil
-    let collector = garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger)
-    let retention = retentionEnforcer(metadata: metadata.service, configuration, logger: logger)
+    let writes = metadata.service.pushWrites
+    let collector = garbageCollector(
+        metadata: metadata.service, blobs: blobs, configuration, port: configuration.port, activity: { writes.value }, logger: logger
+    )
+    let retention = retentionEnforcer(metadata: metadata.service, configuration, port: configuration.port, logger: logger)
     let pulls = PullRecorder(metadata: metadata.service, interval: configuration.pullRecordInterval, logger: logger)
     let router = Gateway.router(
         registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner, pulls: pulls),
@@ -50,12 +53,21 @@ package func buildApplication(
 }
 
 /// The retention enforcer of `RETENTION_POLICY_FILE`, if set.
-func retentionEnforcer(metadata: any MetadataAPI, _ configuration: ServeConfiguration, logger: Logger) -> RetentionEnforcer? {
+/// The name this process holds the collector's and retention's leases under: its host and port.
+func leaseHolder(_ port: Int) -> String {
+    ProcessInfo.processInfo.hostName + ":" + String(port)
+}
+
+func retentionEnforcer(metadata: any MetadataAPI, _ configuration: ServeConfiguration, port: Int, logger: Logger)
+    -> RetentionEnforcer?
+{
     guard let policy = configuration.retention else { return nil }
     logger.info(
         "retention", metadata: ["rules": "\(policy.rules.count)", "interval": "\(configuration.retentionInterval)"]
     )
-    return RetentionEnforcer(metadata: metadata, policy: policy, interval: configuration.retentionInterval, logger: logger) { report in
+    return RetentionEnforcer(
+        metadata: metadata, policy: policy, interval: configuration.retentionInterval, holder: leaseHolder(port), logger: logger
+    ) { report in
         ServiceMetrics.recordRetention(
             deletedTags: report.deletions.count { $0.tag != nil }, deletedManifests: report.deletions.count { $0.tag == nil }
         )
@@ -65,14 +77,19 @@ func retentionEnforcer(metadata: any MetadataAPI, _ configuration: ServeConfigur
 /// The garbage collector over `metadata` and `blobs`, recording its runs in the metrics; none
 /// with `GC_ENABLED=false`.
 func garbageCollector(
-    metadata: any MetadataAPI, blobs: any BlobAPI, _ configuration: ServeConfiguration, logger: Logger
+    metadata: any MetadataAPI, blobs: any BlobAPI, _ configuration: ServeConfiguration, port: Int,
+    activity: (@Sendable () -> Int)? = nil, logger: Logger
 ) -> GarbageCollector? {
     guard configuration.gcEnabled else {
         logger.warning("garbage collection is off (GC_ENABLED=false): candidates are queued, nothing is deleted")
         return nil
     }
     logger.info("garbage collection", metadata: ["grace_period": "\(configuration.gcGracePeriod)"])
-    return GarbageCollector(metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod, logger: logger) { run in
+    return GarbageCollector(
+        metadata: metadata, blobs: blobs, gracePeriod: configuration.gcGracePeriod,
+        orphanScanInterval: configuration.gcOrphanScanInterval, orphanRecheckDelay: configuration.gcOrphanRecheckDelay,
+        holder: leaseHolder(port), activity: activity, logger: logger
+    ) { run in
         ServiceMetrics.recordGarbageCollection(
             reviewed: run.reviewed, unlinked: run.unlinked, deletedManifests: run.deletedManifests, deletedBlobs: run.deletedBlobs,
             deletedBytes: run.deletedBytes, errors: run.errors, finished: run.finished ? run.duration : nil

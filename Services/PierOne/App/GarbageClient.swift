@@ -26,12 +26,12 @@ package struct GarbageClient: Sendable {
         package var description: String
     }
 
-    package func plan(limit: Int = 1000) async throws -> GarbagePlan {
-        try await self.call(.GET, "/gc/plan?limit=\(limit)")
+    package func plan(limit: Int = 1000, orphans: Bool = false) async throws -> GarbagePlan {
+        try await self.call(.GET, "/gc/plan?limit=\(limit)" + (orphans ? "&orphans=true" : ""), timeout: .minutes(60))
     }
 
-    package func run() async throws -> GarbageRunReport {
-        try await self.call(.POST, "/gc/run", timeout: .minutes(30))
+    package func run(orphans: Bool = false) async throws -> GarbageRunReport {
+        try await self.call(.POST, "/gc/run" + (orphans ? "?orphans=true" : ""), timeout: .minutes(60))
     }
 
     package func why(_ digest: String) async throws -> GarbageExplanation {
@@ -113,6 +113,21 @@ package struct GarbageClient: Sendable {
             let size = candidate.bytes.map { "  \(Self.bytes($0))" } ?? ""
             lines.append("  \(candidate.kind) \(candidate.digest)\(place)\(size)  \(due)  \(candidate.reason)")
         }
+        if let scan = plan.orphans {
+            lines.append(Self.render(scan, dryRun: true))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func render(_ scan: OrphanScan, dryRun: Bool) -> String {
+        var lines = [
+            "Orphan scan: \(scan.listed) blobs in storage, \(scan.found) without a metadata row (\(Self.bytes(scan.foundBytes)))"
+                + (dryRun ? " would be deleted" : ", \(scan.deleted) deleted"),
+        ]
+        for orphan in scan.orphans.prefix(100) {
+            lines.append("  orphan \(orphan.location)  \(Self.bytes(orphan.size))  written \(Timestamps.iso8601(millis: orphan.modifiedMillis))")
+        }
+        if scan.orphans.count > 100 { lines.append("  … and \(scan.orphans.count - 100) more (--json lists up to 1000)") }
         return lines.joined(separator: "\n")
     }
 
@@ -132,6 +147,7 @@ package struct GarbageClient: Sendable {
                 + "\(report.deletedBlobs) blobs (\(Self.bytes(report.deletedBytes))) in \(String(format: "%.1f", report.seconds)) s"
                 + (report.errors > 0 ? ", \(report.errors) deletions failed (retried later)" : "")
         )
+        if let scan = report.orphans { lines.append(Self.render(scan, dryRun: false)) }
         return lines.joined(separator: "\n")
     }
 

@@ -29,6 +29,12 @@ package struct ServeConfiguration: Sendable {
     /// `GC_ENABLED`: run the garbage collector (default on). Off while replicas of a version
     /// without it still serve (docs/operations.md, upgrades); candidates are still queued.
     package var gcEnabled = true
+    /// `GC_ORPHAN_SCAN_INTERVAL`: between scans of the storage for blobs no metadata row holds
+    /// (default 24 h; each lists every blob).
+    package var gcOrphanScanInterval: Duration = .seconds(86_400)
+    /// How long the orphan scan waits before its second look at what it found (2 min; tests set
+    /// it shorter, there is no variable).
+    package var gcOrphanRecheckDelay: Duration = .seconds(120)
     /// `RETENTION_POLICY_FILE`: the retention rules (docs/storage.md); none without it.
     package var retention: RetentionPolicy?
     /// `RETENTION_INTERVAL`: between retention runs (default 1 h).
@@ -129,6 +135,12 @@ package struct ServeConfiguration: Sendable {
         self.scanLayersForScmSource = try environment.bool("SCM_SOURCE_SCAN", default: true)
         self.gcGracePeriod = try environment.duration("GC_GRACE_PERIOD", default: .seconds(86_400), maximum: 365 * 86_400)
         self.gcEnabled = try environment.bool("GC_ENABLED", default: true)
+        self.gcOrphanScanInterval = try environment.duration(
+            "GC_ORPHAN_SCAN_INTERVAL", default: .seconds(86_400), maximum: 365 * 86_400
+        )
+        if self.gcOrphanScanInterval < .seconds(60) {
+            throw ConfigurationError("GC_ORPHAN_SCAN_INTERVAL", "must be at least 1 minute (each scan lists the whole storage)")
+        }
         if let file = environment.string("RETENTION_POLICY_FILE") {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ConfigurationError("RETENTION_POLICY_FILE", "cannot read \(file)")

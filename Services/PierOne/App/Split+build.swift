@@ -41,19 +41,25 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
     if let blobURL = configuration.blobURL {
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: try internalClientConfiguration(configuration))
         let blobs = RemoteBlobs(url: blobURL, http: http)
-        collector = garbageCollector(metadata: metadata.service, blobs: blobs, configuration, logger: logger)
+        let writes = metadata.service.pushWrites
+        collector = garbageCollector(
+            metadata: metadata.service, blobs: blobs, configuration, port: configuration.metadataPort,
+            activity: { writes.value }, logger: logger
+        )
         // Services stop in reverse order: the collector before the client and the store it uses.
         services += [ShutdownHook(name: "blob client") { try await http.shutdown() }] + (collector.map { [$0] } ?? [])
     } else {
         logger.warning("garbage collection is off: set BLOB_URL so that pierone metadata can delete collected blobs")
     }
-    let retention = retentionEnforcer(metadata: metadata.service, configuration, logger: logger)
+    let retention = retentionEnforcer(metadata: metadata.service, configuration, port: configuration.metadataPort, logger: logger)
     services += retention.map { [$0] } ?? []
     let administration = LocalGarbageAdministration(
         metadata: metadata.service, collector: collector, retention: retention, gracePeriod: configuration.gcGracePeriod
     )
-    router.on(InternalGarbageCalls.plan) { input, _, _ in try await administration.plan(limit: input.limit) }
-    router.on(InternalGarbageCalls.run) { _, _, _ in try await administration.runNow() }
+    router.on(InternalGarbageCalls.plan) { input, _, _ in
+        try await administration.plan(limit: min(max(1, input.limit), 10_000), orphans: input.orphans)
+    }
+    router.on(InternalGarbageCalls.run) { input, _, _ in try await administration.runNow(orphans: input.orphans) }
     router.on(InternalGarbageCalls.why) { input, _, _ in try await administration.why(input.digest) }
     var app = Application(
         router: router, server: try internalServer(configuration, logger: logger, service: "metadata"),

@@ -57,12 +57,17 @@ struct GarbageCommand: AsyncParsableCommand {
         @Option(help: "Queue entries to list in a dry run (1-10000).")
         var limit = 1000
 
+        @Flag(help: "Also scan the storage for blobs no metadata row holds (lists every blob: slow on a large bucket).")
+        var orphans = false
+
         func run() async throws {
             do {
                 if self.dryRun {
-                    try self.connection.print(try await self.connection.client.plan(limit: self.limit)) { GarbageClient.render($0) }
+                    try self.connection.print(try await self.connection.client.plan(limit: self.limit, orphans: self.orphans)) {
+                        GarbageClient.render($0)
+                    }
                 } else {
-                    try self.connection.print(try await self.connection.client.run()) { GarbageClient.render($0) }
+                    try self.connection.print(try await self.connection.client.run(orphans: self.orphans)) { GarbageClient.render($0) }
                 }
             } catch let failure as GarbageClient.Failure {
                 FileHandle.standardError.write(Data("pierone gc: \(failure)\n".utf8))
