@@ -180,7 +180,7 @@ def measure(name, count, env):
         process.wait()
         print(
             f"{name:<11} {count:>7} blobs made in {made:6.1f} s; collected {deleted:>7.0f} in {collected:6.1f} s = "
-            f"{count / collected:7.0f} blobs/s ({count / collected * 60 / 300:6.0f}x Harbor's ~300/min); errors {errors:.0f}; "
+            f"{deleted / collected:7.0f} blobs/s ({deleted / collected * 60 / 300:6.0f}x Harbor's ~300/min); errors {errors:.0f}; "
             f"1 MiB pushes/s while collecting {during:5.1f}, without {baseline:5.1f} ({during / baseline:.2f}x); "
             f"1 MiB pulls/s while collecting {pulls_during:6.1f}, without {pulls_baseline:6.1f} ({pulls_during / pulls_baseline:.2f}x)",
             flush=True,
@@ -192,6 +192,8 @@ def measure(name, count, env):
 def main():
     filesystem_count, s3_count = int(sys.argv[1]), int(sys.argv[2])
     measure("filesystem", filesystem_count, {})
+    if s3_count == 0:
+        return
     port = free_port()
     moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -177,8 +177,15 @@ struct FilesystemDriver: StorageDriver {
         // leaves blobs younger than an hour alone, and this one is about to be recorded.
         _ = utimes(sealed.string, nil)
         let directory = destination.removingLastComponent()
-        try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
-        try await self.fileSystem.moveItem(at: sealed, to: destination)
+        // The collector removes fan-out directories it empties: if it removed this one between
+        // the two steps, they are made again.
+        do {
+            try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
+            try await self.fileSystem.moveItem(at: sealed, to: destination)
+        } catch let error as FileSystemError where error.code == .notFound {
+            try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
+            try await self.fileSystem.moveItem(at: sealed, to: destination)
+        }
         try await self.fileSystem.withDirectoryHandle(atPath: directory) { handle in
             try await handle.synchronize()
         }
@@ -333,7 +340,10 @@ struct FilesystemDriver: StorageDriver {
     }
 
     func deleteBlob(location: String) async throws {
-        try await self.fileSystem.removeItem(at: self.root.appending(location), strategy: .platformDefault, recursively: false)
+        let path = self.root.appending(location)
+        try await self.fileSystem.removeItem(at: path, strategy: .platformDefault, recursively: false)
+        // The fan-out directory goes once empty (rmdir refuses one that is not).
+        _ = rmdir(path.removingLastComponent().string)
     }
 
     struct RenameError: Error {

@@ -36,8 +36,9 @@ package final class ActivityCounter: Sendable {
 package struct MetadataService: MetadataAPI {
     let store: any MetadataStore
     let rules: TagRules
-    /// Pushes' writes so far (links, mounts, manifests): the garbage collector yields while it grows.
-    package let pushWrites = ActivityCounter()
+    /// Calls made for clients so far (blob and manifest lookups, links, mounts, manifest pushes):
+    /// the garbage collector yields while it grows.
+    package let clientCalls = ActivityCounter()
 
     /// `store` measured under `backend` (`sqlite` or `postgres`, the label of the database metrics).
     init(store: any MetadataStore, settings: TagSettings, backend: String = "sqlite") {
@@ -51,22 +52,24 @@ package struct MetadataService: MetadataAPI {
     }
 
     package func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {
-        try await self.store.blob(digest, in: repository)
+        self.clientCalls.increment()
+        return try await self.store.blob(digest, in: repository)
     }
 
     @discardableResult
     package func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
-        self.pushWrites.increment()
+        self.clientCalls.increment()
         return try await self.store.linkBlob(blob, into: repository)
     }
 
     package func putManifest(_ put: ManifestPut) async throws {
-        self.pushWrites.increment()
+        self.clientCalls.increment()
         try self.rules.checkPush(put.tags, to: put.repository)
         try await self.store.putManifest(put, rules: self.rules)
     }
 
     package func manifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord? {
+        self.clientCalls.increment()
         switch self.rules.lookup(reference) {
         case .digest(let digest):
             return try await self.store.manifest(digest, in: repository)
@@ -90,7 +93,7 @@ package struct MetadataService: MetadataAPI {
         -> BlobRecord?
     {
         // Bounded here, where internal callers arrive: SQLite binds each source as a variable.
-        self.pushWrites.increment()
+        self.clientCalls.increment()
         return try await self.store.mountBlob(digest, into: repository, from: sources.map { Array($0.prefix(Self.mountSourceLimit)) })
     }
 

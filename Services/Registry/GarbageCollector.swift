@@ -26,6 +26,8 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
         package var duration: Duration = .zero
         /// Whether this is the end of a collection (else the progress of one batch).
         package var finished = false
+        /// Entries left in the queue at the end of a collection.
+        package var queued: Int?
     }
 
     let metadata: any MetadataAPI
@@ -42,15 +44,15 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
     /// Queue entries per review: one SQLite write transaction holds the single writer for about
     /// 30 ms with 100, so pushes queue behind it briefly; PostgreSQL reviews each entry alone.
     static let batchSize = 100
-    /// After each batch the collector waits this many times the batch's own time while pushes
-    /// write (`activity` grew during the batch): then it takes at most a tenth of the machine and
-    /// of the SQLite writer (docs/performance.md).
-    static let busyPauseFactor = 9
-    /// …and this many times while nothing else writes, so an idle registry collects at about two
+    /// After each batch the collector waits this many times the batch's own time while clients
+    /// are served (`activity` grew during the batch): then it takes at most a twentieth of the machine
+    /// and of the SQLite writer (docs/performance.md).
+    static let busyPauseFactor = 19
+    /// …and this many times while no client is served, so an idle registry collects at about two
     /// thirds of full speed.
     static let pauseFactor = 0.5
-    /// The number of pushes' writes so far (`MetadataService.pushWrites`); nil when unknown (then
-    /// every batch counts as busy).
+    /// The number of calls made for clients so far (`MetadataService.clientCalls`); nil when
+    /// unknown (then every batch counts as busy).
     let activity: (@Sendable () -> Int)?
 
     package init(
@@ -151,6 +153,7 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
             run.deletedBlobs += batch.deletedBlobs
             run.deletedBytes += batch.deletedBytes
             run.errors += batch.errors
+            if let queued = sweep.queued { run.queued = queued }
             if sweep.due == 0 || sweep.reviewed == 0 { break }
             if renewing, try await !self.holdLease() { break }
             try await Task.sleep(for: (ContinuousClock.now - batchStart) * self.pause(since: writesBefore))
@@ -167,7 +170,7 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
                 ]
             )
         }
-        self.observe(Run(duration: run.duration, finished: true))
+        self.observe(Run(duration: run.duration, finished: true, queued: run.queued))
         return run
     }
 

@@ -20,6 +20,8 @@ package struct GarbageSweep: Sendable, Equatable, Codable {
     /// Whether entries are still due after this review (1; another review follows at once) or
     /// not (0).
     package var due = 0
+    /// Entries left in the queue (due or not), counted when none is due: the queue's depth.
+    package var queued: Int?
 
     /// Milliseconds after its removal when an unconfirmed blob is handed out again.
     package static let retryAfter: Int64 = 10_000

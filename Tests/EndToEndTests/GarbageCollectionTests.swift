@@ -123,11 +123,13 @@ import Testing
     }
 
     /// Indexes with a child of their own and a child every index shares, each signed by a referrer,
-    /// pushed by clients while the collector runs with no grace period; some indexes are deleted
-    /// (their own child and signature are collected with them). Every index answered 201 and not
+    /// pushed by clients while the collector runs with no grace period, on the filesystem and on
+    /// S3; some indexes are deleted (their own child and signature are collected with them). Every index answered 201 and not
     /// deleted reads back with both children, its referrer, and every blob matching its digest.
-    @Test(arguments: Backend.allCases) func indexesAndReferrersRacingTheCollectorLoseNothing(_ backend: Backend) async throws {
-        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .zero }) { registry in
+    @Test(arguments: Backend.allCases, [false, true])
+    func indexesAndReferrersRacingTheCollectorLoseNothing(_ backend: Backend, inS3: Bool) async throws {
+        let s3 = inS3 ? S3StorageTests.settings(try await MotoServer.shared()) : nil
+        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .zero; $0.s3 = s3 }) { registry in
             let repository = "team/graph"
             let shared = (0..<3).map { "graph shared layer \($0) " + String(repeating: "y", count: 1500) }
             struct Kept: Sendable {

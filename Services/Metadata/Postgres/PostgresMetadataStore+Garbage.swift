@@ -119,6 +119,13 @@ extension PostgresMetadataStore {
             for try await _ in rows { return 1 }
             return 0
         }
+        if sweep.due == 0 {
+            sweep.queued = try await self.run {
+                let rows = try await self.client.query("SELECT count(*) FROM gc_queue", logger: logger)
+                for try await count in rows.decode(Int64.self) { return Int(count) }
+                return 0
+            }
+        }
         return sweep
     }
 

@@ -180,6 +180,9 @@ extension SQLiteMetadataStore {
                 "SELECT 1 FROM gc_queue WHERE queued_at <= ?1 LIMIT 1", [.integer(Int(cutoff))]
             )
             sweep.due = left.isEmpty ? 0 : 1
+            if sweep.due == 0 {
+                sweep.queued = try await connection.query("SELECT count(*) AS n FROM gc_queue").first?.column("n")?.integer
+            }
             return sweep
         }
     }

@@ -20,7 +20,7 @@ package func buildApplication(
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
     let scanner = configuration.scanLayersForScmSource
         ? ScmSourceScanner(metadata: metadata.service, blobs: blobs, logger: logger) : nil
-    let writes = metadata.service.pushWrites
+    let writes = metadata.service.clientCalls
     let collector = garbageCollector(
         metadata: metadata.service, blobs: blobs, configuration, port: configuration.port, activity: { writes.value }, logger: logger
     )
@@ -92,7 +92,7 @@ func garbageCollector(
     ) { run in
         ServiceMetrics.recordGarbageCollection(
             reviewed: run.reviewed, unlinked: run.unlinked, deletedManifests: run.deletedManifests, deletedBlobs: run.deletedBlobs,
-            deletedBytes: run.deletedBytes, errors: run.errors, finished: run.finished ? run.duration : nil
+            deletedBytes: run.deletedBytes, errors: run.errors, finished: run.finished ? run.duration : nil, queued: run.queued
         )
     }
 }

@@ -41,7 +41,7 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
     if let blobURL = configuration.blobURL {
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: try internalClientConfiguration(configuration))
         let blobs = RemoteBlobs(url: blobURL, http: http)
-        let writes = metadata.service.pushWrites
+        let writes = metadata.service.clientCalls
         collector = garbageCollector(
             metadata: metadata.service, blobs: blobs, configuration, port: configuration.metadataPort,
             activity: { writes.value }, logger: logger

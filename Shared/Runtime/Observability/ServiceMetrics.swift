@@ -142,7 +142,7 @@ package enum ServiceMetrics {
     /// time) the end of a collection.
     package static func recordGarbageCollection(
         reviewed: Int, unlinked: Int, deletedManifests: Int = 0, deletedBlobs: Int, deletedBytes: Int64, errors: Int,
-        finished duration: Duration?
+        finished duration: Duration?, queued: Int? = nil
     ) {
         func counter(_ name: String, _ help: String) -> Counter {
             self.cached(self.counters, name) { self.registry.makeCounter(descriptor: self.name(name, help), labels: []) }
@@ -156,6 +156,13 @@ package enum ServiceMetrics {
         counter("pierone_gc_deleted_bytes_total", "Bytes of the blobs the garbage collector deleted.").increment(by: deletedBytes)
         counter("pierone_gc_errors_total", "Failed collections and byte deletions.").increment(by: Int64(errors))
         guard let duration else { return }
+        if let queued {
+            self.cached(self.gauges, "pierone_gc_queue_depth") {
+                self.registry.makeGauge(
+                    descriptor: self.name("pierone_gc_queue_depth", "Candidates waiting in the garbage collector's queue."), labels: []
+                )
+            }.set(Double(queued))
+        }
         counter("pierone_gc_runs_total", "Garbage collections run.").increment()
         self.cached(self.histograms, "pierone_gc_duration_seconds") {
             self.registry.makeDurationHistogram(
