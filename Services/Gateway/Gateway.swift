@@ -31,7 +31,7 @@ package enum Gateway {
         }
         RegistryController(registry: registry).register(on: router)
         PierOneAPIController(metadata: registry.metadata, ready: ready).register(on: router)
-        GarbageAdminController(administration: administration).register(on: router)
+        GarbageAdminController(administration: administration, authenticated: authenticator != nil).register(on: router)
         StaticPages.register(on: router)
         return router
     }

@@ -181,6 +181,9 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
 
     /// Orphans one scan holds for its second look; more wait for the next scan.
     static let orphansPerScan = 100_000
+    /// A scan that finds at least this many orphans, and more than half of what it listed,
+    /// deletes nothing (`OrphanScan.refused`).
+    package static let orphanRefusalMinimum = 100
 
     /// The orphan scan, for recovery: lists every committed blob in storage, a page of 1,000 at a
     /// time, and deletes (`dryRun`: lists) those no metadata row holds that were written longer
@@ -205,6 +208,18 @@ package final class GarbageCollector: Service, CustomStringConvertible, Sendable
             after = page.next
             if after != nil { try await Task.sleep(for: (ContinuousClock.now - pageStart) * Double(Self.busyPauseFactor)) }
         } while after != nil
+        // Most of the storage without rows is not a crash's leftovers but the wrong database (an
+        // empty one, another registry's bucket): then nothing is deleted.
+        if candidates.count >= Self.orphanRefusalMinimum, candidates.count * 2 > scan.listed {
+            scan.refused = true
+        }
+        if !dryRun, scan.refused {
+            self.logger.error(
+                "orphan scan refused to delete: most blobs in storage have no metadata row — is this the right database (DATABASE_URL) and storage (bucket, prefix, STORAGE_DIRECTORY)?",
+                metadata: ["listed": "\(scan.listed)", "without_rows": "\(candidates.count)"]
+            )
+            candidates = []
+        }
         if !dryRun, !candidates.isEmpty {
             try await Task.sleep(for: self.orphanRecheckDelay)
             var confirmed: [StoredBlob] = []

@@ -28,12 +28,22 @@ package final class PullRecorder: Service, Sendable {
         self.logger = logger
     }
 
-    /// Notes a pull of `digest` now; cheap, never waits for the database.
+    /// Notes a pull of `digest` now; cheap, never waits for the database. A full batch is handed
+    /// over at once rather than at the interval (a pull missed could let `notPulledFor` delete a
+    /// tag in use), and this pull starts the next batch.
     package func note(_ digest: Digest, in repository: RepositoryName) {
         let millis = Int64(Date().timeIntervalSince1970 * 1000)
         let key = Key(repository: repository, digest: digest)
-        self.pending.withLock { pending in
-            if pending[key] != nil || pending.count < Self.capacity { pending[key] = millis }
+        let full: [Key: Int64]? = self.pending.withLock { pending in
+            if pending[key] != nil || pending.count < Self.capacity {
+                pending[key] = millis
+                return nil
+            }
+            defer { pending = [key: millis] }
+            return pending
+        }
+        if let full {
+            Task { await self.send(full) }
         }
     }
 
@@ -43,6 +53,10 @@ package final class PullRecorder: Service, Sendable {
             defer { pending.removeAll(keepingCapacity: true) }
             return pending
         }
+        await self.send(batch)
+    }
+
+    private func send(_ batch: [Key: Int64]) async {
         guard !batch.isEmpty else { return }
         do {
             try await self.metadata.recordPulls(

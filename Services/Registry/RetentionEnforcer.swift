@@ -17,13 +17,16 @@ package final class RetentionEnforcer: Service, Sendable {
     let interval: Duration
     let logger: Logger
     let observe: @Sendable (Report) -> Void
+    /// Only report what would be deleted (`RETENTION_DRY_RUN`).
+    let dryRun: Bool
     /// Deletions per run: a policy that suddenly selects a great deal works through it over runs.
     static let deletionLimit = 10_000
 
     package init(
         metadata: any MetadataAPI, policy: RetentionPolicy, interval: Duration, holder: String = UUID().uuidString,
-        logger: Logger, observe: @escaping @Sendable (Report) -> Void = { _ in }
+        dryRun: Bool = false, logger: Logger, observe: @escaping @Sendable (Report) -> Void = { _ in }
     ) {
+        self.dryRun = dryRun
         self.holder = holder
         self.metadata = metadata
         self.policy = policy
@@ -34,14 +37,27 @@ package final class RetentionEnforcer: Service, Sendable {
 
     package func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            // Not at once: the process's migrations run at start.
-            try await Task.sleep(for: min(self.interval, .seconds(30)))
+            // Not at once: the process's migrations run at start, and a restart loop must not
+            // make retention run at every start.
+            try await Task.sleep(for: min(self.interval, .seconds(600)))
             while true {
                 do {
                     // One replica at a time: the lease outlasts a long run and is renewed per repository.
                     if try await self.metadata.lease("retention", holder: self.holder, seconds: Self.leaseSeconds) {
-                        let report = try await self.enforce(dryRun: false, renewing: true)
-                        self.observe(report)
+                        let report = try await self.enforce(dryRun: self.dryRun, renewing: true)
+                        if self.dryRun {
+                            for deletion in report.deletions.prefix(1000) {
+                                self.logger.info(
+                                    "retention would delete (RETENTION_DRY_RUN)",
+                                    metadata: [
+                                        "repository": "\(deletion.repository)", "tag": "\(deletion.tag ?? "")",
+                                        "digest": "\(deletion.digest)", "reason": "\(deletion.reason)",
+                                    ]
+                                )
+                            }
+                        } else {
+                            self.observe(report)
+                        }
                     }
                 } catch where !Task.isCancelled {
                     self.logger.error("retention failed", metadata: ["error": "\(error)"])
@@ -115,11 +131,19 @@ package final class RetentionEnforcer: Service, Sendable {
             }
             guard let tag = Tag(expiry.tag.name) else { continue }
             if !report.dryRun {
-                let rule = self.policy.rules.first { $0.name == expiry.rule }
-                guard try await self.metadata.expireTag(
-                    tag, in: repository, naming: expiry.tag.digest, reason: "retention: " + expiry.reason,
-                    includingImmutable: rule?.immutable ?? false
-                ) else { continue }
+                // One refusal (a tag made immutable since) must not stop the run.
+                do {
+                    guard try await self.metadata.expireTag(
+                        tag, in: repository, naming: expiry.tag.digest, reason: "retention: " + expiry.reason,
+                        includingImmutable: expiry.immutable
+                    ) else { continue }
+                } catch let error as RegistryError {
+                    self.logger.warning(
+                        "retention could not delete a tag",
+                        metadata: ["repository": "\(repository)", "tag": "\(tag)", "error": "\(error.message)"]
+                    )
+                    continue
+                }
                 self.logger.info(
                     "retention deleted a tag",
                     metadata: ["repository": "\(repository)", "tag": "\(tag)", "reason": "\(expiry.reason)"]

@@ -127,6 +127,9 @@ package struct OrphanScan: Sendable, Equatable, Codable {
     package var deleted = 0
     /// Written before this (ms since 1970): younger blobs may be a commit about to be recorded.
     package var cutoffMillis: Int64 = 0
+    /// Whether the scan deleted nothing because most of the storage had no rows (the wrong
+    /// database or storage, not a crash's leftovers).
+    package var refused = false
 
     package init() {}
 }

@@ -141,8 +141,15 @@ package struct RetentionPolicy: Sendable, Equatable, Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.rules = try container.decodeIfPresent([Rule].self, forKey: .rules) ?? []
         self.protected = try container.decodeIfPresent([Protection].self, forKey: .protected) ?? []
+        guard self.rules.count <= 1000, self.protected.count <= 1000 else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "at most 1000 rules and 1000 protections"))
+        }
         for index in self.rules.indices where self.rules[index].name.isEmpty {
             self.rules[index].name = "rule \(index + 1)"
+        }
+        var names = Set<String>()
+        for rule in self.rules where !names.insert(rule.name).inserted {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "two rules are named \"\(rule.name)\""))
         }
     }
 
@@ -205,6 +212,8 @@ package struct RetentionPolicy: Sendable, Equatable, Codable {
         package var tag: TagFacts
         package var rule: String
         package var reason: String
+        /// Whether the rule that selected it deletes immutable tags (`"immutable": true`).
+        package var immutable: Bool
     }
 
     /// The tags of `repository` the rules delete at `now` (ms since 1970), each once, by the first
@@ -232,7 +241,9 @@ package struct RetentionPolicy: Sendable, Equatable, Codable {
                     guard used < now - age * 1000 else { continue }
                     reasons.append("not pulled for \(Self.days(now - used)) (limit \(Self.days(age * 1000)))")
                 }
-                decided[tag.name] = Expiry(tag: tag, rule: rule.name, reason: "\(rule.name): " + reasons.joined(separator: ", "))
+                decided[tag.name] = Expiry(
+                    tag: tag, rule: rule.name, reason: "\(rule.name): " + reasons.joined(separator: ", "), immutable: rule.immutable
+                )
                 order.append(tag.name)
             }
         }

@@ -96,6 +96,9 @@ struct RetentionPolicyTests {
             #"{"rules":[{"repositories":["**"],"tags":["*"],"olderThan":"99999999999999999d"}]}"#,
             #"{"rules":[{"repositories":["**"],"tags":["*"],"olderThan":-5}]}"#,
             #"{"rules":[],"protect":[]}"#,
+            #"{"rules":[{"name":"a","repositories":["**"],"untaggedFor":1},{"name":"a","repositories":["**"],"untaggedFor":2}]}"#,
+            #"{"rules":[{"repositories":["**"],"untaggedFor":1},{"name":"rule 1","repositories":["**"],"untaggedFor":2}]}"#,
+            "{\"rules\":[" + Array(repeating: #"{"repositories":["**"],"untaggedFor":1}"#, count: 1001).joined(separator: ",") + "]}",
         ] {
             #expect(throws: DecodingError.self, "\(json)") { try Self.policy(json) }
         }

@@ -12,6 +12,8 @@ import Testing
 /// and why before it goes, `why` says what keeps a digest, a run reports what it reclaimed, and
 /// only administrators (or loopback without authentication) may ask.
 @Suite(.serialized) struct GarbageAdminTests {
+    static let command: HTTPFields = [HTTPField.Name("X-PierOne-Command")!: "test"]
+
     static func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
         try JSONDecoder().decode(T.self, from: Data(String(buffer: response.body).utf8))
     }
@@ -80,7 +82,9 @@ import Testing
             #expect(why.verdict.hasPrefix("unknown") || why.verdict.hasPrefix("collected"), "\(why.verdict)")
 
             // A run now: retention deletes 1-SNAPSHOT (its manifest with it); the report says so.
-            let run = try await registry.request(.post, "/gc/run")
+            // Not without the command's header: a web page cannot start a run on a developer's machine.
+            #expect(try await registry.request(.post, "/gc/run").status == .forbidden)
+            let run = try await registry.request(.post, "/gc/run", headers: Self.command)
             #expect(run.status == .ok)
             let report = try Self.decode(GarbageRunReport.self, run)
             #expect(report.retention?.deletions.map(\.tag) == ["1-SNAPSHOT"])
@@ -129,7 +133,7 @@ import Testing
             #expect(scan.listed >= 4 && scan.foundBytes == Int64("an old orphan".utf8.count))
             #expect(FileManager.default.fileExists(atPath: old.path), "a dry run deletes nothing")
 
-            let run = try await registry.request(.post, "/gc/run?orphans=true")
+            let run = try await registry.request(.post, "/gc/run?orphans=true", headers: Self.command)
             #expect(run.status == .ok)
             let report = try Self.decode(GarbageRunReport.self, run)
             #expect(report.orphans?.deleted == 1, "\(report)")
@@ -147,9 +151,21 @@ import Testing
         try await AuthenticationTests.withSecuredRegistry { registry, _ in
             #expect(try await registry.request(.get, "/gc/plan").status == .unauthorized)
             for token in ["employee-token", "service-token"] {
-                let refused = try await registry.request(.post, "/gc/run", headers: [.authorization: "Bearer \(token)"])
+                var headers = Self.command
+                headers[.authorization] = "Bearer \(token)"
+                let refused = try await registry.request(.post, "/gc/run", headers: headers)
                 #expect(refused.status == .forbidden, "\(token)")
                 #expect(String(buffer: refused.body).contains("application.write_all"))
+            }
+            // Paths the router takes for the same routes (empty components) are authenticated too.
+            for path in ["/gc/run/", "//gc/run", "/gc//run", "/gc/run//"] {
+                #expect(try await registry.request(.post, path, headers: Self.command).status == .unauthorized, "\(path)")
+                var headers = Self.command
+                headers[.authorization] = "Bearer employee-token"
+                #expect(try await registry.request(.post, path, headers: headers).status == .forbidden, "\(path)")
+            }
+            for path in ["/gc/plan/", "//gc/plan", "/gc//why/sha256:\(String(repeating: "0", count: 64))"] {
+                #expect(try await registry.request(.get, path).status == .unauthorized, "\(path)")
             }
             let plan = try await registry.request(.get, "/gc/plan", headers: [.authorization: "Bearer admin-token"])
             #expect(plan.status == .ok, "\(String(buffer: plan.body))")

@@ -195,7 +195,7 @@ import TestSupport
         let unknown = String(repeating: "0", count: 64)
         let why = try #require(try await json("/gc/why/sha256:\(unknown)") as? [String: Any])
         #expect((why["verdict"] as? String)?.hasPrefix("unknown") == true, "\(why)")
-        let run = try await stack.curl(["-sf", "-X", "POST", stack.gateway(0) + "/gc/run"])
+        let run = try await stack.curl(["-sf", "-X", "POST", "-H", "X-PierOne-Command: test", stack.gateway(0) + "/gc/run"])
         #expect(run.contains("\"reviewed\""), "\(run)")
         // The command itself (the built binary), against a gateway.
         let printed = try await Command.run([ServiceProcess.executable.path, "gc", "--dry-run", "--url", stack.gateway(1)])

@@ -180,6 +180,21 @@ import Testing
         await pulls.flush()
         #expect(metadata.count("recordPulls") == 1)
     }
+
+    /// A batch that fills up is handed over at once, without waiting for the interval, and the
+    /// pull that found it full is the first of the next batch: no pull is lost.
+    @Test func aFullBatchIsHandedOverAtOnce() async throws {
+        let metadata = InMemoryMetadata()
+        let pulls = PullRecorder(metadata: metadata, interval: .seconds(3600), logger: Logger(label: "test"))
+        let repository = RepositoryName("team/app")!
+        let digests = (0...PullRecorder.capacity).map { Digest(algorithm: .sha256, hex: String(format: "%064x", $0))! }
+        for digest in digests { pulls.note(digest, in: repository) }
+        for _ in 0..<100 where metadata.count("recordPulls") == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(metadata.count("recordPulls") == 1)
+        #expect(metadata.recordedPulls.count == PullRecorder.capacity)
+        await pulls.flush()
+        #expect(Set(metadata.recordedPulls.map(\.digest)) == Set(digests))
+    }
 }
 
 /// The orphan scan's second look: a blob that no row held when the storage was listed but that
@@ -208,5 +223,25 @@ import Testing
         let result = try await scan
         #expect(result.listed == 2 && result.deleted == 1 && result.orphans.map(\.location) == [committed[0].location], "\(result)")
         #expect(blobs.storedLocations == [committed[1].location])
+    }
+
+    /// Most of the storage without rows is the wrong database, not a crash's leftovers: the scan
+    /// deletes nothing and says so.
+    @Test func aStorageMostlyWithoutRowsIsNotDeleted() async throws {
+        let metadata = InMemoryMetadata()
+        let blobs = InMemoryBlobs()
+        let repository = RepositoryName("team/app")!
+        for number in 0..<(GarbageCollector.orphanRefusalMinimum + 10) {
+            let content = "blob \(number)"
+            let digest = Digest(algorithm: .sha256, hex: SHA256.hash(data: Array(content.utf8)).map { String(format: "%02x", $0) }.joined())!
+            let session = try await blobs.startUpload(for: repository, algorithm: .sha256)
+            _ = try await blobs.commitUpload(session.id, for: repository, digest: digest, appending: RegistryLayerTests.body(content), at: 0)
+        }
+        let collector = GarbageCollector(
+            metadata: metadata, blobs: blobs, gracePeriod: .zero, orphanRecheckDelay: .milliseconds(10), logger: Logger(label: "test")
+        )
+        let result = try await collector.scanOrphans(dryRun: false)
+        #expect(result.refused && result.deleted == 0, "\(result)")
+        #expect(blobs.storedLocations.count == GarbageCollector.orphanRefusalMinimum + 10)
     }
 }

@@ -1,4 +1,5 @@
 import Contracts
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -16,6 +17,9 @@ import Logging
 /// otherwise start collections.
 struct GarbageAdminController: Sendable {
     let administration: (any GarbageAdministration)?
+    /// Whether authentication is on: then only an administrator's identity is admitted, whatever
+    /// the request context says.
+    let authenticated: Bool
 
     func register(on router: Router<GatewayRequestContext>) {
         router.get("/gc/plan") { request, context in
@@ -29,6 +33,11 @@ struct GarbageAdminController: Sendable {
         }
         router.post("/gc/run") { request, context in
             let administration = try self.admitted(context)
+            // A page in a browser cannot send this header to another origin without asking first:
+            // with authentication off, a web page the developer opens cannot start a run.
+            guard request.headers[Self.commandHeader] != nil else {
+                throw RegistryError(.denied, "POST /gc/run needs the header X-PierOne-Command (pierone gc sends it)")
+            }
             let orphans = request.uri.queryParameters.get("orphans") == "true"
             context.logger.info(
                 "garbage collection run requested", metadata: ["uid": "\(context.identity.uid)", "orphans": "\(orphans)"]
@@ -45,8 +54,14 @@ struct GarbageAdminController: Sendable {
         }
     }
 
+    static let commandHeader = HTTPField.Name("X-PierOne-Command")!
+
     private func admitted(_ context: GatewayRequestContext) throws -> any GarbageAdministration {
-        if case .unrestricted = context.identity {
+        if self.authenticated {
+            guard case .oauth(let user) = context.identity, user.scopes.contains(AccessRules.writeAllScope) else {
+                throw RegistryError(.denied, "garbage collection and retention need the scope \(AccessRules.writeAllScope)")
+            }
+        } else {
             let address = context.remoteAddress ?? ""
             guard address == "127.0.0.1" || address == "::1" || address.hasPrefix("::ffff:127.") else {
                 throw RegistryError(

@@ -26,8 +26,13 @@ extension PostgresMetadataStore {
             if try await Self.exists(
                 "SELECT 1 FROM manifests WHERE repository_id = \(id) AND digest = \(key) FOR UPDATE SKIP LOCKED",
                 on: connection, logger: logger
-            ), try await Self.isUnkept(key, repositoryID: id, on: connection, logger: logger) {
-                try await Self.removeManifest(key, repositoryID: id, queueAt: nil, on: connection, logger: logger)
+            ) {
+                if try await Self.isUnkept(key, repositoryID: id, on: connection, logger: logger) {
+                    try await Self.removeManifest(key, repositoryID: id, queueAt: nil, on: connection, logger: logger)
+                }
+            } else {
+                // Held by a push or a review: the collector decides it later.
+                try await Self.queueForReview(key, repositoryID: id, on: connection, logger: logger)
             }
             return true
         }

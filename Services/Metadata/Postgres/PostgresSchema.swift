@@ -164,6 +164,9 @@ enum PostgresSchema {
         //    in batches); blobs by location for the orphan scan.
         [
             "ALTER TABLE tags ADD COLUMN pulled_at BIGINT",
+            // Pulls were not recorded before: every existing tag counts as pulled at the upgrade,
+            // so a `notPulledFor` rule waits that long before it deletes one.
+            "UPDATE tags SET pulled_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
             // The orphan scan asks which stored locations no row holds.
             "CREATE INDEX blobs_by_location ON blobs (location)",
             // Who runs the collector and retention (`MetadataAPI.lease`), by the database's clock.

@@ -163,6 +163,9 @@ enum SQLiteSchema {
         //    location for the orphan scan.
         [
             "ALTER TABLE tags ADD COLUMN pulled_at INTEGER",
+            // Pulls were not recorded before: every existing tag counts as pulled at the upgrade,
+            // so a `notPulledFor` rule waits that long before it deletes one.
+            "UPDATE tags SET pulled_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
             // The orphan scan asks which stored locations no row holds.
             "CREATE INDEX blobs_by_location ON blobs (location)",
             // Who runs the collector and retention (`MetadataAPI.lease`).

@@ -66,7 +66,8 @@ func retentionEnforcer(metadata: any MetadataAPI, _ configuration: ServeConfigur
         "retention", metadata: ["rules": "\(policy.rules.count)", "interval": "\(configuration.retentionInterval)"]
     )
     return RetentionEnforcer(
-        metadata: metadata, policy: policy, interval: configuration.retentionInterval, holder: leaseHolder(port), logger: logger
+        metadata: metadata, policy: policy, interval: configuration.retentionInterval, holder: leaseHolder(port),
+        dryRun: configuration.retentionDryRun, logger: logger
     ) { report in
         ServiceMetrics.recordRetention(
             deletedTags: report.deletions.count { $0.tag != nil }, deletedManifests: report.deletions.count { $0.tag == nil }

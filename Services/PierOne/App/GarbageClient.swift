@@ -45,6 +45,7 @@ package struct GarbageClient: Sendable {
         var request = HTTPClientRequest(url: self.base + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.headers.add(name: "X-PierOne-Command", value: "gc")
         let response: HTTPClientResponse
         do {
             response = try await self.http.execute(request, timeout: timeout)
@@ -124,6 +125,9 @@ package struct GarbageClient: Sendable {
             "Orphan scan: \(scan.listed) blobs in storage, \(scan.found) without a metadata row (\(Self.bytes(scan.foundBytes)))"
                 + (dryRun ? " would be deleted" : ", \(scan.deleted) deleted"),
         ]
+        if scan.refused {
+            lines.append("  REFUSED: most blobs in storage have no metadata row; check DATABASE_URL and the storage settings")
+        }
         for orphan in scan.orphans.prefix(100) {
             lines.append("  orphan \(orphan.location)  \(Self.bytes(orphan.size))  written \(Timestamps.iso8601(millis: orphan.modifiedMillis))")
         }

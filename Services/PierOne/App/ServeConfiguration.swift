@@ -37,6 +37,8 @@ package struct ServeConfiguration: Sendable {
     package var gcOrphanRecheckDelay: Duration = .seconds(120)
     /// `RETENTION_POLICY_FILE`: the retention rules (docs/storage.md); none without it.
     package var retention: RetentionPolicy?
+    /// `RETENTION_DRY_RUN`: log what retention would delete, delete nothing (default off).
+    package var retentionDryRun = false
     /// `RETENTION_INTERVAL`: between retention runs (default 1 h).
     package var retentionInterval: Duration = .seconds(3600)
     /// `PULL_RECORD_INTERVAL`: how often a gateway hands the pulls it saw to the metadata service
@@ -145,12 +147,16 @@ package struct ServeConfiguration: Sendable {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ConfigurationError("RETENTION_POLICY_FILE", "cannot read \(file)")
             }
+            guard data.count <= 1 << 20 else {
+                throw ConfigurationError("RETENTION_POLICY_FILE", "\(file) is larger than 1 MiB")
+            }
             do {
                 self.retention = try JSONDecoder().decode(RetentionPolicy.self, from: data)
             } catch {
                 throw ConfigurationError("RETENTION_POLICY_FILE", "\(file) is not a valid retention policy: \(error)")
             }
         }
+        self.retentionDryRun = try environment.bool("RETENTION_DRY_RUN", default: false)
         self.retentionInterval = try environment.duration("RETENTION_INTERVAL", default: .seconds(3600), maximum: 7 * 86_400)
         if self.retentionInterval < .seconds(1) {
             throw ConfigurationError("RETENTION_INTERVAL", "must be at least 1 second")
