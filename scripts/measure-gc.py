@@ -191,7 +191,8 @@ def measure(name, count, env):
 
 def main():
     filesystem_count, s3_count = int(sys.argv[1]), int(sys.argv[2])
-    measure("filesystem", filesystem_count, {})
+    if filesystem_count > 0:
+        measure("filesystem", filesystem_count, {})
     if s3_count == 0:
         return
     port = free_port()
