@@ -16,6 +16,11 @@ package final class PullRecorder: Service, Sendable {
     }
 
     private let pending = Mutex<[Key: Int64]>([:])
+    /// Full batches being handed over; beyond `handOverLimit` a batch grows past `capacity` (up to
+    /// `handOverLimit` times it) instead of starting another call, so a slow metadata service and
+    /// many distinct pulls cannot pile up tasks.
+    private let handingOver = Atomic<Int>(0)
+    static let handOverLimit = 4
     let metadata: any MetadataAPI
     let interval: Duration
     let logger: Logger
@@ -34,16 +39,24 @@ package final class PullRecorder: Service, Sendable {
     package func note(_ digest: Digest, in repository: RepositoryName) {
         let millis = Int64(Date().timeIntervalSince1970 * 1000)
         let key = Key(repository: repository, digest: digest)
+        let room = self.handingOver.load(ordering: .relaxed) < Self.handOverLimit
         let full: [Key: Int64]? = self.pending.withLock { pending in
-            if pending[key] != nil || pending.count < Self.capacity {
+            if pending[key] != nil || pending.count < Self.capacity
+                || (!room && pending.count < Self.capacity * Self.handOverLimit)
+            {
                 pending[key] = millis
                 return nil
             }
+            guard room else { return nil }
             defer { pending = [key: millis] }
             return pending
         }
         if let full {
-            Task { await self.send(full) }
+            self.handingOver.add(1, ordering: .relaxed)
+            Task {
+                await self.send(full)
+                self.handingOver.subtract(1, ordering: .relaxed)
+            }
         }
     }
 

@@ -92,6 +92,9 @@ import Testing
             #expect(try await registry.request(.get, "/v2/team/app/manifests/1-SNAPSHOT").status == .notFound)
             #expect(try await registry.request(.get, "/v2/team/app/manifests/2-SNAPSHOT").status == .ok)
             #expect(try await registry.request(.get, "/gc/why/nonsense").status == .badRequest)
+            for limit in ["0", "1001", "99999999999999999999", "ten"] {
+                #expect(try await registry.request(.get, "/gc/plan?limit=\(limit)").status == .badRequest, "\(limit)")
+            }
         }
     }
 

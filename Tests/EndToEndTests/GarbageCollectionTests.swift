@@ -262,6 +262,29 @@ import Testing
         }
     }
 
+    /// `RETENTION_DRY_RUN`: the rules run on schedule and delete nothing.
+    @Test func aRetentionDryRunDeletesNothing() async throws {
+        let policy = try JSONDecoder().decode(RetentionPolicy.self, from: Data(#"""
+            {"rules": [{"repositories": ["**"], "tags": ["*-SNAPSHOT"], "keepLast": 1}]}
+            """#.utf8))
+        try await RegistryHarness.withRegistry(configure: {
+            $0.retention = policy
+            $0.retentionInterval = .seconds(1)
+            $0.retentionDryRun = true
+        }) { registry in
+            for number in 1...3 {
+                _ = try #require(try await Self.push(
+                    registry, to: "team/dry", tag: "\(number)-SNAPSHOT", config: #"{"d":\#(number)}"#, layers: ["dry \(number)"]
+                ))
+            }
+            // Several runs.
+            try await Task.sleep(for: .seconds(3))
+            for number in 1...3 {
+                #expect(try await registry.request(.get, "/v2/team/dry/manifests/\(number)-SNAPSHOT").status == .ok)
+            }
+        }
+    }
+
     /// A push of `layers` tagged `tag`, uploading again when the collector took a blob between the
     /// upload and the manifest (`MANIFEST_BLOB_UNKNOWN`); nil when every attempt was refused.
     static func push(

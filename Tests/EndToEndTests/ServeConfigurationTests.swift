@@ -24,6 +24,14 @@ import Testing
         (["SCM_SOURCE_SCAN": "perhaps"], "SCM_SOURCE_SCAN"),
         (["NOTIFICATION_WEBHOOK_URLS": "https://hooks.example.com/a"], "NOTIFICATION_WEBHOOK_SECRET"),
         (["NOTIFICATION_RETRY_MAX_SECONDS": "0"], "NOTIFICATION_RETRY_MAX_SECONDS"),
+        (["RETENTION_POLICY_FILE": "/nonexistent/policy.json"], "RETENTION_POLICY_FILE"),
+        (["RETENTION_POLICY_FILE": "/dev/null"], "RETENTION_POLICY_FILE"),
+        (["RETENTION_INTERVAL": "0"], "RETENTION_INTERVAL"),
+        (["RETENTION_INTERVAL": "8d"], "RETENTION_INTERVAL"),
+        (["RETENTION_DRY_RUN": "maybe"], "RETENTION_DRY_RUN"),
+        (["PULL_RECORD_INTERVAL": "0"], "PULL_RECORD_INTERVAL"),
+        (["GC_ORPHAN_SCAN_INTERVAL": "10s"], "GC_ORPHAN_SCAN_INTERVAL"),
+        (["GC_ORPHAN_SCAN_INTERVAL": "99999999999999999999d"], "GC_ORPHAN_SCAN_INTERVAL"),
     ])
     func badSettingsNameTheVariable(_ environment: [String: String], _ variable: String) {
         do {

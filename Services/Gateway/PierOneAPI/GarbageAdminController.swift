@@ -24,9 +24,11 @@ struct GarbageAdminController: Sendable {
     func register(on router: Router<GatewayRequestContext>) {
         router.get("/gc/plan") { request, context in
             let administration = try self.admitted(context)
-            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 1000
-            guard (1...10_000).contains(limit) else {
-                throw RegistryError(.parameterInvalid, "limit must be from 1 to 10000", detail: ["limit": "\(limit)"])
+            let raw = request.uri.queryParameters.get("limit")
+            // A limit that is no number is refused, not read as the default.
+            let limit = raw.map { Int($0) ?? 0 } ?? 1000
+            guard (1...1000).contains(limit) else {
+                throw RegistryError(.parameterInvalid, "limit must be from 1 to 1000", detail: ["limit": "\(limit)"])
             }
             let orphans = request.uri.queryParameters.get("orphans") == "true"
             return try ListingHandlers.json(try await administration.plan(limit: limit, orphans: orphans))

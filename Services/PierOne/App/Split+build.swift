@@ -57,7 +57,7 @@ package func buildMetadataApplication(_ configuration: ServeConfiguration, logge
         metadata: metadata.service, collector: collector, retention: retention, gracePeriod: configuration.gcGracePeriod
     )
     router.on(InternalGarbageCalls.plan) { input, _, _ in
-        try await administration.plan(limit: min(max(1, input.limit), 10_000), orphans: input.orphans)
+        try await administration.plan(limit: min(max(1, input.limit), 1000), orphans: input.orphans)
     }
     router.on(InternalGarbageCalls.run) { input, _, _ in try await administration.runNow(orphans: input.orphans) }
     router.on(InternalGarbageCalls.why) { input, _, _ in try await administration.why(input.digest) }

@@ -54,7 +54,7 @@ struct GarbageCommand: AsyncParsableCommand {
         @Flag(help: "Delete nothing: list what retention would delete and what the collector's queue holds.")
         var dryRun = false
 
-        @Option(help: "Queue entries to list in a dry run (1-10000).")
+        @Option(help: "Queue entries to list in a dry run (1-1000).")
         var limit = 1000
 
         @Flag(help: "Also scan the storage for blobs no metadata row holds (lists every blob: slow on a large bucket).")
