@@ -16,6 +16,9 @@ package enum InternalMetadataRoutes {
         route(C.blob) {
             M.Maybe(try await service.blob($0.digest, in: $0.repository))
         }
+        route(C.changes) {
+            try await service.changes(after: $0)
+        }
         route(C.linkBlob) {
             try await service.linkBlob($0.blob, into: $0.repository)
         }

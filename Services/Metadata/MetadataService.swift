@@ -39,11 +39,18 @@ package struct MetadataService: MetadataAPI {
     /// Calls made for clients so far (blob and manifest lookups, links, mounts, manifest pushes):
     /// the garbage collector yields while it grows.
     package let clientCalls = ActivityCounter()
+    /// The changes caches in front of this service follow (`changes(after:)`).
+    package let changeLog: ChangeLog
 
     /// `store` measured under `backend` (`sqlite` or `postgres`, the label of the database metrics).
-    init(store: any MetadataStore, settings: TagSettings, backend: String = "sqlite") {
+    init(store: any MetadataStore, settings: TagSettings, backend: String = "sqlite", changeLog: ChangeLog) {
         self.store = MeasuredMetadataStore(base: store, backend: backend)
         self.rules = TagRules(settings)
+        self.changeLog = changeLog
+    }
+
+    package func changes(after cursors: ChangeCursors) async throws -> ChangeBatch {
+        self.changeLog.changes(after: cursors)
     }
 
     /// Whether the database answers.
@@ -236,25 +243,28 @@ extension MetadataService {
     package static func sqlite(path: String, settings: TagSettings, outboxSinks: [String] = [], logger: Logger) async throws
         -> (service: MetadataService, close: @Sendable () async throws -> Void)
     {
-        let store = try await SQLiteMetadataStore.open(path: path, outboxSinks: outboxSinks, logger: logger)
+        let changes = ChangeLog(source: .local)
+        let store = try await SQLiteMetadataStore.open(path: path, outboxSinks: outboxSinks, changes: changes, logger: logger)
         ServiceMetrics.databasePoolSize(backend: "sqlite").set(Double(store.connectionCount))
-        return (MetadataService(store: store, settings: settings, backend: "sqlite"), { try await store.close() })
+        return (MetadataService(store: store, settings: settings, backend: "sqlite", changeLog: changes), { try await store.close() })
     }
 }
 
 extension MetadataService {
     /// The production metadata service on PostgreSQL. The returned client must run (it is a
-    /// `Service`) before `migrate` and any request.
+    /// `Service`) before `migrate` and any request; so must `listener`, which feeds the change log.
     package static func postgres(
         settings: PostgresSettings, tags: TagSettings, outboxSinks: [String] = [], logger: Logger
-    ) throws -> (service: MetadataService, client: any Service, migrate: @Sendable () async throws -> Void) {
+    ) throws -> (service: MetadataService, client: any Service, listener: any Service, migrate: @Sendable () async throws -> Void) {
         let client = try PostgresClient.make(settings, logger: logger)
         let store = PostgresMetadataStore(
             client: client, timeout: .seconds(settings.timeout), outboxSinks: outboxSinks, logger: logger
         )
         ServiceMetrics.databasePoolSize(backend: "postgres").set(Double(settings.maximumConnections))
+        let changes = ChangeLog(source: .database)
         return (
-            MetadataService(store: store, settings: tags, backend: "postgres"), client,
+            MetadataService(store: store, settings: tags, backend: "postgres", changeLog: changes), client,
+            PostgresChangeListener(settings: settings, log: changes, logger: logger),
             { try await PostgresMigrator.migrate(client, logger: logger) }
         )
     }

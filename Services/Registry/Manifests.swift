@@ -4,14 +4,33 @@ import Contracts
 /// queued for the layer scan.
 extension RegistryService {
     package func manifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord? {
-        let record = try await self.metadata.manifest(reference, in: repository)
+        let record = try await self.cachedManifest(reference, in: repository)
         if let record { self.pulls?.note(record.digest, in: repository) }
+        return record
+    }
+
+    /// From the cache when it holds the answer and is fresh; else from the metadata, kept for the
+    /// next lookup (by the reference asked and by digest). `latest` is always asked: it may name
+    /// the newest tag, which a push changes without a log entry.
+    private func cachedManifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord? {
+        guard let cache = self.cache, reference.description != "latest" else {
+            return try await self.metadata.manifest(reference, in: repository)
+        }
+        if let record = cache.manifest(reference, in: repository) { return record }
+        let ticket = cache.ticket(repository)
+        guard let record = try await self.metadata.manifest(reference, in: repository) else { return nil }
+        cache.store(record, as: reference, in: repository, ticket: ticket)
+        if case .tag = reference {
+            cache.store(record, as: .digest(record.digest), in: repository, ticket: ticket)
+        }
         return record
     }
 
     /// Stores a manifest and its tags; without a source from the pusher, queues the image for
     /// the layer scan (counted against `client`), which runs after the answer.
     package func putManifest(_ put: ManifestPut, client: String) async throws {
+        // Tags may have moved: this process's lookups see them at once, others' through the log.
+        defer { self.cache?.invalidate(put.repository) }
         try await self.metadata.putManifest(put)
         if put.scmSource == nil {
             self.scanner?.enqueue(put.repository, manifest: put.digest, document: put.document, client: client)
@@ -19,15 +38,18 @@ extension RegistryService {
     }
 
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {
+        defer { self.cache?.invalidate(repository) }
         try await self.metadata.deleteTag(tag, in: repository)
     }
 
     package func deleteManifest(_ digest: Digest, in repository: RepositoryName) async throws {
+        defer { self.cache?.invalidate(repository) }
         try await self.metadata.deleteManifest(digest, in: repository)
     }
 
     /// Unlinks a blob from a repository; its bytes stay while other repositories use them.
     package func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws {
+        defer { self.cache?.invalidate(repository) }
         try await self.metadata.unlinkBlob(digest, from: repository)
     }
 

@@ -26,13 +26,22 @@ extension RegistryService {
     /// The storage's redirect setting is fixed while it runs: once it has answered "no URL", it is
     /// not asked again, so a streamed GET costs the lookup here and the read (`open`) only.
     package func pull(_ digest: Digest, in repository: RepositoryName, redirect wanted: Bool = true) async throws -> PullAnswer? {
-        guard let blob = try await self.metadata.blob(digest, in: repository) else { return nil }
+        guard let blob = try await self.lookUpBlob(digest, in: repository) else { return nil }
         guard wanted, !self.redirects.known else { return .stream(blob) }
         guard let url = try await self.blobs.externalURL(for: blob) else {
             self.redirects.learnNever()
             return .stream(blob)
         }
         return .redirect(blob, url: url)
+    }
+
+    private func lookUpBlob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {
+        guard let cache = self.cache else { return try await self.metadata.blob(digest, in: repository) }
+        if let blob = cache.blob(digest, in: repository) { return blob }
+        let ticket = cache.ticket(repository)
+        guard let blob = try await self.metadata.blob(digest, in: repository) else { return nil }
+        cache.store(blob, in: repository, ticket: ticket)
+        return blob
     }
 
     /// Starts reading `blob` (or the inclusive `range` of it) and returns once the storage has

@@ -16,10 +16,16 @@ package struct RegistryService: Sendable {
     package let scanner: ScmSourceScanner?
     /// Notes manifest pulls for retention (`notPulledFor`); nil to not record them.
     package let pulls: PullRecorder?
+    /// Manifests and blob lookups kept in memory (`MetadataCache`); nil to always ask.
+    package let cache: MetadataCache?
     /// What the storage answered about redirects, kept for the life of the process.
     let redirects = RedirectMemory()
 
-    package init(metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner? = nil, pulls: PullRecorder? = nil) {
+    package init(
+        metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner? = nil, pulls: PullRecorder? = nil,
+        cache: MetadataCache? = nil
+    ) {
+        self.cache = cache
         self.pulls = pulls
         self.metadata = metadata
         self.blobs = blobs

@@ -43,6 +43,7 @@ package enum InternalMetadataCalls {
     package static let untaggedManifests = InternalCall<M.UntaggedQuery, Page<UntaggedManifest>>(prefix + "/untagged-manifests")
     package static let recordPulls = InternalCall<M.Pulls, M.Done>(prefix + "/record-pulls")
     package static let referrers = InternalCall<M.ReferrersQuery, Page<Descriptor>>(prefix + "/referrers")
+    package static let changes = InternalCall<ChangeCursors, ChangeBatch>(prefix + "/changes")
     // The Pier One API's calls (`PierOneQueries`).
     package static let teams = InternalCall<M.Listing, Page<String>>(prefix + "/pierone/teams")
     package static let artifacts = InternalCall<M.TeamQuery, Page<String>>(prefix + "/pierone/artifacts")

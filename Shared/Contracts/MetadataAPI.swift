@@ -94,4 +94,16 @@ package protocol MetadataAPI: PierOneQueries {
     func referrers(
         of subject: Digest, in repository: RepositoryName, artifactType: String?, page: PageRequest
     ) async throws -> Page<Descriptor>
+
+    /// The repositories whose cached answers may have changed since `cursors` (`ChangeBatch`),
+    /// and how fresh this answer is: what a cache in front of this API follows.
+    func changes(after cursors: ChangeCursors) async throws -> ChangeBatch
+}
+
+extension MetadataAPI {
+    /// A metadata API without a change log: every answer says nothing can be trusted, so a cache
+    /// in front of it always asks.
+    package func changes(after cursors: ChangeCursors) async throws -> ChangeBatch {
+        ChangeBatch(epoch: "", position: 0, repositories: nil, staleness: nil)
+    }
 }

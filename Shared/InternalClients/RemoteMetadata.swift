@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOCore
 import Contracts
 
 /// `MetadataAPI` over the metadata service's internal API (JSON, HTTP/2 when TLS offers it).
@@ -120,6 +121,10 @@ package struct RemoteMetadata: MetadataAPI {
         try await self.client.call(
             P.referrers, M.ReferrersQuery(subject: subject, repository: repository, artifactType: artifactType, page: page)
         )
+    }
+
+    package func changes(after cursors: ChangeCursors) async throws -> ChangeBatch {
+        try await self.client.call(P.changes, cursors, timeout: .seconds(2))
     }
 
     // MARK: The Pier One API

@@ -20,6 +20,9 @@ import TestSupport
         var metadataPort: Int { self.ports[0] }
         var blobPorts: [Int] { [self.ports[1], self.ports[2]] }
         var gatewayPorts: [Int] { [self.ports[3], self.ports[4]] }
+        /// Metadata processes: with 2, gateway 1 calls the second (both on the same database).
+        var metadataReplicas = 1
+        func metadataPort(ofGateway index: Int) -> Int { index % self.metadataReplicas == 0 ? self.ports[0] : self.ports[5] }
         var databaseURL = ""
         /// Extra settings of the blob processes (S3 storage).
         var blobEnvironment: [String: String] = [:]
@@ -42,11 +45,11 @@ import TestSupport
             ]
         }
 
-        func startMetadata() throws {
-            self.processes["metadata"] = try ServiceProcess(
-                "metadata-\(UUID().uuidString.prefix(4))", arguments: ["metadata"],
+        func startMetadata(_ index: Int = 0) throws {
+            self.processes[index == 0 ? "metadata" : "metadata\(index)"] = try ServiceProcess(
+                "metadata\(index)-\(UUID().uuidString.prefix(4))", arguments: ["metadata"],
                 environment: self.tls("metadata").merging([
-                    "METADATA_PORT": String(self.metadataPort), "DATABASE_URL": self.databaseURL,
+                    "METADATA_PORT": String(index == 0 ? self.metadataPort : self.ports[5]), "DATABASE_URL": self.databaseURL,
                     "HTTP_BIND_ADDRESS": "127.0.0.1", "MUTABLE_TAGS": "*-SNAPSHOT",
                     "LOG_FORMAT": "json", "LOG_LEVEL": "debug",
                 ]) { $1 }.merging(self.metadataEnvironment) { $1 },
@@ -59,7 +62,7 @@ import TestSupport
                 "gateway\(index)-\(UUID().uuidString.prefix(4))", arguments: ["gateway"],
                 environment: self.tls("gateway").merging([
                     "HTTP_PORT": String(self.gatewayPorts[index]), "HTTP_BIND_ADDRESS": "127.0.0.1",
-                    "METADATA_URL": "https://localhost:\(self.metadataPort)",
+                    "METADATA_URL": "https://localhost:\(self.metadataPort(ofGateway: index))",
                     "BLOB_URL": "https://localhost:\(self.blobPorts[index])",
                 ]) { $1 },
                 logDirectory: self.scratch
@@ -83,9 +86,10 @@ import TestSupport
             try await Command.run([SplitModeTests.repositoryRoot.appendingPathComponent("scripts/dev-certs").path, self.certificates.path])
             let cluster = if let cluster = self.cluster { cluster } else { try await PostgresCluster.shared() }
             self.databaseURL = try await cluster.makeDatabase()
-            self.ports = try PostgresCluster.freePorts(5)
+            self.ports = try PostgresCluster.freePorts(6)
             if collector { self.metadataEnvironment["BLOB_URL"] = "https://localhost:\(self.blobPorts[0])" }
             try self.startMetadata()
+            if self.metadataReplicas > 1 { try self.startMetadata(1) }
             try self.startBlob(0)
             try self.startBlob(1)
             for index in 0..<2 {
@@ -363,6 +367,90 @@ import TestSupport
         #expect(try await inFlight == "202")
         for _ in 0..<100 where gateway.isRunning { try await Task.sleep(for: .milliseconds(100)) }
         #expect(!gateway.isRunning)
+    }
+
+    /// The manifest cache across replicas: two gateways, each on its own metadata replica, one
+    /// PostgreSQL. A tag moved and a manifest deleted through gateway 0 are seen by gateway 0's
+    /// next GET and by gateway 1 within the bound (one second), while gateway 1 answered from
+    /// its cache before.
+    @Test func cachedManifestsFollowChangesAcrossReplicas() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        stack.metadataReplicas = 2
+        try await stack.start()
+        let config = #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+        let configDigest = DigestHasher.digest(of: ByteBuffer(string: config))
+        let started = try await stack.request("POST", stack.gateway(0) + "/v2/team/app/blobs/uploads/")
+        let location = try #require(started.headers["location"])
+        let committed = try await stack.request(
+            "PUT", stack.gateway(0) + location + (location.contains("?") ? "&" : "?") + "digest=\(configDigest)", body: config,
+            headers: ["Content-Type: application/octet-stream"]
+        )
+        #expect(committed.status == 201)
+        func manifest(_ seed: String) -> (body: String, digest: String) {
+            let body = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"#
+                + #""mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(configDigest)","size":\#(config.utf8.count)},"#
+                + #""layers":[],"annotations":{"seed":"\#(seed)"}}"#
+            return (body, DigestHasher.digest(of: ByteBuffer(string: body)).description)
+        }
+        let first = manifest("first"), second = manifest("second")
+        func put(_ manifest: (body: String, digest: String)) async throws {
+            let answer = try await stack.request(
+                "PUT", stack.gateway(0) + "/v2/team/app/manifests/1.0-SNAPSHOT", body: manifest.body,
+                headers: ["Content-Type: application/vnd.oci.image.manifest.v1+json"]
+            )
+            #expect(answer.status == 201)
+        }
+        func served(_ gateway: Int, _ reference: String = "1.0-SNAPSHOT") async throws -> String? {
+            let answer = try await stack.request(
+                "GET", stack.gateway(gateway) + "/v2/team/app/manifests/" + reference,
+                headers: ["Accept: application/vnd.oci.image.manifest.v1+json"]
+            )
+            return answer.status == 200 ? answer.headers["docker-content-digest"] : nil
+        }
+        func hits(_ gateway: Int) async throws -> Double {
+            let metrics = try await stack.curl(["-sf", stack.gateway(gateway) + "/metrics"])
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("pierone_manifest_cache_hits_total") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        /// Polls gateway 1 until it serves `expected`; then, a bound after `since`, it must serve
+        /// nothing else. Returns how long the change took to show.
+        func seenOnGateway1(_ expected: String?, _ reference: String = "1.0-SNAPSHOT", since: ContinuousClock.Instant)
+            async throws -> Duration
+        {
+            var seen: Duration?
+            while seen == nil, ContinuousClock.now - since < .seconds(3) {
+                if try await served(1, reference) == expected { seen = ContinuousClock.now - since }
+            }
+            try await Task.sleep(until: since + .seconds(1))
+            for _ in 0..<5 {
+                #expect(try await served(1, reference) == expected, "a bound after the change, gateway 1 still served the old state")
+            }
+            return try #require(seen)
+        }
+
+        try await put(first)
+        for _ in 0..<20 { #expect(try await served(1) == first.digest) }
+        let before = try await hits(1)
+        for _ in 0..<20 { #expect(try await served(1) == first.digest) }
+        #expect(try await hits(1) - before >= 15, "gateway 1 answers from its cache")
+
+        // The tag moves through gateway 0.
+        try await put(second)
+        let moved = ContinuousClock.now
+        #expect(try await served(0) == second.digest, "the gateway that moved the tag serves the move at once")
+        let moveShown = try await seenOnGateway1(second.digest, since: moved)
+
+        // The manifest is deleted through gateway 0 (its tag with it).
+        for _ in 0..<5 { #expect(try await served(1, second.digest) == second.digest) }
+        let deleted = try await stack.request("DELETE", stack.gateway(0) + "/v2/team/app/manifests/" + second.digest)
+        #expect(deleted.status == 202)
+        let deletedAt = ContinuousClock.now
+        #expect(try await served(0, second.digest) == nil, "deleted: 404 at once on the same gateway")
+        #expect(try await served(0) == nil)
+        let deleteShown = try await seenOnGateway1(nil, second.digest, since: deletedAt)
+        #expect(try await served(1) == nil)
+        print("cache across replicas: tag move shown on the other gateway after \(moveShown), delete after \(deleteShown)")
     }
 
     /// Both blob replicas on one S3 bucket (moto, signature checks on): skopeo pushes through one

@@ -178,5 +178,36 @@ enum PostgresSchema {
             )
             """,
         ],
+        // 5: caches: every commit that can make a cached answer wrong (a tag moved or deleted, a
+        //    manifest deleted, a blob unlinked) announces its repository on `pierone_changes`
+        //    (`PostgresChangeListener`). New tags, manifests and links announce nothing: no cache
+        //    holds "not found", and `latest` is never cached. Repositories are never deleted.
+        [
+            """
+            CREATE FUNCTION pierone_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                changed TEXT;
+            BEGIN
+                SELECT r.name INTO changed FROM repositories r WHERE r.id = OLD.repository_id;
+                IF changed IS NOT NULL THEN
+                    PERFORM pg_notify('pierone_changes', changed);
+                END IF;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER tags_announce_change AFTER UPDATE OF manifest_digest OR DELETE ON tags
+                FOR EACH ROW EXECUTE FUNCTION pierone_announce_change()
+            """,
+            """
+            CREATE TRIGGER manifests_announce_change AFTER DELETE ON manifests
+                FOR EACH ROW EXECUTE FUNCTION pierone_announce_change()
+            """,
+            """
+            CREATE TRIGGER repository_blobs_announce_change AFTER DELETE ON repository_blobs
+                FOR EACH ROW EXECUTE FUNCTION pierone_announce_change()
+            """,
+        ],
     ]
 }

@@ -10,6 +10,11 @@ import FoundationEssentials
 import Foundation
 #endif
 
+/// Repositories an open write transaction changed, collected by the writer's triggers.
+final class ChangedRepositories: Sendable {
+    let names = Mutex(Set<String>())
+}
+
 /// The embedded metadata store: one SQLite file in WAL mode.
 ///
 /// One writer connection behind a lock runs every transaction (`BEGIN IMMEDIATE`), so decisions
@@ -22,20 +27,30 @@ final class SQLiteMetadataStore: MetadataStore {
     private let writeLock = AsyncMutex()
     /// Notification sinks: each tag change writes one outbox row per sink.
     let outboxSinks: [String]
+    /// Where committed changes that can make a cached answer wrong are logged.
+    let changes: ChangeLog
+    /// Repositories the open write transaction changed (the writer's triggers collect them);
+    /// logged once it commits, so that no cache drops an entry and reloads the old state.
+    private let changed: ChangedRepositories
 
-    private init(writer: SQLiteConnection, readers: [SQLiteConnection], outboxSinks: [String]) {
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection], outboxSinks: [String], changes: ChangeLog, changed: ChangedRepositories) {
         self.writer = writer
         self.readers = readers
         self.outboxSinks = outboxSinks
+        self.changes = changes
+        self.changed = changed
     }
 
     /// Opens (creating and migrating) the database at `path`.
     static func open(
-        path: String, readers readerCount: Int = 2, outboxSinks: [String] = [], logger: Logger
+        path: String, readers readerCount: Int = 2, outboxSinks: [String] = [], changes: ChangeLog = ChangeLog(source: .local),
+        logger: Logger
     ) async throws -> SQLiteMetadataStore {
         let writer = try await Self.connect(path: path, logger: logger)
+        let changed = ChangedRepositories()
         do {
             try await SQLiteMigrator.migrate(writer, logger: logger)
+            try await Self.announceChanges(on: writer, into: changed)
         } catch {
             try? await writer.close()
             throw error
@@ -44,7 +59,26 @@ final class SQLiteMetadataStore: MetadataStore {
         for _ in 0..<readerCount {
             readers.append(try await Self.connect(path: path, logger: logger))
         }
-        return SQLiteMetadataStore(writer: writer, readers: readers, outboxSinks: outboxSinks)
+        return SQLiteMetadataStore(writer: writer, readers: readers, outboxSinks: outboxSinks, changes: changes, changed: changed)
+    }
+
+    /// Triggers of the writer connection alone (`TEMP`) that collect the repositories whose
+    /// cached answers a statement invalidates: a tag moved or deleted, a manifest deleted, a blob
+    /// unlinked (as PostgreSQL's migration 5 announces them).
+    private static func announceChanges(on writer: SQLiteConnection, into changed: ChangedRepositories) async throws {
+        try await writer.install(customFunction: SQLiteCustomFunction("pierone_changed", argumentCount: 1, indirect: true) { values in
+            if let name = values.first?.string { changed.names.withLock { _ = $0.insert(name) } }
+            return nil
+        })
+        let name = "(SELECT name FROM main.repositories WHERE id = OLD.repository_id)"
+        for trigger in [
+            "CREATE TEMP TRIGGER tags_changed AFTER UPDATE OF manifest_digest ON main.tags BEGIN SELECT pierone_changed(\(name)); END",
+            "CREATE TEMP TRIGGER tags_deleted AFTER DELETE ON main.tags BEGIN SELECT pierone_changed(\(name)); END",
+            "CREATE TEMP TRIGGER manifests_deleted AFTER DELETE ON main.manifests BEGIN SELECT pierone_changed(\(name)); END",
+            "CREATE TEMP TRIGGER links_deleted AFTER DELETE ON main.repository_blobs BEGIN SELECT pierone_changed(\(name)); END",
+        ] {
+            _ = try await writer.query(trigger)
+        }
     }
 
     /// A plain connection to the database file, for tools and tests.
@@ -89,11 +123,25 @@ final class SQLiteMetadataStore: MetadataStore {
             do {
                 let result = try await body(self.writer)
                 _ = try await self.writer.query("COMMIT")
+                self.logChanges(committed: true)
                 return result
             } catch {
                 _ = try? await self.writer.query("ROLLBACK")
+                self.logChanges(committed: false)
                 throw error
             }
+        }
+    }
+
+    /// Logs (after a commit) or forgets (after a rollback) what the transaction's triggers collected.
+    private func logChanges(committed: Bool) {
+        let changed = self.changed.names.withLock { changed in
+            defer { changed.removeAll() }
+            return changed
+        }
+        guard committed else { return }
+        for name in changed.sorted() {
+            if let repository = RepositoryName(name) { self.changes.record(repository) } else { self.changes.recordGap() }
         }
     }
 

@@ -26,8 +26,9 @@ package func buildApplication(
     )
     let retention = retentionEnforcer(metadata: metadata.service, configuration, port: configuration.port, logger: logger)
     let pulls = PullRecorder(metadata: metadata.service, interval: configuration.pullRecordInterval, logger: logger)
+    let cache = manifestCache(configuration, metadata: metadata.service, logger: logger)
     let router = Gateway.router(
-        registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner, pulls: pulls),
+        registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner, pulls: pulls, cache: cache.cache),
         authenticator: authenticator,
         administration: LocalGarbageAdministration(
             metadata: metadata.service, collector: collector, retention: retention, gracePeriod: configuration.gcGracePeriod
@@ -42,7 +43,8 @@ package func buildApplication(
         // Services stop in reverse order: the scanner before the metadata store it writes to.
         services: metadata.services
             + [UploadExpiry(maximumAge: Double(configuration.uploadMaximumAge), logger: logger) { try await blobs.expireUploads(olderThan: $0) }]
-            + (scanner.map { [$0] } ?? []) + (collector.map { [$0] } ?? []) + [pulls] + (retention.map { [$0] } ?? []),
+            + (scanner.map { [$0] } ?? []) + (collector.map { [$0] } ?? []) + [pulls] + (retention.map { [$0] } ?? [])
+            + cache.services,
         logger: logger
     )
     if let migrate = metadata.beforeStart {
@@ -52,7 +54,25 @@ package func buildApplication(
     return app
 }
 
-/// The retention enforcer of `RETENTION_POLICY_FILE`, if set.
+/// The gateway's manifest cache (`MANIFEST_CACHE_MB`, none at 0) with its metrics, and the
+/// service that keeps it in step with `metadata`'s change log.
+func manifestCache(_ configuration: ServeConfiguration, metadata: any MetadataAPI, logger: Logger)
+    -> (cache: MetadataCache?, services: [any Service])
+{
+    guard configuration.manifestCacheMB > 0 else {
+        logger.info("manifest cache off (MANIFEST_CACHE_MB=0): every lookup asks the metadata")
+        return (nil, [])
+    }
+    let metrics = ServiceMetrics.manifestCache()
+    var observer = MetadataCache.Observer()
+    observer.hit = { metrics.hit() }
+    observer.miss = { metrics.miss() }
+    observer.evicted = { metrics.evicted($0) }
+    observer.size = { metrics.size(bytes: $0, entries: $1) }
+    let cache = MetadataCache(budget: configuration.manifestCacheMB << 20, observer: observer)
+    return (cache, [MetadataCacheRefresher(cache: cache, metadata: metadata, logger: logger)])
+}
+
 /// The name this process holds the collector's and retention's leases under: its host and port.
 func leaseHolder(_ port: Int) -> String {
     ProcessInfo.processInfo.hostName + ":" + String(port)
@@ -129,7 +149,7 @@ func makeMetadata(_ configuration: ServeConfiguration, logger: Logger) async thr
         )
         // Services stop in reverse order: the dispatcher stops before the database client.
         let migrate = database.migrate
-        return (database.service, [database.client] + dispatcher(database.service), {
+        return (database.service, [database.client, database.listener] + dispatcher(database.service), {
             try await migrate()
             await migrated.open()
         })

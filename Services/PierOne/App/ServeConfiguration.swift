@@ -44,6 +44,8 @@ package struct ServeConfiguration: Sendable {
     /// `PULL_RECORD_INTERVAL`: how often a gateway hands the pulls it saw to the metadata service
     /// (default 10 s), for retention's `notPulledFor`.
     package var pullRecordInterval: Duration = .seconds(10)
+    /// `MANIFEST_CACHE_MB`: memory for manifests and blob lookups a gateway keeps (default 64; 0: none).
+    package var manifestCacheMB = 64
     /// `LOG_LEVEL`.
     package var logLevel: String
     /// `LOG_FORMAT`: `text` (default) or `json` (one object per line, for log collectors).
@@ -165,6 +167,7 @@ package struct ServeConfiguration: Sendable {
         if self.pullRecordInterval < .seconds(1) {
             throw ConfigurationError("PULL_RECORD_INTERVAL", "must be at least 1 second")
         }
+        self.manifestCacheMB = try environment.integer("MANIFEST_CACHE_MB", default: 64, range: 0...65_536)
         self.uploadSessionsPerClient = try environment.integer(
             "UPLOAD_SESSIONS_PER_CLIENT", default: BlobService.defaultSessionsPerClient, range: 1...1_000_000
         )

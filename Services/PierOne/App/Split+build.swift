@@ -132,8 +132,10 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     logSecurity(configuration, authenticated: authenticator != nil, logger: logger)
     let scanner = configuration.scanLayersForScmSource ? ScmSourceScanner(metadata: metadata, blobs: blobs, logger: logger) : nil
     let pulls = PullRecorder(metadata: metadata, interval: configuration.pullRecordInterval, logger: logger)
+    let cache = manifestCache(configuration, metadata: metadata, logger: logger)
     let router = Gateway.router(
-        registry: RegistryService(metadata: metadata, blobs: blobs, scanner: scanner, pulls: pulls), authenticator: authenticator,
+        registry: RegistryService(metadata: metadata, blobs: blobs, scanner: scanner, pulls: pulls, cache: cache.cache),
+        authenticator: authenticator,
         administration: RemoteGarbageAdministration(url: metadataURL, http: jsonClient),
         ready: {
             let metadataReady = await metadata.isReady()
@@ -151,7 +153,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
                 try await jsonClient.shutdown()
                 try await streamClient.shutdown()
             }
-        ] + (scanner.map { [$0] } ?? []) + [pulls],
+        ] + (scanner.map { [$0] } ?? []) + [pulls] + cache.services,
         logger: logger
     )
 }

@@ -136,6 +136,47 @@ package enum ServiceMetrics {
         )
     }
 
+    // MARK: The manifest cache
+
+    /// The gateway's manifest cache: lookups answered from memory, lookups that asked the
+    /// metadata, entries evicted for room, and what it holds.
+    package struct ManifestCacheMetrics: Sendable {
+        package let hits: Counter
+        package let misses: Counter
+        package let evictions: Counter
+        package let bytes: Gauge
+        package let entries: Gauge
+
+        package func hit() { self.hits.increment() }
+        package func miss() { self.misses.increment() }
+        package func evicted(_ count: Int) { self.evictions.increment(by: Int64(count)) }
+        package func size(bytes: Int, entries: Int) {
+            self.bytes.set(Double(bytes))
+            self.entries.set(Double(entries))
+        }
+    }
+
+    package static func manifestCache() -> ManifestCacheMetrics {
+        ManifestCacheMetrics(
+            hits: self.registry.makeCounter(
+                descriptor: self.name("pierone_manifest_cache_hits_total", "Manifest and blob lookups answered from the gateway's cache.")
+            ),
+            misses: self.registry.makeCounter(
+                descriptor: self.name(
+                    "pierone_manifest_cache_misses_total",
+                    "Lookups the cache could not answer (not held, or not confirmed fresh within a second)."
+                )
+            ),
+            evictions: self.registry.makeCounter(
+                descriptor: self.name("pierone_manifest_cache_evictions_total", "Entries evicted to stay within MANIFEST_CACHE_MB.")
+            ),
+            bytes: self.registry.makeGauge(
+                descriptor: self.name("pierone_manifest_cache_bytes", "Bytes the manifest cache accounts for.")
+            ),
+            entries: self.registry.makeGauge(descriptor: self.name("pierone_manifest_cache_entries", "Entries in the manifest cache."))
+        )
+    }
+
     // MARK: Garbage collection
 
     /// Records the progress of the garbage collector: what a batch did, or (`finished`, with its
