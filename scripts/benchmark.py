@@ -9,7 +9,7 @@ Registries, all on loopback with filesystem blob storage in temporary directorie
   split-plain    the same without internal TLS (development setting), to show what TLS costs
   split-pg       split with internal TLS on PostgreSQL: the production configuration
   relay          pierone serve behind scripts/splice-relay.py: the cheapest extra hop, a limit
-  distribution-s3  Distribution with blobs in S3 (moto, signature checks on)        } production
+  distribution-s3  Distribution with blobs in S3 (moto)                           } production
   pierone-pg-s3    pierone serve on PostgreSQL with blobs in S3 (the same moto)   } against production
 
 Each workload runs against each registry in turn (the order rotates every round), for --rounds
@@ -127,17 +127,20 @@ http:
   addr: 127.0.0.1:{port}
 """)
     log = open(os.path.join(work, f"{name}.log"), "w")
-    processes = [("registry", subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log))]
+    # The AWS SDK in Distribution refuses a custom CA bundle with its own transport; moto is plain HTTP.
+    environment = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    processes = [("registry", subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log, env=environment))]
     wait_ready(port, name, processes)
     return Registry(name, port, processes)
 
 
 def start_moto(work):
-    """moto's S3 server with signature checks on (after the bucket creation); returns its URL."""
+    """moto's S3 server; returns its URL. Both registries sign their requests, but moto's checks are
+    off here (its IAM setup is the tests' business; checking costs moto, not the registries)."""
     port = free_port()
     log = open(os.path.join(work, "moto.log"), "w")
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=log, stderr=log, env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="2"))
+                               stdout=log, stderr=log)
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -155,7 +158,9 @@ def start_moto(work):
 def pierone(arguments, environment, work, label):
     log = open(os.path.join(work, f"{label}.log"), "w")
     env = dict(os.environ, LOG_LEVEL="error", **environment)
-    return subprocess.Popen([os.environ["PIERONE_BIN"]] + arguments, stdout=log, stderr=log, env=env)
+    # "<name>@base" runs the --baseline binary: an earlier build, side by side in the same run.
+    binary = os.environ["PIERONE_BASELINE_BIN"] if "@base" in label else os.environ["PIERONE_BIN"]
+    return subprocess.Popen([binary] + arguments, stdout=log, stderr=log, env=env)
 
 
 def start_pierone(work, name, environment=None):
@@ -543,8 +548,14 @@ def main():
     parser.add_argument("--only", default="distribution,pierone,pierone-pg,split,split-plain,split-pg,relay,"
                                           "distribution-s3,pierone-pg-s3")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--baseline", help="an earlier pierone binary: adds NAME@base for each --only name "
+                                           "listed in --baseline-names, run with it")
+    parser.add_argument("--baseline-names", default="pierone-pg,split-pg")
     options = parser.parse_args()
     names = options.only.split(",")
+    if options.baseline:
+        os.environ["PIERONE_BASELINE_BIN"] = options.baseline
+        names += [name + "@base" for name in options.baseline_names.split(",")]
     work = tempfile.mkdtemp(prefix="pierone-bench-")
     registries = []
     postgres = moto = None
@@ -568,11 +579,20 @@ def main():
             subprocess.run(["psql", database_url, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
             return database_url.replace("/postgres?", f"/{name}?")
 
-        if any(name in names for name in ("pierone-pg", "split-pg", "pierone-pg-s3")):
+        if any(name.split("@")[0] in ("pierone-pg", "split-pg", "pierone-pg-s3") for name in names):
             database_url, postgres = start_postgres(work)
         if any(name.endswith("-s3") for name in names):
             s3_endpoint, moto = start_moto(work)
         for name in names:
+            base = name.split("@")[0]
+            if "@" in name:
+                # The same starter under its own name (and so its own storage and database).
+                starters[name] = {
+                    "pierone": lambda n=name: start_pierone(work, n),
+                    "pierone-pg": lambda n=name: start_pierone(work, n, dict(DATABASE_URL=database(n.replace("-", "_").replace("@", "_")))),
+                    "split": lambda n=name: start_split(work, n),
+                    "split-pg": lambda n=name: start_split(work, n, database_url=database(n.replace("-", "_").replace("@", "_"))),
+                }[base]
             registries.append(starters[name]())
         data = Data(options.quick)
         duration = 5 if options.quick else 10
