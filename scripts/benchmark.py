@@ -134,7 +134,11 @@ http:
     return Registry(name, port, processes)
 
 
-def start_moto(work):
+def bucket_of(name):
+    return name.replace("@", "-")
+
+
+def start_moto(work, buckets):
     """moto's S3 server; returns its URL. Both registries sign their requests, but moto's checks are
     off here (its IAM setup is the tests' business; checking costs moto, not the registries)."""
     port = free_port()
@@ -148,7 +152,7 @@ def start_moto(work):
             break
         except OSError:
             time.sleep(0.1)
-    for bucket in ("distribution-s3", "pierone-pg-s3"):
+    for bucket in buckets:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.request("PUT", f"/{bucket}")
         check(connection.getresponse(), (200,), "create bucket")
@@ -569,9 +573,10 @@ def main():
             "split-pg": lambda: start_split(work, "split-pg", database_url=database("split_pg")),
             "relay": lambda: start_relay(work),
             "distribution-s3": lambda: start_distribution(work, "distribution-s3", s3=s3_endpoint),
-            "pierone-pg-s3": lambda: start_pierone(work, "pierone-pg-s3", dict(
-                DATABASE_URL=database("pierone_pg_s3"), STORAGE_S3_BUCKET="pierone-pg-s3", STORAGE_S3_ENDPOINT=s3_endpoint,
-                AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_REGION="us-east-1")),
+            "pierone-pg-s3": lambda n="pierone-pg-s3": start_pierone(work, n, dict(
+                DATABASE_URL=database(n.replace("-", "_").replace("@", "_")), STORAGE_S3_BUCKET=bucket_of(n),
+                STORAGE_S3_ENDPOINT=s3_endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret",
+                AWS_REGION="us-east-1")),
         }
 
         def database(name):
@@ -582,7 +587,7 @@ def main():
         if any(name.split("@")[0] in ("pierone-pg", "split-pg", "pierone-pg-s3") for name in names):
             database_url, postgres = start_postgres(work)
         if any(name.endswith("-s3") for name in names):
-            s3_endpoint, moto = start_moto(work)
+            s3_endpoint, moto = start_moto(work, [bucket_of(name) for name in names if name.split("@")[0].endswith("-s3")])
         for name in names:
             base = name.split("@")[0]
             if "@" in name:
@@ -592,6 +597,7 @@ def main():
                     "pierone-pg": lambda n=name: start_pierone(work, n, dict(DATABASE_URL=database(n.replace("-", "_").replace("@", "_")))),
                     "split": lambda n=name: start_split(work, n),
                     "split-pg": lambda n=name: start_split(work, n, database_url=database(n.replace("-", "_").replace("@", "_"))),
+                    "pierone-pg-s3": lambda n=name: starters["pierone-pg-s3"](n),
                 }[base]
             registries.append(starters[name]())
         data = Data(options.quick)
@@ -620,7 +626,7 @@ def main():
         peaks = {}
         for registry in registries:
             # moto holds objects in Python memory: 1 GiB through it measures moto.
-            if not registry.name.endswith("-s3"):
+            if not registry.name.split("@")[0].endswith("-s3"):
                 peaks[registry.name] = memory(registry, data, 0)
         report(workloads, registries, results, peaks, data, options)
         print(f"limit, write + fsync of a 64 MiB file here (pierone fsyncs every blob, Distribution none): "
@@ -653,7 +659,7 @@ def report(workloads, registries, results, peaks, data, options):
 
     def against(name):
         """The reference of a registry's ratios: Distribution on S3 for the production rows."""
-        if name.endswith("-s3"):
+        if name.split("@")[0].endswith("-s3"):
             return "distribution-s3" if name != "distribution-s3" and "distribution-s3" in names else None
         return reference if name != reference else None
 

@@ -10,7 +10,9 @@ import ServiceLifecycle
 /// Asking in process is a lock and a slice of a ring; over the internal API, one small HTTP/2
 /// call. A call that fails or answers late confirms nothing, and the cache stops answering once
 /// its bound has passed.
-package struct MetadataCacheRefresher: Service {
+package struct MetadataCacheRefresher: Service, CustomStringConvertible {
+    package var description: String { "MetadataCacheRefresher" }
+
     let cache: MetadataCache
     let changes: @Sendable (ChangeCursors) async throws -> ChangeBatch
     let interval: Duration

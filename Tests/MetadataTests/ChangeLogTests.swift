@@ -18,7 +18,7 @@ import Testing
     /// on PostgreSQL, once a heartbeat sent after now came back).
     static func settle(_ log: ChangeLog) async throws {
         let start = ContinuousClock.now
-        for _ in 0..<200 {
+        for _ in 0..<1000 {
             if let staleness = log.changes(after: ChangeCursors()).staleness,
                .milliseconds(staleness) < ContinuousClock.now - start
             {

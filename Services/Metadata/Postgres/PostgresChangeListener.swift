@@ -14,7 +14,10 @@ import ServiceLifecycle
 /// stops confirming, so caches behind this log stop trusting what they hold within their bound
 /// and ask the database; when the channel is back, a gap is logged first (everything may have
 /// changed meanwhile) and caches start afresh.
-package struct PostgresChangeListener: Service {
+package struct PostgresChangeListener: Service, CustomStringConvertible {
+    /// What service lifecycle logs: not the settings, which hold the password.
+    package var description: String { "PostgresChangeListener" }
+
     static let channel = "pierone_changes"
     static let beatInterval = Duration.milliseconds(200)
     static let stallLimit = Duration.seconds(5)
