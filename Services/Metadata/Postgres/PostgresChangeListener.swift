@@ -70,10 +70,16 @@ package struct PostgresChangeListener: Service, CustomStringConvertible {
     private func listenOnce() async throws {
         let connection = try await PostgresConnection.connect(configuration: try self.configuration(), id: 0, logger: self.logger)
         do {
-            try await connection.listen(on: Self.channel) { notifications in
-                // Whatever was committed before LISTEN took effect was not heard: caches start afresh.
-                self.log.recordGap()
-                try await self.follow(notifications, beating: connection)
+            // Closing the connection ends the notifications and any query waiting on it: a
+            // shutdown never waits for a database that does not answer.
+            try await withTaskCancellationHandler {
+                try await connection.listen(on: Self.channel) { notifications in
+                    // Whatever was committed before LISTEN took effect was not heard: caches start afresh.
+                    self.log.recordGap()
+                    try await self.follow(notifications, beating: connection)
+                }
+            } onCancel: {
+                Task { try? await connection.close() }
             }
         } catch {
             try? await connection.close()
@@ -88,18 +94,23 @@ package struct PostgresChangeListener: Service, CustomStringConvertible {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 var number = 0
-                let started = ContinuousClock.now
                 while true {
-                    // A channel that answers no heartbeat for this long is replaced.
-                    if ContinuousClock.now - (await sent.lastBack ?? started) > Self.stallLimit {
-                        throw RegistryError(.unavailable, "no heartbeat came back through the change channel")
-                    }
                     number += 1
                     await sent.add(number, at: .now)
                     let payload = prefix + String(number)
                     try await connection.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger)
                     try await Task.sleep(for: Self.beatInterval)
                 }
+            }
+            // A channel that answers no heartbeat for this long is replaced: closing the connection
+            // fails a query or a wait that would otherwise hang on it.
+            group.addTask {
+                let started = ContinuousClock.now
+                while ContinuousClock.now - (await sent.lastBack ?? started) <= Self.stallLimit {
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                try? await connection.close()
+                throw RegistryError(.unavailable, "no heartbeat came back through the change channel")
             }
             group.addTask {
                 for try await notification in notifications {
@@ -119,7 +130,13 @@ package struct PostgresChangeListener: Service, CustomStringConvertible {
                 throw RegistryError(.unavailable, "the database closed the change channel")
             }
             defer { group.cancelAll() }
-            try await group.next()
+            do {
+                try await group.next()
+            } catch {
+                // The other tasks end with the connection (a terminated one may never fail them).
+                try? await connection.close()
+                throw error
+            }
         }
     }
 }
