@@ -67,75 +67,87 @@ package struct PostgresChangeListener: Service, CustomStringConvertible {
         return configuration
     }
 
+    /// One connection's life: connect, LISTEN, follow until something fails. Every step runs in
+    /// a task of its own and this waits for the first failure only: a connection the database
+    /// ended or that stalls can leave a query or the notification stream waiting forever, and
+    /// the listener must go on (and a shutdown must end) regardless. Whatever is left waiting is
+    /// cancelled and its connection closed.
     private func listenOnce() async throws {
-        let connection = try await PostgresConnection.connect(configuration: try self.configuration(), id: 0, logger: self.logger)
-        do {
-            // Closing the connection ends the notifications and any query waiting on it: a
-            // shutdown never waits for a database that does not answer.
-            try await withTaskCancellationHandler {
+        let (failures, signal) = AsyncStream<any Error>.makeStream()
+        let sent = SentBeats()
+        let connected = Task<PostgresConnection?, Never> {
+            do {
+                return try await PostgresConnection.connect(configuration: try self.configuration(), id: 0, logger: self.logger)
+            } catch {
+                signal.yield(error)
+                return nil
+            }
+        }
+        let following = Task {
+            guard let connection = await connected.value else { return }
+            do {
                 try await connection.listen(on: Self.channel) { notifications in
                     // Whatever was committed before LISTEN took effect was not heard: caches start afresh.
                     self.log.recordGap()
-                    try await self.follow(notifications, beating: connection)
+                    await sent.listening()
+                    try await self.follow(notifications, sent: sent)
                 }
-            } onCancel: {
-                Task { try? await connection.close() }
+                signal.yield(RegistryError(.unavailable, "the database closed the change channel"))
+            } catch {
+                signal.yield(error)
             }
-        } catch {
-            try? await connection.close()
-            throw error
         }
-        try? await connection.close()
-    }
-
-    private func follow(_ notifications: PostgresNotificationSequence, beating connection: PostgresConnection) async throws {
-        let prefix = "beat:" + self.log.epoch + ":"
-        let sent = SentBeats()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                var number = 0
+        let beating = Task {
+            guard let connection = await connected.value else { return }
+            let prefix = "beat:" + self.log.epoch + ":"
+            var number = 0
+            do {
                 while true {
                     number += 1
                     await sent.add(number, at: .now)
-                    let payload = prefix + String(number)
-                    try await connection.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger)
+                    try await connection.query("SELECT pg_notify(\(Self.channel), \(prefix + String(number)))", logger: self.logger)
                     try await Task.sleep(for: Self.beatInterval)
                 }
-            }
-            // A channel that answers no heartbeat for this long is replaced: closing the connection
-            // fails a query or a wait that would otherwise hang on it.
-            group.addTask {
-                let started = ContinuousClock.now
-                while ContinuousClock.now - (await sent.lastBack ?? started) <= Self.stallLimit {
-                    try await Task.sleep(for: .milliseconds(500))
-                }
-                try? await connection.close()
-                throw RegistryError(.unavailable, "no heartbeat came back through the change channel")
-            }
-            group.addTask {
-                for try await notification in notifications {
-                    let payload = notification.payload
-                    if payload.hasPrefix(prefix) {
-                        if let number = Int(payload.dropFirst(prefix.utf8.count)), let at = await sent.take(number) {
-                            self.log.confirm(sentAt: at)
-                        }
-                    } else if payload.hasPrefix("beat:") {
-                        continue  // another replica's heartbeat
-                    } else if let repository = RepositoryName(payload) {
-                        self.log.record(repository)
-                    } else {
-                        self.log.recordGap()
-                    }
-                }
-                throw RegistryError(.unavailable, "the database closed the change channel")
-            }
-            defer { group.cancelAll() }
-            do {
-                try await group.next()
             } catch {
-                // The other tasks end with the connection (a terminated one may never fail them).
-                try? await connection.close()
-                throw error
+                signal.yield(error)
+            }
+        }
+        // No heartbeat back for this long (from the start on: connecting and LISTEN included): replaced.
+        let watchdog = Task {
+            let started = ContinuousClock.now
+            while ContinuousClock.now - (await sent.lastBack ?? started) <= Self.stallLimit {
+                try? await Task.sleep(for: .milliseconds(500))
+                if Task.isCancelled { return }
+            }
+            signal.yield(RegistryError(.unavailable, "no heartbeat came back through the change channel"))
+        }
+        defer {
+            for task in [following, beating, watchdog] { task.cancel() }
+            connected.cancel()
+            Task { try? await connected.value?.close() }
+            signal.finish()
+        }
+        var iterator = failures.makeAsyncIterator()
+        // nil: this task was cancelled (a shutdown).
+        guard let failure = await iterator.next() else { throw CancellationError() }
+        throw failure
+    }
+
+    /// Logs every notification but heartbeats; confirms the log when one of its own comes back.
+    private func follow(_ notifications: PostgresNotificationSequence, sent: SentBeats) async throws {
+        let prefix = "beat:" + self.log.epoch + ":"
+        for try await notification in notifications {
+            let payload = notification.payload
+            if payload.hasPrefix(prefix) {
+                if let number = Int(payload.dropFirst(prefix.utf8.count)), let at = await sent.take(number) {
+                    self.log.confirm(sentAt: at)
+                }
+            } else if payload.hasPrefix("beat:") {
+                continue  // another replica's heartbeat
+            } else if let repository = RepositoryName(payload) {
+                self.log.record(repository)
+            } else {
+                self.log.recordGap()
             }
         }
     }
@@ -150,6 +162,11 @@ private actor SentBeats {
     func add(_ number: Int, at instant: ContinuousClock.Instant) {
         self.sent[number] = instant
         self.sent[number - 64] = nil
+    }
+
+    /// LISTEN took effect: the stall clock starts again from here.
+    func listening() {
+        self.lastBack = .now
     }
 
     func take(_ number: Int) -> ContinuousClock.Instant? {
