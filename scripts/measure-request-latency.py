@@ -33,3 +33,5 @@ for r in regs:
             posts.append(t1 - t0); puts.append(t2 - t1); gets.append(t3 - t2)
     print(r.name, "POST %.2f ms  PUT %.2f ms  GET %.2f ms  GET again %.2f ms  HEAD %.2f ms" % tuple(1000 * statistics.median(x) for x in (posts, puts, gets, hits, heads)))
 for r in regs: r.stop()
+import shutil
+shutil.rmtree(work, ignore_errors=True)
