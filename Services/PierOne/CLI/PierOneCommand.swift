@@ -10,9 +10,30 @@ struct PierOneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pierone",
         abstract: "Pier One: a Docker/OCI container registry with immutable tags and team permissions.",
-        subcommands: [Serve.self, MetadataCommand.self, BlobCommand.self, GatewayCommand.self, GarbageCommand.self],
+        subcommands: [
+            Serve.self, MetadataCommand.self, BlobCommand.self, GatewayCommand.self, GarbageCommand.self, LoginCommand.self,
+            CredentialHelperCommand.self, TeamsCommand.self, ArtifactsCommand.self, TagsCommand.self, LatestCommand.self,
+            ScmSourceCommand.self, ImageCommand.self,
+        ],
         defaultSubcommand: Serve.self
     )
+
+    /// Called as `docker-credential-pierone` (a link to this binary), it is the credential helper.
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        let name = (CommandLine.arguments.first.map { ($0 as NSString).lastPathComponent }) ?? ""
+        if name == "docker-credential-pierone" { arguments.insert("credential-helper", at: 0) }
+        do {
+            var command = try Self.parseAsRoot(arguments)
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            Self.exit(withError: error)
+        }
+    }
 }
 
 /// Reads the configuration, builds one service and runs it until SIGTERM or SIGINT.
