@@ -1,9 +1,29 @@
 import Foundation
 import NIOCore
 
-/// A streaming reader of (ustar, GNU and PAX) tar archives that keeps the content of one file.
-struct TarReader {
-    struct Stop: Error {}
+/// A streaming reader of (ustar, GNU and PAX) tar archives that keeps the content of one file,
+/// or (`listing`) the headers of every entry.
+package struct TarReader {
+    package struct Stop: Error {
+        package init() {}
+    }
+
+    /// One entry's header, for a listing.
+    package struct Entry: Sendable, Equatable {
+        package var name: String
+        /// The tar type flag: `0` (or NUL) file, `5` directory, `2` symbolic link, `1` hard link…
+        package var type: UInt8
+        package var mode: Int
+        package var size: Int64
+        /// Seconds since 1970 (0 when the field is not octal).
+        package var modified: Int64
+        /// The target of a link.
+        package var link: String
+    }
+
+    /// Whether to list every entry's header (then no content is kept).
+    private var listing = false
+    private var listed: [Entry] = []
 
     static let scmSourceNames: Set<String> = ["scm-source.json"]
     /// Largest file content kept.
@@ -12,7 +32,7 @@ struct TarReader {
     let wanted: Set<String>
     private(set) var found: ByteBuffer?
     /// True once the wanted file was read or the archive ended.
-    private(set) var finished = false
+    package private(set) var finished = false
 
     private var pending = ByteBuffer()
     private var state = State.header
@@ -30,6 +50,18 @@ struct TarReader {
         self.wanted = wanted
     }
 
+    /// A reader that lists every entry (`takeEntries()` after each `feed`).
+    package init(listing: Void) {
+        self.wanted = []
+        self.listing = true
+    }
+
+    /// The entries listed since the last call.
+    package mutating func takeEntries() -> [Entry] {
+        defer { self.listed = [] }
+        return self.listed
+    }
+
     /// The name relative to the archive root, without `./` or a leading `/`.
     static func normalize(_ name: String) -> String {
         var name = Substring(name)
@@ -37,7 +69,7 @@ struct TarReader {
         return String(name)
     }
 
-    mutating func feed(_ buffer: inout ByteBuffer) throws {
+    package mutating func feed(_ buffer: inout ByteBuffer) throws {
         self.pending.discardReadBytes()
         self.pending.writeBuffer(&buffer)
         while !self.finished {
@@ -99,6 +131,13 @@ struct TarReader {
             name = long
             self.nextName = nil
         }
+        if self.listing, type != UInt8(ascii: "L"), type != UInt8(ascii: "x"), type != UInt8(ascii: "g") {
+            let octal = { (text: String) in Int64(text.trimmingCharacters(in: CharacterSet(charactersIn: " \0")), radix: 8) ?? 0 }
+            self.listed.append(Entry(
+                name: Self.normalize(name), type: type == 0 ? UInt8(ascii: "0") : type, mode: Int(truncatingIfNeeded: octal(field(100, 8)) & 0o7777),
+                size: size, modified: octal(field(136, 12)), link: field(157, 100)
+            ))
+        }
         switch type {
         case UInt8(ascii: "L"), UInt8(ascii: "x"):
             guard size <= 64 * 1024 else { self.state = .skip(size + padding); return }
@@ -125,6 +164,6 @@ struct TarReader {
     }
 }
 
-struct TarError: Error, CustomStringConvertible {
-    var description: String
+package struct TarError: Error, CustomStringConvertible {
+    package var description: String
 }

@@ -203,7 +203,7 @@ import TestSupport
     /// errors in words.
     @Test func apiCommandsAnswerAboutKnownPushes() async throws {
         try await ClientTests.withScratch { scratch in
-            try await ClientTests.makeOCILayout(at: scratch, content: "image for the API commands")
+            try await ClientTests.makeOCILayout(at: scratch, content: "image for the API commands", files: ["app.conf": "threads=4\n"])
             try await AuthenticationTests.withSecuredRegistry { registry, _ in
                 let layout = "oci:\(scratch.appendingPathComponent("layout").path):1.0"
                 for target in ["team/app:1.0", "team/app:2.0", "team/group/svc:1.0"] {
@@ -235,6 +235,20 @@ import TestSupport
                 let scm = try JSONSerialization.jsonObject(with: Data(try await pierone(["scm-source", "team", "app", "1.0", "-o", "json"]).utf8)) as? [[String: Any]]
                 #expect(scm?.first?["tag"] as? String == "1.0")
                 #expect(scm?.first?["created_by"] as? String == "alice")
+                // inspect-contents streams the top layer through gunzip and tar.
+                let contents = try JSONDecoder().decode(
+                    [PierOneClient.LayerFile].self, from: Data(try await pierone(["inspect-contents", "team", "app", "1.0", "-o", "json"]).utf8)
+                )
+                let byName = Dictionary(uniqueKeysWithValues: contents.map { ($0.name, $0) })
+                #expect(byName["hello.txt"]?.size == Int64("image for the API commands".utf8.count))
+                #expect(byName["hello.txt"]?.type == "file")
+                #expect(byName["app.conf"]?.size == 10)
+                #expect(contents.allSatisfy { $0.layer == 0 && $0.digest == contents.first?.digest })
+                let table = try await pierone(["inspect-contents", "team", "group/svc", "1.0"])
+                #expect(table.hasPrefix("LAYER  TYPE"))
+                #expect(table.contains("hello.txt"))
+                let noTag = await #expect(throws: Command.Failure.self) { try await pierone(["inspect-contents", "team", "app", "9.9"]) }
+                #expect(noTag?.description.contains("team/app:9.9 does not exist") == true)
                 // Errors in words, never the token.
                 let refused = await #expect(throws: Command.Failure.self) { try await pierone(["teams"], token: "forged-token") }
                 #expect(refused?.description.contains("refused the token") == true)

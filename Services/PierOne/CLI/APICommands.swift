@@ -187,3 +187,57 @@ struct Key: CodingKey {
     init?(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
 }
+
+struct InspectContentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect-contents", abstract: "List the files in the top layers of an image (the layers streamed, never stored)."
+    )
+    @OptionGroup var options: APIOptions
+    @Argument(help: "The team.") var team: String
+    @Argument(help: "The artifact.") var artifact: String
+    @Argument(help: "The tag.") var tag: String
+    @Option(name: [.short, .long], help: "Layers to list, from the top (1-1000).") var limit = 1
+
+    func validate() throws {
+        guard (1...1000).contains(self.limit) else { throw ValidationError("--limit must be from 1 to 1000") }
+    }
+
+    func run() async throws {
+        // A progress line on a terminal, redrawn at most every 100 ms.
+        let terminal = isatty(STDERR_FILENO) == 1
+        let last = LastDraw()
+        var progress: PierOneClient.Progress?
+        if terminal {
+            progress = { layer, layers, bytes, total in
+                guard last.due() else { return }
+                let share = total > 0 ? " (\(Int(min(100, Double(bytes) * 100 / Double(total))))%)" : ""
+                let line = "\r\u{1B}[Klayer \(layer + 1)/\(layers): \(bytes >> 20) MiB" + share
+                FileHandle.standardError.write(Data(line.utf8))
+            }
+        }
+        try await self.options.run("inspect-contents") { client in
+            let files = try await client.layerContents(self.team, self.artifact, self.tag, limit: self.limit, progress: progress)
+            if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            return try self.options.output.render(
+                columns: ["layer", "type", "mode", "size", "modified", "name"],
+                rows: files.map { [String($0.layer), $0.type, $0.mode, String($0.size), $0.modified, $0.name] },
+                records: files
+            )
+        }
+    }
+}
+
+/// When a progress line was last drawn.
+final class LastDraw: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last = ContinuousClock.now - .seconds(1)
+
+    func due() -> Bool {
+        self.lock.withLock {
+            let now = ContinuousClock.now
+            guard now - self.last >= .milliseconds(100) else { return false }
+            self.last = now
+            return true
+        }
+    }
+}

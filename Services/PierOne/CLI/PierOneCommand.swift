@@ -13,7 +13,7 @@ struct PierOneCommand: AsyncParsableCommand {
         subcommands: [
             Serve.self, MetadataCommand.self, BlobCommand.self, GatewayCommand.self, GarbageCommand.self, LoginCommand.self,
             CredentialHelperCommand.self, TeamsCommand.self, ArtifactsCommand.self, TagsCommand.self, LatestCommand.self,
-            ScmSourceCommand.self, ImageCommand.self,
+            ScmSourceCommand.self, ImageCommand.self, InspectContentsCommand.self,
         ],
         defaultSubcommand: Serve.self
     )

@@ -106,17 +106,25 @@ package struct PierOneClient: Sendable {
     /// The status, the body and the `rel="next"` path of `GET path`.
     private func fetch(_ path: String) async throws -> (Int, ByteBuffer, String?) {
         var request = HTTPClientRequest(url: self.base + path)
-        if let token { request.headers.add(name: "Authorization", value: "Basic " + Data("oauth2:\(token)".utf8).base64EncodedString()) }
+        self.authorize(&request)
         request.headers.add(name: "Accept", value: "application/json")
-        let response: HTTPClientResponse
-        do {
-            response = try await self.http.execute(request, timeout: .seconds(60))
-        } catch {
-            throw LoginFailure("cannot reach \(self.base): \(error)")
-        }
+        let response = try await self.send(request)
         let body = try await response.body.collect(upTo: 64 << 20)
         let link = response.headers["Link"].first.flatMap(Self.nextPath)
         return (Int(response.status.code), body, link)
+    }
+
+    func authorize(_ request: inout HTTPClientRequest) {
+        if let token { request.headers.add(name: "Authorization", value: "Basic " + Data("oauth2:\(token)".utf8).base64EncodedString()) }
+    }
+
+    /// Sends `request`; the answer's body may stream for up to an hour (a layer).
+    func send(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
+        do {
+            return try await self.http.execute(request, timeout: .hours(1))
+        } catch {
+            throw LoginFailure("cannot reach \(self.base): \(error)")
+        }
     }
 
     /// `</teams?limit=1000&after=x>; rel="next"` → `/teams?limit=1000&after=x` (a path on this registry only).
@@ -127,7 +135,7 @@ package struct PierOneClient: Sendable {
         return target.hasPrefix("/") && !target.hasPrefix("//") ? target : nil
     }
 
-    private func check(_ status: Int, _ body: ByteBuffer, notFound: String, repository: String? = nil) throws {
+    func check(_ status: Int, _ body: ByteBuffer, notFound: String, repository: String? = nil) throws {
         guard !(200..<300).contains(status) else { return }
         let message = RegistryCheck.message(body)
         switch status {
