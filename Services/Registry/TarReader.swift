@@ -131,7 +131,7 @@ package struct TarReader {
             name = long
             self.nextName = nil
         }
-        if self.listing, type != UInt8(ascii: "L"), type != UInt8(ascii: "x"), type != UInt8(ascii: "g") {
+        if self.listing, ![UInt8(ascii: "L"), UInt8(ascii: "K"), UInt8(ascii: "x"), UInt8(ascii: "g")].contains(type) {
             let octal = { (text: String) in Int64(text.trimmingCharacters(in: CharacterSet(charactersIn: " \0")), radix: 8) ?? 0 }
             self.listed.append(Entry(
                 name: Self.normalize(name), type: type == 0 ? UInt8(ascii: "0") : type, mode: Int(truncatingIfNeeded: octal(field(100, 8)) & 0o7777),

@@ -26,7 +26,12 @@ import TestSupport
         #expect(helperAuths["other.example.org"] != nil)
         #expect(helperAuths["pierone.example.org"] == nil, "a stored token the helper would shadow is dropped")
 
-        let stored = try Self.json(AuthFile.updated(existing, host: "pierone.example.org", entry: .stored(user: "oauth2", secret: "tok")))
+        // With a credsStore Docker would never read a stored token: refused, not silently useless.
+        #expect(throws: LoginFailure.self) { try AuthFile.updated(existing, host: "pierone.example.org", entry: .stored(user: "oauth2", secret: "tok")) }
+        var withoutStore = try Self.json(existing)
+        withoutStore["credsStore"] = nil
+        let existingWithoutStore = try JSONSerialization.data(withJSONObject: withoutStore)
+        let stored = try Self.json(AuthFile.updated(existingWithoutStore, host: "pierone.example.org", entry: .stored(user: "oauth2", secret: "tok")))
         let auths = try #require(stored["auths"] as? [String: [String: Any]])
         #expect(auths["pierone.example.org"]?["auth"] as? String == Data("oauth2:tok".utf8).base64EncodedString())
         #expect(auths["other.example.org"]?["auth"] as? String == "b3RoZXI6c2VjcmV0")
@@ -53,6 +58,28 @@ import TestSupport
         }
     }
 
+    @Test func namesFromPushersCannotDriveTheTerminal() throws {
+        let table = try TableFormat.text.render(columns: ["name"], rows: [["evil\u{1B}]0;owned\u{07}"]], records: [String]())
+        #expect(!table.contains("\u{1B}") && !table.contains("\u{07}"))
+        #expect(table.contains("evil\\u{1b}]0;owned\\u{7}"))
+    }
+
+    @Test func aChainOfLinksKeepsTheRealFile() throws {
+        try withTemporaryDirectory { directory in
+            let real = directory + "/dotfiles/config.json"
+            try FileManager.default.createDirectory(atPath: directory + "/dotfiles", withIntermediateDirectories: true)
+            try Data(#"{"auths":{},"detachKeys":"ctrl-x"}"#.utf8).write(to: URL(fileURLWithPath: real))
+            try FileManager.default.createSymbolicLink(atPath: directory + "/middle.json", withDestinationPath: "dotfiles/config.json")
+            try FileManager.default.createSymbolicLink(atPath: directory + "/config.json", withDestinationPath: directory + "/middle.json")
+            try AuthFile.update(path: directory + "/config.json", host: "h", entry: .credentialHelper("pierone"))
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: directory + "/config.json") == directory + "/middle.json")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: directory + "/middle.json") == "dotfiles/config.json")
+            let written = try Self.json(try #require(FileManager.default.contents(atPath: real)))
+            #expect(written["detachKeys"] as? String == "ctrl-x")
+            #expect((written["credHelpers"] as? [String: String]) == ["h": "pierone"])
+        }
+    }
+
     @Test func theFirstTokenSourceWins() throws {
         try withTemporaryDirectory { directory in
             let file = directory + "/token"
@@ -67,6 +94,10 @@ import TestSupport
             #expect(throws: LoginFailure.self) { try TokenSources(tokenCommand: "exit 3", environment: [:]).resolve() }
             #expect(throws: LoginFailure.self) { try TokenSources(tokenCommand: "echo two words", environment: [:]).resolve() }
             #expect(throws: LoginFailure.self) { try TokenSources(tokenFile: directory + "/missing", environment: [:]).resolve() }
+            // A tool that leaves a background process holding its output does not hang the helper.
+            let started = ContinuousClock.now
+            #expect(try TokenSources(tokenCommand: "sleep 30 & echo agent-token", environment: [:]).resolve() == "agent-token")
+            #expect(ContinuousClock.now - started < .seconds(20), "returned once the shell exited, not when its background child did")
         }
     }
 
@@ -81,6 +112,8 @@ import TestSupport
             #expect(throws: LoginFailure.self) { try RegistryLocation.resolve("ftp://x", environment: ["HOME": home]) }
             #expect(RegistryLocation.registryHost("http://localhost:8080") == "localhost:8080")
             #expect(RegistryLocation.registryHost("https://pierone.example.org") == "pierone.example.org")
+            #expect(RegistryLocation.registryHost("https://pierone.example.org:443") == "pierone.example.org")
+            #expect(RegistryLocation.registryHost("https://pierone.example.org:8443") == "pierone.example.org:8443")
         }
     }
 
@@ -94,7 +127,7 @@ import TestSupport
         let missing = #expect(throws: LoginFailure.self) {
             try CredentialHelper.answer("get", input: Data("h".utf8), tokens: TokenSources(environment: [:]))
         }
-        #expect(missing?.description.hasPrefix("credentials not found") == true)
+        #expect(missing?.description == CredentialHelper.notFound, "clients compare the answer exactly")
     }
 
     /// Login against a live registry: a refused token changes nothing; after a login skopeo pulls

@@ -104,8 +104,13 @@ struct CredentialHelperCommand: ParsableCommand {
             let answer = try CredentialHelper.answer(self.action, input: input, tokens: self.tokens.sources(ProcessInfo.processInfo.environment))
             FileHandle.standardOutput.write(answer)
         } catch let failure as LoginFailure {
-            // The protocol reads the failure from standard output.
+            // The protocol reads the failure from standard output (the not-found answer exactly).
             FileHandle.standardOutput.write(Data("\(failure)\n".utf8))
+            if failure.description == CredentialHelper.notFound {
+                FileHandle.standardError.write(Data(
+                    "docker-credential-pierone: no token: set PIERONE_TOKEN, PIERONE_TOKEN_FILE or PIERONE_TOKEN_COMMAND (docs/cli.md)\n".utf8
+                ))
+            }
             throw ExitCode.failure
         }
     }

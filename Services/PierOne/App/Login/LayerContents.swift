@@ -39,22 +39,29 @@ extension PierOneClient {
         guard let layers = manifest.layers, !layers.isEmpty else { throw LoginFailure("\(team)/\(artifact):\(tag) has no layers") }
         let top = Array(layers.reversed().prefix(max(1, limit)))
         var files: [LayerFile] = []
+        let formatter = ISO8601DateFormatter()
         for (index, layer) in top.enumerated() {
             let gzip = !(layer.mediaType ?? "").hasSuffix(".tar") && !(layer.mediaType ?? "").hasSuffix("tar")
             try await self.listLayer(repository, layer, gzip: gzip) { bytes in
                 progress?(index, top.count, bytes, layer.size ?? 0)
             } entries: { entries in
+                guard files.count + entries.count <= Self.maximumFiles else {
+                    throw LoginFailure("the top \(top.count) layers hold more than \(Self.maximumFiles) entries: list fewer layers (-l)")
+                }
                 files += entries.map { entry in
                     LayerFile(
                         layer: index, digest: layer.digest, type: Self.typeName(entry.type), mode: String(format: "%04o", entry.mode),
                         size: entry.size, name: entry.link.isEmpty ? entry.name : "\(entry.name) -> \(entry.link)",
-                        modified: ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(entry.modified)))
+                        modified: formatter.string(from: Date(timeIntervalSince1970: TimeInterval(entry.modified)))
                     )
                 }
             }
         }
         return files
     }
+
+    /// Most entries listed (a layer of empty files inflates ~1000:1).
+    static let maximumFiles = 1_000_000
 
     static func typeName(_ flag: UInt8) -> String {
         switch flag {
@@ -107,7 +114,7 @@ extension PierOneClient {
 
     /// Streams one layer through gunzip (unless `gzip` is false) into a tar listing.
     private func listLayer(
-        _ repository: String, _ layer: Manifest.Layer, gzip: Bool, read: (Int64) -> Void, entries: ([TarReader.Entry]) -> Void
+        _ repository: String, _ layer: Manifest.Layer, gzip: Bool, read: (Int64) -> Void, entries: ([TarReader.Entry]) throws -> Void
     ) async throws {
         var request = HTTPClientRequest(url: "\(self.base)/v2/\(repository)/blobs/\(layer.digest)")
         self.authorize(&request)
@@ -134,12 +141,12 @@ extension PierOneClient {
                     try chunk.decompressStream(with: decompressor) { output in
                         var output = output
                         try reader.feed(&output)
-                        entries(reader.takeEntries())
+                        try entries(reader.takeEntries())
                         if reader.finished { throw TarReader.Stop() }
                     }
                 } else {
                     try reader.feed(&chunk)
-                    entries(reader.takeEntries())
+                    try entries(reader.takeEntries())
                 }
                 if reader.finished { break }
             }

@@ -93,7 +93,7 @@ package struct PierOneClient: Sendable {
             let (status, body, link) = try await self.fetch(current)
             try self.check(status, body, notFound: notFound, repository: repository)
             entries += try self.decode([Element].self, body)
-            next = link
+            next = link == current ? nil : link
         }
         return entries
     }
@@ -129,10 +129,12 @@ package struct PierOneClient: Sendable {
 
     /// `</teams?limit=1000&after=x>; rel="next"` → `/teams?limit=1000&after=x` (a path on this registry only).
     static func nextPath(_ header: String) -> String? {
-        guard header.contains(#"rel="next""#), let open = header.firstIndex(of: "<"), let close = header.firstIndex(of: ">"), open < close
-        else { return nil }
-        let target = String(header[header.index(after: open)..<close])
-        return target.hasPrefix("/") && !target.hasPrefix("//") ? target : nil
+        for link in header.split(separator: ",") where link.contains(#"rel="next""#) {
+            guard let open = link.firstIndex(of: "<"), let close = link.firstIndex(of: ">"), open < close else { continue }
+            let target = String(link[link.index(after: open)..<close])
+            return target.hasPrefix("/") && !target.hasPrefix("//") ? target : nil
+        }
+        return nil
     }
 
     func check(_ status: Int, _ body: ByteBuffer, notFound: String, repository: String? = nil) throws {
@@ -174,12 +176,30 @@ package struct PierOneClient: Sendable {
     }
 }
 
+extension TableFormat {
+    /// `value` with C0, DEL and C1 control characters shown as `\u{…}`.
+    static func printable(_ value: String) -> String {
+        guard value.unicodeScalars.contains(where: Self.isControl) else { return value }
+        var text = ""
+        for scalar in value.unicodeScalars {
+            if Self.isControl(scalar) { text += "\\u{\(String(scalar.value, radix: 16))}" } else { text.unicodeScalars.append(scalar) }
+        }
+        return text
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+}
+
 /// Rows printed as an aligned table (the default), JSON or tab-separated values.
 package enum TableFormat: String, CaseIterable, Sendable {
     case text, json, tsv
 
     /// `rows` (each as long as `columns`) in this format; `records` is what `json` prints.
     package func render<Records: Encodable>(columns: [String], rows: [[String]], records: Records) throws -> String {
+        // Names come from whoever pushed: control characters would reach the terminal.
+        let rows = rows.map { $0.map(Self.printable) }
         switch self {
         case .json:
             let encoder = JSONEncoder()

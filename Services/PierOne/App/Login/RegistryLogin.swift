@@ -29,15 +29,18 @@ package struct TokenSources: Sendable {
 
     /// Longest token accepted from a file or a command (a JWT is a few KiB).
     static let maximumLength = 64 * 1024
+    /// Longest a token command may take (it may wait for a login in a browser).
+    static let commandTimeout = Duration.seconds(120)
 
     /// The token, or nil when no source is configured. A configured source that fails is an error.
     package func resolve() throws -> String? {
         if let token = Self.nonEmpty(self.token) { return token }
         if let token = Self.nonEmpty(self.environment["PIERONE_TOKEN"]) { return token }
         if let file = Self.nonEmpty(self.tokenFile) ?? Self.nonEmpty(self.environment["PIERONE_TOKEN_FILE"]) {
-            guard let data = FileManager.default.contents(atPath: file) else {
+            guard let handle = FileHandle(forReadingAtPath: file), let data = try? handle.read(upToCount: Self.maximumLength + 1) else {
                 throw LoginFailure("cannot read the token file \(file) (--token-file, PIERONE_TOKEN_FILE)")
             }
+            try? handle.close()
             return try Self.checked(data, from: "the token file \(file)")
         }
         if let command = Self.nonEmpty(self.tokenCommand) ?? Self.nonEmpty(self.environment["PIERONE_TOKEN_COMMAND"]) {
@@ -69,13 +72,13 @@ package struct TokenSources: Sendable {
         let source = "the token command (--token-command, PIERONE_TOKEN_COMMAND)"
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { throw LoginFailure("cannot run \(source): \(String(cString: strerror(errno)))") }
+        // Close-on-exec (pipe2 is not exported to Swift): no other child keeps the pipe open.
+        for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
-        posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
-        posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
         let arguments = ["/bin/sh", "-c", command]
         let argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -86,17 +89,36 @@ package struct TokenSources: Sendable {
         close(pipeEnds[1])
         defer { close(pipeEnds[0]) }
         guard code == 0 else { throw LoginFailure("cannot run \(source): \(String(cString: strerror(code)))") }
+        // Read until end of file, or until the shell has exited and nothing more is waiting (a
+        // background agent the tool started may keep the pipe open), for at most two minutes.
+        let deadline = ContinuousClock.now + Self.commandTimeout
         var output = Data()
         var chunk = [UInt8](repeating: 0, count: 4096)
-        while output.count <= Self.maximumLength {
-            let count = read(pipeEnds[0], &chunk, chunk.count)
-            if count < 0, errno == EINTR { continue }
-            if count <= 0 { break }
-            output.append(contentsOf: chunk[0..<count])
-        }
-        if output.count > Self.maximumLength { kill(pid, SIGKILL) }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        var exited = false
+        reading: while output.count <= Self.maximumLength {
+            var descriptor = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, 100)
+            if ready > 0 {
+                let count = read(pipeEnds[0], &chunk, chunk.count)
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { break reading }
+                output.append(contentsOf: chunk[0..<count])
+                continue
+            }
+            if ready < 0, errno != EINTR { break reading }
+            if exited { break reading }  // exited, and a poll later nothing is waiting
+            if waitpid(pid, &status, WNOHANG) == pid { exited = true; continue }
+            if ContinuousClock.now > deadline {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+                throw LoginFailure("\(source) gave no token within \(Self.commandTimeout)")
+            }
+        }
+        if !exited {
+            if output.count > Self.maximumLength { kill(pid, SIGKILL) }
+            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        }
         let exit = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         guard exit == 0 || output.count > Self.maximumLength else { throw LoginFailure("\(source) exited with status \(exit)") }
         return output
@@ -141,7 +163,11 @@ package enum RegistryLocation {
     /// `localhost:8080`.
     package static func registryHost(_ url: String) -> String {
         guard let parsed = URL(string: url), let host = parsed.host else { return url }
-        return parsed.port.map { "\(host):\($0)" } ?? host
+        let name = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        switch (parsed.scheme, parsed.port) {
+        case (_, nil), ("https", 443), ("http", 80): return name
+        case (_, let port?): return "\(name):\(port)"
+        }
     }
 
     /// Records `url` as the default in `~/.config/pierone.yaml` when no default is there yet.
@@ -192,6 +218,11 @@ package enum AuthFile {
             }
             return object
         }
+        if case .stored = entry, let store = root["credsStore"] as? String, !store.isEmpty {
+            throw LoginFailure(
+                "credsStore is \"\(store)\": Docker would ask docker-credential-\(store) and never read a stored token; log in without --store-token (nothing was changed)"
+            )
+        }
         var helpers = try section("credHelpers")
         var auths = try section("auths")
         switch entry {
@@ -229,9 +260,11 @@ package enum AuthFile {
     /// Writes `data` next to `path` with `mode` and renames it over `path`: a reader sees the old
     /// file or the new one, never half of one. A symbolic link is followed (its target replaced).
     package static func writeAtomically(_ data: Data, to path: String, mode: mode_t) throws {
-        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)).map { destination in
-            destination.hasPrefix("/") ? destination : (path as NSString).deletingLastPathComponent + "/" + destination
-        } ?? path
+        var target = path
+        for _ in 0..<40 {  // a chain of links (dotfile managers), to the file at its end
+            guard let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: target) else { break }
+            target = destination.hasPrefix("/") ? destination : (target as NSString).deletingLastPathComponent + "/" + destination
+        }
         let directory = (target as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -347,6 +380,10 @@ package struct InstanceMetadata: Sendable {
 /// the server URL or a JSON object on standard input, JSON on standard output). Tokens are
 /// fetched fresh for every `get`, never stored: `store` and `erase` accept and keep nothing.
 package enum CredentialHelper {
+    /// What the protocol's clients compare standard output with, exactly, to fall back to no
+    /// credentials (an anonymous pull) instead of failing.
+    package static let notFound = "credentials not found in native keychain"
+
     package struct Credentials: Codable, Equatable, Sendable {
         package var ServerURL: String?
         package var Username: String
@@ -366,11 +403,7 @@ package enum CredentialHelper {
         case "get":
             let server = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !server.isEmpty else { throw LoginFailure("no server URL on standard input") }
-            guard let token = try tokens.resolve() else {
-                throw LoginFailure(
-                    "credentials not found in native keychain (no token: set PIERONE_TOKEN, PIERONE_TOKEN_FILE or PIERONE_TOKEN_COMMAND)"
-                )
-            }
+            guard let token = try tokens.resolve() else { throw LoginFailure(Self.notFound) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             return try encoder.encode(Credentials(ServerURL: server, Username: "oauth2", Secret: token))
