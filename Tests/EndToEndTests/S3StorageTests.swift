@@ -34,7 +34,7 @@ import TestSupport
     func garbageLeavesTheBucket(_ backend: Backend) async throws {
         let moto = try await MotoServer.shared()
         let settings = Self.settings(moto)
-        try await RegistryHarness.withRegistry(backend, configure: { $0.s3 = settings; $0.gcGracePeriod = .seconds(1) }) { registry in
+        try await RegistryHarness.withRegistry(backend, configure: { $0.s3 = settings; $0.gcGracePeriod = .seconds(3) }) { registry in
             let client = Self.client(moto)
             let kept = try #require(try await GarbageCollectionTests.push(registry, to: "team/app", tag: "1.0", layers: ["kept in s3"]))
             let dropped = try #require(try await GarbageCollectionTests.push(
