@@ -178,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "PierOne",
             dependencies: [
-                "PierOneApp", "Runtime",
+                "PierOneApp", "Runtime", "Contracts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

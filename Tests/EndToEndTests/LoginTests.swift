@@ -1,3 +1,4 @@
+import Contracts
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -263,7 +264,7 @@ import TestSupport
                 #expect(try await pierone(["latest", "team", "app"]) == "2.0\n")
                 let tags = try await PierOneClient(url: url, token: "employee-token").tags("team", "app")
                 let image = try #require(tags.first?.image).replacingOccurrences(of: "sha256:", with: "")
-                let found = try JSONDecoder().decode([PierOneClient.ImageTag].self, from: Data(try await pierone(["image", String(image.prefix(12)), "-o", "json"]).utf8))
+                let found = try JSONDecoder().decode([ImageTagReference].self, from: Data(try await pierone(["image", String(image.prefix(12)), "-o", "json"]).utf8))
                 #expect(Set(found.map { "\($0.team)/\($0.artifact):\($0.name)" }) == ["team/app:1.0", "team/app:2.0", "team/group/svc:1.0"])
                 let scm = try JSONSerialization.jsonObject(with: Data(try await pierone(["scm-source", "team", "app", "1.0", "-o", "json"]).utf8)) as? [[String: Any]]
                 #expect(scm?.first?["tag"] as? String == "1.0")

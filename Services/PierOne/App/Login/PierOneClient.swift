@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Contracts
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -44,12 +45,6 @@ package struct PierOneClient: Sendable {
         package var created: String?
     }
 
-    package struct ImageTag: Codable, Sendable, Equatable {
-        package var name: String
-        package var team: String
-        package var artifact: String
-    }
-
     package func teams() async throws -> [String] {
         try await self.list("/teams", notFound: "no team has tagged artifacts")
     }
@@ -76,11 +71,11 @@ package struct PierOneClient: Sendable {
     }
 
     /// The tags whose image id starts with `prefix`.
-    package func image(_ prefix: String) async throws -> [ImageTag] {
+    package func image(_ prefix: String) async throws -> [ImageTagReference] {
         let (status, body) = try await self.get("/tags/\(Self.segment(prefix))")
         if status == 412 { throw LoginFailure("the prefix \(prefix) matches more than one image: give more digits") }
         try self.check(status, body, notFound: "no image id starts with \(prefix)")
-        return try self.decode([ImageTag].self, body)
+        return try self.decode([ImageTagReference].self, body)
     }
 
     /// A listing, page by page (1,000 entries each) through the `Link` headers.
