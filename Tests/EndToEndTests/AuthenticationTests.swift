@@ -18,6 +18,7 @@ import TestSupport
         publicRead: Bool = false, tokenFlow: Bool = false, publicURL: String? = nil,
         instances: InstanceIdentityFixture? = nil, cacheSeconds: Int = 120,
         configure: @escaping @Sendable (inout ServeConfiguration) -> Void = { _ in },
+        client setup: TestingSetup = .live,
         _ test: @Sendable (Registry, OAuthStandIn) async throws -> Void
     ) async throws {
         let standIn = OAuthStandIn()
@@ -31,7 +32,7 @@ import TestSupport
                 )
                 configuration.auth.cacheSeconds = cacheSeconds
                 configure(&configuration)
-            }) { registry in
+            }, client: setup) { registry in
                 try await test(registry, standIn)
             }
         }

@@ -9,11 +9,11 @@ import TestSupport
 
 /// What the metadata database decides under load and failure, through the live server.
 @Suite struct DatabaseBehaviourTests {
-    /// 20 clients push 20 different manifests to one new tag at once: exactly one 201, the others
-    /// the immutability error, never a 500, and the tag names the winner.
+    /// 20 clients push 20 different manifests to one new tag at once (each on its own connection):
+    /// exactly one 201, the others the immutability error, never a 500, and the tag names the winner.
     @Test(arguments: Backend.allCases)
     func concurrentPushesToOneTagHaveOneWinner(_ backend: Backend) async throws {
-        try await RegistryHarness.withRegistry(backend) { registry in
+        try await RegistryHarness.withRegistry(backend, client: .ahc()) { registry in
             let config = try await registry.pushBlob(ByteBuffer(string: "{}"), to: "team/app")
             var manifests: [ByteBuffer] = []
             for index in 0..<20 {
@@ -40,10 +40,11 @@ import TestSupport
         }
     }
 
-    /// The same blob pushed concurrently into several repositories is stored once and linked to each.
+    /// The same blob pushed concurrently into several repositories (each push on its own
+    /// connection) is stored once and linked to each.
     @Test(arguments: Backend.allCases)
     func concurrentPushesOfOneBlobStoreItOnce(_ backend: Backend) async throws {
-        try await RegistryHarness.withRegistry(backend) { registry in
+        try await RegistryHarness.withRegistry(backend, client: .ahc()) { registry in
             let bytes = ByteBuffer(repeating: 42, count: 100_000)
             let digests = try await withThrowingTaskGroup(of: Digest.self) { group in
                 for index in 0..<8 {

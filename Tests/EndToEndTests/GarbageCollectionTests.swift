@@ -83,12 +83,12 @@ import Testing
         }
     }
 
-    /// Clients push images that share layers, delete some and push again, while the collector runs
+    /// Clients (each on its own connection) push images that share layers, delete some and push again, while the collector runs
     /// every second with no grace period at all: a push may be refused (the collector took a link
     /// it had just made) and then uploads again, but every image that was answered 201 and not
     /// deleted reads back whole, every blob matching its digest.
     @Test(arguments: Backend.allCases) func pushesRacingTheCollectorLoseNothing(_ backend: Backend) async throws {
-        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .zero }) { registry in
+        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .zero }, client: .ahc()) { registry in
             let shared = (0..<4).map { "shared layer \($0) " + String(repeating: "x", count: 2000) }
             let pushed = try await withThrowingTaskGroup(of: [(String, Digest, [String])].self) { group in
                 for client in 0..<4 {
@@ -124,13 +124,13 @@ import Testing
     }
 
     /// Indexes with a child of their own and a child every index shares, each signed by a referrer,
-    /// pushed by clients while the collector runs with no grace period, on the filesystem and on
+    /// pushed by clients (each on its own connection) while the collector runs with no grace period, on the filesystem and on
     /// S3; some indexes are deleted (their own child and signature are collected with them). Every index answered 201 and not
     /// deleted reads back with both children, its referrer, and every blob matching its digest.
     @Test(arguments: Backend.allCases, [false, true])
     func indexesAndReferrersRacingTheCollectorLoseNothing(_ backend: Backend, inS3: Bool) async throws {
         let s3 = inS3 ? S3StorageTests.settings(try await MotoServer.shared()) : nil
-        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .zero; $0.s3 = s3 }) { registry in
+        try await RegistryHarness.withRegistry(backend, configure: { $0.gcGracePeriod = .zero; $0.s3 = s3 }, client: .ahc()) { registry in
             let repository = "team/graph"
             let shared = (0..<3).map { "graph shared layer \($0) " + String(repeating: "y", count: 1500) }
             struct Kept: Sendable {

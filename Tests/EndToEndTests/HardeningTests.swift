@@ -273,10 +273,10 @@ import TestSupport
         }
     }
 
-    /// Concurrent requests with one unknown token cost one tokeninfo call; a token that cannot be
-    /// one costs none.
+    /// Concurrent requests (each on its own connection) with one unknown token cost one tokeninfo
+    /// call; a token that cannot be one costs none.
     @Test func tokeninfoLookupsAreMerged() async throws {
-        try await AuthenticationTests.withSecuredRegistry { registry, standIn in
+        try await AuthenticationTests.withSecuredRegistry(client: .ahc()) { registry, standIn in
             standIn.delay.withLock { $0 = .milliseconds(300) }
             try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
                 for _ in 0..<20 {

@@ -21,6 +21,11 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 /// Starts the all-in-one registry on a free loopback port over a fresh data directory (and, for
 /// PostgreSQL, a fresh database of the test cluster) and hands the test a client for it (and its
 /// port, for external clients such as skopeo).
+///
+/// The default client is HummingbirdTesting's `.live` one: a single HTTP/1.1 connection on which
+/// concurrent requests are pipelined, served one after another, each timed from when it was
+/// queued. A test whose requests must really run at once passes `.ahc()` (AsyncHTTPClient's pool,
+/// a connection per request in flight, redirects followed), as real clients do.
 enum RegistryHarness {
     static func withRegistry<Value: Sendable>(
         _ backend: Backend = .sqlite,
@@ -28,6 +33,7 @@ enum RegistryHarness {
         database: String? = nil,
         directory: URL? = nil,
         configure: (inout ServeConfiguration) -> Void = { _ in },
+        client setup: TestingSetup = .live,
         _ test: @Sendable (Registry) async throws -> Value
     ) async throws -> Value {
         // A given directory (and database) outlive the registry, for a restart on the same data.
@@ -44,7 +50,7 @@ enum RegistryHarness {
         var logger = Logger(label: "pierone-test")
         logger.logLevel = .warning
         let app = try await buildApplication(configuration, logger: logger)
-        return try await app.test(.live) { client in
+        return try await app.test(setup) { client in
             try await test(Registry(client: client, port: client.port ?? 0, directory: directory))
         }
     }
