@@ -15,6 +15,8 @@ import ServiceLifecycle
 package func buildApplication(
     _ configuration: ServeConfiguration, logger: Logger
 ) async throws -> some ApplicationProtocol {
+    // The certificate first: a bad one refuses the start before any store is opened.
+    let listener = try publicListener(configuration, logger: logger)
     let metadata = try await makeMetadata(configuration, logger: logger)
     let blobs = try await makeBlobs(configuration, logger: logger)
     let authenticator = await configuration.auth.authenticator(http: HTTPClient.shared)
@@ -39,12 +41,13 @@ package func buildApplication(
 
     var app = Application(
         router: router,
+        server: listener.server,
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.port), serverName: nil),
         // Services stop in reverse order: the scanner before the metadata store it writes to.
         services: metadata.services
             + [UploadExpiry(maximumAge: Double(configuration.uploadMaximumAge), logger: logger) { try await blobs.expireUploads(olderThan: $0) }]
             + (scanner.map { [$0] } ?? []) + (collector.map { [$0] } ?? []) + [pulls] + (retention.map { [$0] } ?? [])
-            + cache.services,
+            + cache.services + listener.services,
         logger: logger
     )
     if let migrate = metadata.beforeStart {
@@ -197,6 +200,12 @@ func logSecurity(_ configuration: ServeConfiguration, authenticated: Bool, logge
             metadata: ["address": "\(configuration.bindAddress):\(configuration.port)"]
         )
         return
+    }
+    if configuration.publicTLS == nil, !isLoopback(configuration.bindAddress) {
+        logger.warning(
+            "authentication is on over plain HTTP on \(configuration.bindAddress): tokens travel in clear text unless a TLS front (ingress, load balancer) ends in front of this port; set HTTP_TLS_CERT and HTTP_TLS_KEY to serve HTTPS here",
+            metadata: ["address": "\(configuration.bindAddress):\(configuration.port)"]
+        )
     }
     if configuration.auth.teamServiceURL == nil {
         logger.warning("HTTP_TEAM_SERVICE_URL is not set: only tokens with scope application.write_all can push")

@@ -63,6 +63,9 @@ package struct ServeConfiguration: Sendable {
     package var blobURL: String?
     /// `INTERNAL_TLS_CA`, `INTERNAL_TLS_CERT`, `INTERNAL_TLS_KEY`: mutual TLS between the services.
     package var internalTLS: InternalTLS?
+    /// `HTTP_TLS_CERT`, `HTTP_TLS_KEY`, `HTTP_TLS_CLIENT_CA`, `HTTP_TLS_RELOAD_INTERVAL`: TLS on the
+    /// gateway's public listener (nil: plain HTTP).
+    package var publicTLS: PublicTLS?
     /// `STORAGE_S3_BUCKET` and the other `STORAGE_S3_*` / `AWS_*` settings: blobs in S3 instead
     /// of under `STORAGE_DIRECTORY`.
     package var s3: S3Settings?
@@ -128,6 +131,7 @@ package struct ServeConfiguration: Sendable {
         self.metadataURL = environment.string("METADATA_URL")
         self.blobURL = environment.string("BLOB_URL")
         self.internalTLS = internalTLS
+        self.publicTLS = try PublicTLS.from(environment)
         self.blobStreamsOverHTTP2 = try environment.bool("BLOB_STREAMS_HTTP2", default: false)
         self.s3 = try S3Settings.from(environment)
         self.notifications = try NotificationSettings(environment: environment)

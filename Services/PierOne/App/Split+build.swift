@@ -118,6 +118,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     guard let blobURL = configuration.blobURL else {
         throw ConfigurationError("BLOB_URL", "is required by pierone gateway, e.g. https://blob:8082")
     }
+    let listener = try publicListener(configuration, logger: logger)
     var clientConfiguration = try internalClientConfiguration(configuration)
     let jsonClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     clientConfiguration.httpVersion = configuration.blobStreamsOverHTTP2 ? .automatic : .http1Only
@@ -146,6 +147,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     )
     return Application(
         router: router,
+        server: listener.server,
         configuration: .init(address: .hostname(configuration.bindAddress, port: configuration.port), serverName: nil),
         // Services stop in reverse order: the scanner before the internal clients it calls through.
         services: [
@@ -153,7 +155,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
                 try await jsonClient.shutdown()
                 try await streamClient.shutdown()
             }
-        ] + (scanner.map { [$0] } ?? []) + [pulls] + cache.services,
+        ] + (scanner.map { [$0] } ?? []) + [pulls] + cache.services + listener.services,
         logger: logger
     )
 }
