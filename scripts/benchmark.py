@@ -11,6 +11,10 @@ Registries, all on loopback with filesystem blob storage in temporary directorie
   relay          pierone serve behind scripts/splice-relay.py: the cheapest extra hop, a limit
   distribution-s3  Distribution with blobs in S3 (moto)                           } production
   pierone-pg-s3    pierone serve on PostgreSQL with blobs in S3 (the same moto)   } against production
+  distribution-tls Distribution serving HTTPS itself (http.tls, a scripts/dev-certs certificate) } TLS
+  pierone-tls      pierone serve with HTTP_TLS_CERT/KEY, the same certificate                 } against TLS
+The TLS rows run the same workloads over HTTPS (HTTP/1.1 from Python's client, as ratios against
+distribution-tls), plus a push and a pull through curl over HTTP/2, as Go clients speak to both.
 
 Each workload runs against each registry in turn (the order rotates every round), for --rounds
 rounds; the table shows the median and the ratio against Distribution measured in the same run.
@@ -25,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -53,10 +58,15 @@ def sha256(data):
 
 
 class Registry:
-    def __init__(self, name, port, processes):
+    def __init__(self, name, port, processes, tls=None):
         self.name = name
         self.port = port
         self.processes = processes  # [(label, Popen)]
+        self.tls = tls  # the CA file when the registry serves HTTPS
+
+    @property
+    def base(self):
+        return f"https://localhost:{self.port}" if self.tls else f"http://127.0.0.1:{self.port}"
 
     def reset_peak(self):
         for _, process in self.processes:
@@ -78,13 +88,27 @@ class Registry:
             process.wait()
 
 
-def wait_ready(port, what, processes):
+def make_connection(port, tls=None, timeout=600):
+    if tls:
+        return http.client.HTTPSConnection("localhost", port, timeout=timeout, context=ssl.create_default_context(cafile=tls))
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+
+def certificates(work):
+    """scripts/dev-certs once per run: the CA, and certificates naming localhost."""
+    directory = os.path.join(work, "certs")
+    if not os.path.exists(directory):
+        subprocess.run([os.path.join(ROOT, "scripts/dev-certs"), directory], check=True, stdout=subprocess.DEVNULL)
+    return directory
+
+
+def wait_ready(port, what, processes, tls=None):
     for _ in range(300):
         for label, process in processes:
             if process.poll() is not None:
                 sys.exit(f"{what}: {label} exited with {process.returncode}")
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection = make_connection(port, tls, timeout=2)
             connection.request("GET", "/v2/")
             if connection.getresponse().status in (200, 401):
                 return
@@ -94,8 +118,13 @@ def wait_ready(port, what, processes):
     sys.exit(f"{what} did not answer on port {port}")
 
 
-def start_distribution(work, name="distribution", s3=None):
+def start_distribution(work, name="distribution", s3=None, tls=False):
     port = free_port()
+    certs = certificates(work) if tls else None
+    listener = f"""
+  tls:
+    certificate: {certs}/gateway.crt
+    key: {certs}/gateway.key""" if tls else ""
     config = os.path.join(work, f"{name}.yml")
     if s3:
         storage = f"""  s3:
@@ -124,14 +153,15 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:{port}
+  addr: 127.0.0.1:{port}{listener}
 """)
     log = open(os.path.join(work, f"{name}.log"), "w")
     # The AWS SDK in Distribution refuses a custom CA bundle with its own transport; moto is plain HTTP.
     environment = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     processes = [("registry", subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log, env=environment))]
-    wait_ready(port, name, processes)
-    return Registry(name, port, processes)
+    ca = f"{certs}/ca.crt" if tls else None
+    wait_ready(port, name, processes, ca)
+    return Registry(name, port, processes, ca)
 
 
 def bucket_of(name):
@@ -167,12 +197,17 @@ def pierone(arguments, environment, work, label):
     return subprocess.Popen([binary] + arguments, stdout=log, stderr=log, env=env)
 
 
-def start_pierone(work, name, environment=None):
+def start_pierone(work, name, environment=None, tls=False):
     port = free_port()
+    environment = dict(environment or {})
+    certs = certificates(work) if tls else None
+    if tls:
+        environment.update(HTTP_TLS_CERT=f"{certs}/gateway.crt", HTTP_TLS_KEY=f"{certs}/gateway.key")
     processes = [("serve", pierone(["serve"], dict(
-        HTTP_PORT=str(port), STORAGE_DIRECTORY=os.path.join(work, name), **(environment or {})), work, name))]
-    wait_ready(port, name, processes)
-    return Registry(name, port, processes)
+        HTTP_PORT=str(port), STORAGE_DIRECTORY=os.path.join(work, name), **environment), work, name))]
+    ca = f"{certs}/ca.crt" if tls else None
+    wait_ready(port, name, processes, ca)
+    return Registry(name, port, processes, ca)
 
 
 def start_relay(work, name="relay"):
@@ -214,15 +249,13 @@ def start_postgres(work):
 
 
 def start_split(work, name="split", internal_tls=True, database_url=None):
-    certificates = os.path.join(work, "certs")
-    if internal_tls and not os.path.exists(certificates):
-        subprocess.run([os.path.join(ROOT, "scripts/dev-certs"), certificates], check=True, stdout=subprocess.DEVNULL)
+    certs = certificates(work) if internal_tls else None
 
     def tls(service):
         if not internal_tls:
             return dict(HTTP_BIND_ADDRESS="127.0.0.1")
-        return dict(INTERNAL_TLS_CA=f"{certificates}/ca.crt", INTERNAL_TLS_CERT=f"{certificates}/{service}.crt",
-                    INTERNAL_TLS_KEY=f"{certificates}/{service}.key", HTTP_BIND_ADDRESS="127.0.0.1")
+        return dict(INTERNAL_TLS_CA=f"{certs}/ca.crt", INTERNAL_TLS_CERT=f"{certs}/{service}.crt",
+                    INTERNAL_TLS_KEY=f"{certs}/{service}.key", HTTP_BIND_ADDRESS="127.0.0.1")
 
     scheme = "https://localhost" if internal_tls else "http://127.0.0.1"
     metadata_port, blob_port, gateway_port = free_port(), free_port(), free_port()
@@ -331,6 +364,7 @@ class Data:
         self.large_digests = [sha256(d) for d in self.large]
         self.small = [os.urandom(MiB) for _ in range(self.small_count)]
         self.small_digests = [sha256(d) for d in self.small]
+        self.files = None
         self.memory_size = 256 * MiB if quick else 1024 * MiB
         self.memory_block = os.urandom(MiB)
         hasher = hashlib.sha256()
@@ -339,8 +373,24 @@ class Data:
         self.memory_digest = "sha256:" + hasher.hexdigest()
 
 
+def _large_file(self, index):
+    """The large blob as a file, for curl."""
+    if self.files is None:
+        directory = tempfile.mkdtemp(prefix="blobs-", dir=self.work)
+        self.files = []
+        for i, blob in enumerate(self.large):
+            path = os.path.join(directory, f"large-{i}")
+            with open(path, "wb") as f:
+                f.write(blob)
+            self.files.append(path)
+    return self.files[index]
+
+
+Data.large_file = _large_file
+
+
 def connect(registry):
-    return http.client.HTTPConnection("127.0.0.1", registry.port, timeout=600)
+    return make_connection(registry.port, registry.tls)
 
 
 # The 64 MiB blobs are pushed this many times per round (into as many repositories): 512 MiB per
@@ -405,6 +455,41 @@ def blob_pull_1(registry, data, round_):
     return data.small_count / (time.perf_counter() - started)
 
 
+def curl_h2(registry, arguments):
+    """curl over HTTP/2 (ALPN) against a TLS registry; fails if it fell back to HTTP/1.1."""
+    output = subprocess.run(["curl", "-sS", "--http2", "--cacert", registry.tls, "-o", "/dev/null",
+                             "-w", "%{http_version} %{http_code}"] + arguments, check=True, capture_output=True, text=True).stdout
+    if output.split()[0] != "2":
+        raise RuntimeError(f"curl did not speak HTTP/2 with {registry.name}: {output}")
+    return output.split()[1]
+
+
+def blob_push_64_h2(registry, data, round_):
+    """The 64 MiB blobs, each a POST (Python) and a monolithic PUT streamed by curl over HTTP/2."""
+    if not registry.tls:
+        return None
+    connection = connect(registry)
+    started = time.perf_counter()
+    for index, digest in enumerate(data.large_digests):
+        location = start_upload(connection, f"bench/h2-{round_}")
+        status = curl_h2(registry, ["-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary",
+                                    "@" + data.large_file(index), registry.base + with_digest(location, digest)])
+        if status != "201":
+            raise RuntimeError(f"h2 push: {status}")
+    return data.large_count * 64 / (time.perf_counter() - started)
+
+
+def blob_pull_64_h2(registry, data, round_):
+    if not registry.tls:
+        return None
+    started = time.perf_counter()
+    for _ in range(PULL_REPEATS // 2):
+        for digest in data.large_digests:
+            if curl_h2(registry, [f"{registry.base}/v2/bench/h2-{round_}/blobs/{digest}"]) != "200":
+                raise RuntimeError("h2 pull failed")
+    return data.large_count * (PULL_REPEATS // 2) * 64 / (time.perf_counter() - started)
+
+
 MANIFEST_DIGESTS = {}
 
 
@@ -414,7 +499,7 @@ def manifest_get(registry, data, round_, duration, by_digest=False):
     reference = MANIFEST_DIGESTS[registry.name] if by_digest else "v1"
     output = subprocess.run(
         ["wrk", "-t2", "-c16", f"-d{duration}s", "--latency", "-H", f"Accept: {OCI_MANIFEST}",
-         f"http://127.0.0.1:{registry.port}/v2/bench/manifest/manifests/{reference}"],
+         f"{registry.base}/v2/bench/manifest/manifests/{reference}"],
         check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in output:
         raise RuntimeError("manifest GET answered errors:\n" + output)
@@ -429,10 +514,10 @@ def manifest_get(registry, data, round_, duration, by_digest=False):
 
 
 def _pusher(arguments):
-    port, client, images, round_, barrier_at = arguments
+    port, tls, client, images, round_, barrier_at = arguments
     while time.time() < barrier_at:
         time.sleep(0.001)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    connection = make_connection(port, tls)
     for image in range(images):
         push_image(connection, f"team/c{client}", f"r{round_}-{image}", 256 * 1024, f"{round_}-{client}-{image}-{port}")
     return time.time()
@@ -440,7 +525,7 @@ def _pusher(arguments):
 
 def concurrent_pushes(registry, data, round_, pool, images_per_client):
     barrier_at = time.time() + 0.5
-    ends = pool.map(_pusher, [(registry.port, client, images_per_client, round_, barrier_at) for client in range(8)])
+    ends = pool.map(_pusher, [(registry.port, registry.tls, client, images_per_client, round_, barrier_at) for client in range(8)])
     return 8 * images_per_client / (max(ends) - barrier_at)
 
 
@@ -573,6 +658,8 @@ def main():
             "split-pg": lambda: start_split(work, "split-pg", database_url=database("split_pg")),
             "relay": lambda: start_relay(work),
             "distribution-s3": lambda: start_distribution(work, "distribution-s3", s3=s3_endpoint),
+            "distribution-tls": lambda: start_distribution(work, "distribution-tls", tls=True),
+            "pierone-tls": lambda: start_pierone(work, "pierone-tls", tls=True),
             "pierone-pg-s3": lambda n="pierone-pg-s3": start_pierone(work, n, dict(
                 DATABASE_URL=database(n.replace("-", "_").replace("@", "_")), STORAGE_S3_BUCKET=bucket_of(n),
                 STORAGE_S3_ENDPOINT=s3_endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret",
@@ -601,6 +688,7 @@ def main():
                 }[base]
             registries.append(starters[name]())
         data = Data(options.quick)
+        data.work = work
         duration = 5 if options.quick else 10
         images = 5 if options.quick else 20
         pool = multiprocessing.Pool(8)
@@ -613,6 +701,9 @@ def main():
             ("manifest GET by digest", lambda r, d, n: manifest_get(r, d, n, duration, by_digest=True)),
             ("8 concurrent pushes (images/s)", lambda r, d, n: concurrent_pushes(r, d, n, pool, images)),
         ]
+        if any(r.tls for r in registries):
+            workloads += [("blob push 64 MiB, HTTP/2 curl (MB/s)", blob_push_64_h2),
+                          ("blob pull 64 MiB, HTTP/2 curl (MB/s)", blob_pull_64_h2)]
         results = {(w, r.name): [] for w, _ in workloads for r in registries}
         for round_ in range(options.rounds):
             order = registries[round_ % len(registries):] + registries[:round_ % len(registries)]
@@ -661,6 +752,8 @@ def report(workloads, registries, results, peaks, data, options):
         """The reference of a registry's ratios: Distribution on S3 for the production rows."""
         if name.split("@")[0].endswith("-s3"):
             return "distribution-s3" if name != "distribution-s3" and "distribution-s3" in names else None
+        if name.split("@")[0].endswith("-tls"):
+            return "distribution-tls" if name != "distribution-tls" and "distribution-tls" in names else None
         return reference if name != reference else None
 
     def add(label, values, higher_is_better=True, unit_format="{:.0f}"):
@@ -686,7 +779,8 @@ def report(workloads, registries, results, peaks, data, options):
             rows.append([f"{workload} p99, worst round (x ref)"] + [
                 f"{worst[n]:.2f}x" if n in worst else "" for n in names])
         else:
-            add(workload, {n: statistics.median(results[(workload, n)]) for n in names},
+            add(workload, {n: statistics.median(results[(workload, n)]) if None not in results[(workload, n)] else None
+                           for n in names},
                 unit_format="{:.1f}" if "images" in workload else "{:.0f}")
     memory_label = f"RSS MiB before -> peak, {data.memory_size // MiB} MiB push+pull"
     rows.append([memory_label] + [", ".join(f"{k} {v[0]}->{v[1]}" for k, v in peaks[n].items()) if n in peaks else "-"
@@ -694,7 +788,7 @@ def report(workloads, registries, results, peaks, data, options):
     widths = [max(len(row[i]) for row in rows + [["workload"] + names]) for i in range(len(names) + 1)]
     print()
     print(f"{options.rounds} rounds, median; ratio = this registry / distribution in the same run "
-          f"(the -s3 rows: / distribution-s3)")
+          f"(the -s3 rows: / distribution-s3, the -tls rows: / distribution-tls)")
     print("  ".join(h.ljust(widths[i]) for i, h in enumerate(["workload"] + names)))
     for row in rows:
         print("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)))

@@ -101,7 +101,8 @@ struct UploadHandlers: Sendable {
     private func finish(_ request: Request, name: RepositoryName, id: UploadID, digest: Digest) async throws
         -> Response
     {
-        let chunk = Self.hasBody(request) ? try Self.chunk(request) : nil
+        var request = request
+        let chunk = try await Self.hasBody(&request) ? try Self.chunk(request) : nil
         _ = try await self.registry.completeUpload(id, in: name, digest: digest, appending: chunk?.body, at: chunk?.offset)
         return Self.created(name: name, digest: digest)
     }
@@ -135,9 +136,20 @@ struct UploadHandlers: Sendable {
         return range
     }
 
-    private static func hasBody(_ request: Request) -> Bool {
+    /// Whether the request carries a body. HTTP/1.1 says so in its headers; an HTTP/2 request may
+    /// stream one with neither `Content-Length` nor `Transfer-Encoding` (Go clients, curl `-T -`),
+    /// so then the first bytes decide, and the body handed on starts with them.
+    static func hasBody(_ request: inout Request) async throws -> Bool {
         if let length = request.headers[.contentLength] { return length != "0" }
-        return request.headers[.transferEncoding] != nil
+        if request.headers[.transferEncoding] != nil { return true }
+        var iterator = request.body.makeAsyncIterator()
+        while let first = try await iterator.next() {
+            if first.readableBytes > 0 {
+                request.body = RequestBody(asyncSequence: PeekedBody(first: first, rest: PeekedBody.Rest(iterator)))
+                return true
+            }
+        }
+        return false
     }
 
     static func accepted(name: RepositoryName, session: UploadStatus) -> Response {
@@ -175,3 +187,34 @@ struct UploadHandlers: Sendable {
         )
     }
 }
+
+/// A request body whose first buffer was read to learn that there is one: that buffer, then the
+/// rest of the stream. Iterated once, by the one task serving the request.
+struct PeekedBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+
+    /// The stream's iterator, moved here after the first read; only the serving task touches it.
+    final class Rest: @unchecked Sendable {
+        var iterator: RequestBody.AsyncIterator
+        init(_ iterator: RequestBody.AsyncIterator) { self.iterator = iterator }
+    }
+
+    let first: ByteBuffer
+    let rest: Rest
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var first: ByteBuffer?
+        let rest: Rest
+
+        mutating func next() async throws -> ByteBuffer? {
+            if let first = self.first {
+                self.first = nil
+                return first
+            }
+            return try await self.rest.iterator.next()
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(first: self.first, rest: self.rest) }
+}
+

@@ -116,6 +116,27 @@ import TestSupport
                 try await Command.run(["curl", "-s", base + "/v2/"])
             }
 
+            // Over HTTP/2 a body may come without Content-Length: a closing PUT and a monolithic
+            // POST streamed from a pipe are stored, not taken for empty.
+            let blob = scratch.appendingPathComponent("streamed.bin")
+            try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }).write(to: blob)
+            let digest = try await Command.run(["sha256sum", blob.path]).prefix(64)
+            let location = try #require(try await Command.run([
+                "curl", "-sf", "--cacert", certificates.ca, "-X", "POST", "-D", "-", "-o", "/dev/null", base + "/v2/team/piped/blobs/uploads/",
+            ]).split(separator: "\r\n").first { $0.lowercased().hasPrefix("location:") }?.dropFirst("location: ".count))
+            for url in [base + location + "?digest=sha256:\(digest)", base + "/v2/team/piped2/blobs/uploads/?digest=sha256:\(digest)"] {
+                let method = url.contains("uploads/?") ? "POST" : "PUT"
+                let answer = try await Command.run([
+                    "/bin/sh", "-c",
+                    "cat '\(blob.path)' | curl -s --http2 --cacert '\(certificates.ca)' -X \(method) -T - -o /dev/null -w '%{http_version} %{http_code}' '\(url)'",
+                ])
+                #expect(answer == "2 201", "\(method) \(answer)")
+            }
+            let pulledBlob = try await Command.run([
+                "/bin/sh", "-c", "curl -sf --http2 --cacert '\(certificates.ca)' '\(base)/v2/team/piped/blobs/sha256:\(digest)' | sha256sum",
+            ])
+            #expect(pulledBlob.prefix(64) == digest)
+
             // skopeo (Go: HTTP/2 by ALPN) pushes and pulls with the CA; without it, it is refused.
             try await ClientTests.makeOCILayout(at: scratch, content: "image over https")
             let layout = "oci:\(scratch.appendingPathComponent("layout").path):1.0"
