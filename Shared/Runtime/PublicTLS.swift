@@ -55,15 +55,19 @@ package final class CertificateStore: Sendable {
         case unchanged
         /// A new pair is in use; a description of its certificate.
         case replaced(String)
-        /// The files changed but do not make a usable pair; the previous pair is kept.
+        /// The files changed but do not make a usable pair yet — most often the moment between
+        /// writing the certificate and writing the key; the previous pair is kept.
+        case pending(String)
+        /// The same unusable files as at the previous check: the previous pair stays in use.
         case refused(String)
     }
 
     package let settings: PublicTLS
     private let clientCA: [NIOSSLCertificate]?
     private let pair: Mutex<Pair>
-    /// The contents of the last refused attempt, so one broken pair is reported once.
-    private let refused = Mutex<Files?>(nil)
+    /// The contents of the last unusable attempt and whether it was reported as refused, so a
+    /// pair caught mid-write is pending once, and a broken pair refused once.
+    private let refused = Mutex<(files: Files, reported: Bool)?>(nil)
 
     /// Reads and checks the files; throws `ConfigurationError` naming the variable at fault.
     package init(_ settings: PublicTLS) throws {
@@ -97,6 +101,8 @@ package final class CertificateStore: Sendable {
             certificateChain: current.chain.map { .certificate($0) }, privateKey: .privateKey(current.key)
         )
         tls.minimumTLSVersion = .tlsv12
+        // TLS 1.2 with forward secrecy and AEAD only (TLS 1.3's suites all are).
+        tls.cipherSuites = "ECDHE+AESGCM:ECDHE+CHACHA20"
         tls.applicationProtocols = ["h2", "http/1.1"]
         if let clientCA = self.clientCA {
             tls.trustRoots = .certificates(clientCA)
@@ -128,6 +134,10 @@ package final class CertificateStore: Sendable {
         }
         do {
             let next = try Self.pair(from: files, self.settings)
+            let now = time(nil)
+            guard next.chain[0].notValidAfter > now, next.chain[0].notValidBefore <= now else {
+                throw ConfigurationError("HTTP_TLS_CERT", "the new certificate is not valid now (\(next.summary))")
+            }
             self.pair.withLock { $0 = next }
             self.refused.withLock { $0 = nil }
             return .replaced(next.summary)
@@ -137,11 +147,15 @@ package final class CertificateStore: Sendable {
     }
 
     private func refuse(_ files: Files, _ problem: String) -> Reload {
-        let repeated = self.refused.withLock { last in
-            defer { last = files }
-            return last == files
+        self.refused.withLock { last in
+            guard let previous = last, previous.files == files else {
+                last = (files, false)
+                return .pending(problem)
+            }
+            if previous.reported { return .unchanged }
+            last = (files, true)
+            return .refused(problem)
         }
-        return repeated ? .unchanged : .refused(problem)
     }
 
     /// The two files' bytes, at most 1 MiB each (a PEM chain is a few KiB).
@@ -152,9 +166,15 @@ package final class CertificateStore: Sendable {
 
     private static func read(_ settings: PublicTLS) throws -> Files {
         func read(_ variable: String, _ path: String) throws -> Data {
-            guard let handle = FileHandle(forReadingAtPath: path) else {
+            // A regular file only (links followed): a FIFO or a device would block the read.
+            let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            guard let type = (try? FileManager.default.attributesOfItem(atPath: target))?[.type] as? FileAttributeType else {
                 throw ConfigurationError(variable, "cannot read \(path)")
             }
+            guard type == .typeRegular else { throw ConfigurationError(variable, "\(path) is not a regular file") }
+            let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+            guard descriptor >= 0 else { throw ConfigurationError(variable, "cannot read \(path)") }
+            let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
             defer { try? handle.close() }
             let bytes = (try? handle.read(upToCount: (1 << 20) + 1)) ?? Data()
             guard bytes.count <= 1 << 20 else { throw ConfigurationError(variable, "\(path) is larger than 1 MiB") }

@@ -272,6 +272,8 @@ import TestSupport
         try await ClientTests.withScratch { scratch in
             let certificates = try await Certificates.make(in: scratch)
             let unreadable = scratch.appendingPathComponent("missing.pem").path
+            let fifo = scratch.appendingPathComponent("fifo.pem").path
+            try await Command.run(["mkfifo", fifo])
             let cases: [(environment: [String: String], variable: String, says: String)] = [
                 (["HTTP_TLS_CERT": unreadable, "HTTP_TLS_KEY": certificates.path("gateway.key")], "HTTP_TLS_CERT", "cannot read"),
                 (["HTTP_TLS_CERT": certificates.path("gateway.crt"), "HTTP_TLS_KEY": unreadable], "HTTP_TLS_KEY", "cannot read"),
@@ -285,6 +287,9 @@ import TestSupport
                     "HTTP_TLS_CLIENT_CA": unreadable,
                 ], "HTTP_TLS_CLIENT_CA", "cannot read"),
                 (["HTTP_TLS_CLIENT_CA": certificates.ca], "HTTP_TLS_CLIENT_CA", "needs HTTP_TLS_CERT"),
+                (["HTTP_TLS_CERT": fifo, "HTTP_TLS_KEY": certificates.path("gateway.key")], "HTTP_TLS_CERT", "not a regular file"),
+                (["HTTP_TLS_CERT": "/dev/zero", "HTTP_TLS_KEY": certificates.path("gateway.key")], "HTTP_TLS_CERT", "not a regular file"),
+                (["HTTP_IDLE_TIMEOUT": "-1"], "HTTP_IDLE_TIMEOUT", "0...86400"),
                 ([
                     "HTTP_TLS_CERT": certificates.path("gateway.crt"), "HTTP_TLS_KEY": certificates.path("gateway.key"),
                     "HTTP_TLS_RELOAD_INTERVAL": "0",
@@ -360,18 +365,95 @@ import TestSupport
             guard case .replaced(let summary) = store.reload() else { Issue.record("not replaced"); return }
             #expect(summary.contains("common_name=blob") && store.summary == summary)
             try write("blob.crt", "gateway.key")
-            guard case .refused(let problem) = store.reload() else { Issue.record("not refused"); return }
+            guard case .pending(let problem) = store.reload() else { Issue.record("not pending"); return }
             #expect(problem.contains("does not match"))
+            guard case .refused = store.reload() else { Issue.record("not refused at the second look"); return }
             #expect(store.reload() == .unchanged, "reported once")
             #expect(store.summary.contains("common_name=blob"))
             try FileManager.default.removeItem(at: key)
-            guard case .refused = store.reload() else { Issue.record("a missing key not reported"); return }
+            guard case .pending = store.reload() else { Issue.record("a missing key not reported"); return }
+            // A FIFO where the key was: refused at once, not read (which would block forever).
+            try await Command.run(["mkfifo", key.path])
+            guard case .pending(let fifo) = store.reload() else { Issue.record("a FIFO not refused"); return }
+            #expect(fifo.contains("not a regular file"))
+            try FileManager.default.removeItem(at: key)
             try write("gateway.crt", "gateway.key")
             guard case .replaced = store.reload() else { Issue.record("not replaced after the gap"); return }
             #expect(store.summary.contains("common_name=gateway"))
             #expect(throws: ConfigurationError.self) {
                 try CertificateStore(PublicTLS(certificatePath: certificate.path, keyPath: certificates.path("blob.key")))
             }
+        }
+    }
+
+    /// With TLS on its own port, the token realm a 401 names is `https` (clients send their
+    /// credentials there), without `HTTP_PUBLIC_URL` or `X-Forwarded-Proto`.
+    @Test func theTokenRealmIsHTTPS() async throws {
+        try await ClientTests.withScratch { scratch in
+            let certificates = try await Certificates.make(in: scratch)
+            let (serve, port) = try await Self.serve(
+                scratch, certificate: certificates.path("gateway.crt"), key: certificates.path("gateway.key"),
+                environment: [
+                    "HTTP_TOKENINFO_URL": "http://127.0.0.1:9/oauth2/tokeninfo",
+                    "TOKEN_SIGNING_KEYS": "k1=" + String(repeating: "s", count: 40),
+                ],
+                curlTLS: ["--cacert", certificates.ca]
+            )
+            defer { serve.stop() }
+            for version in ["--http2", "--http1.1"] {
+                let headers = try await Command.run(
+                    ["curl", "-s", version, "--cacert", certificates.ca, "-o", "/dev/null", "-D", "-", "https://localhost:\(port)/v2/"]
+                ).lowercased()
+                #expect(headers.contains("www-authenticate: bearer realm=\"https://localhost:\(port)/v2/token\""), "\(headers)")
+            }
+        }
+    }
+
+    /// A connection that never starts its TLS handshake is closed after 10 s; one that finished it
+    /// and then sends nothing, after `HTTP_IDLE_TIMEOUT` (HTTP/1.1), or for HTTP/2 it gets GOAWAY
+    /// then and is closed 30 s later even when it ignores the GOAWAY and the PING sent with it.
+    @Test func silentConnectionsAreClosed() async throws {
+        try await ClientTests.withScratch { scratch in
+            let certificates = try await Certificates.make(in: scratch)
+            let (serve, port) = try await Self.serve(
+                scratch, certificate: certificates.path("gateway.crt"), key: certificates.path("gateway.key"),
+                environment: ["HTTP_IDLE_TIMEOUT": "2"], curlTLS: ["--cacert", certificates.ca]
+            )
+            defer { serve.stop() }
+            // Each connection waits for the server to close it; the seconds it took are printed.
+            let script = """
+                import socket, ssl, sys, time
+                port, ca, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+                raw = socket.create_connection(("127.0.0.1", port), timeout=60)
+                started = time.monotonic()
+                if mode == "tls":
+                    context = ssl.create_default_context(cafile=ca)
+                    context.set_alpn_protocols([sys.argv[4]])
+                    raw = context.wrap_socket(raw, server_hostname="localhost")
+                    if sys.argv[4] == "h2":
+                        raw.sendall(b"PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+                    started = time.monotonic()
+                try:
+                    while raw.recv(65536):
+                        pass
+                except (ConnectionResetError, ssl.SSLError):
+                    pass
+                print(f"{time.monotonic() - started:.1f}")
+                """
+            func closedAfter(_ arguments: [String]) async throws -> Double {
+                let output = try await Command.run(["python3", "-c", script, String(port), certificates.ca] + arguments)
+                return try #require(Double(output.trimmingCharacters(in: .whitespacesAndNewlines)))
+            }
+            async let handshake = closedAfter(["raw"])
+            async let http1 = closedAfter(["tls", "http/1.1"])
+            async let http2 = closedAfter(["tls", "h2"])
+            let (beforeHandshake, idle1, idle2) = try await (handshake, http1, http2)
+            #expect(beforeHandshake >= 9 && beforeHandshake < 30, "no handshake: closed after \(beforeHandshake) s")
+            #expect(idle1 >= 1.5 && idle1 < 20, "idle HTTP/1.1: closed after \(idle1) s")
+            #expect(idle2 >= 31 && idle2 < 50, "idle HTTP/2 ignoring GOAWAY: closed after \(idle2) s")
+            // A client that keeps the connection busy is not cut: a pull slower than the timeout.
+            #expect(try await Command.run(["curl", "-sf", "--cacert", certificates.ca, "--limit-rate", "100k", "-o", "/dev/null",
+                                           "-w", "%{http_code}", "https://localhost:\(port)/openapi.json"]) == "200")
         }
     }
 }

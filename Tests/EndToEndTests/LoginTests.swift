@@ -197,6 +197,72 @@ import TestSupport
         }
     }
 
+    /// The real clients with what `pierone login` wrote: the Docker CLI (`docker manifest inspect`,
+    /// which talks to the registry without a daemon) through the credential helper, and podman
+    /// through the auth file `--podman` wrote; each refused without the token.
+    @Test func dockerAndPodmanUseWhatLoginWrote() async throws {
+        try await ClientTests.withScratch { scratch in
+            try await ClientTests.makeOCILayout(at: scratch, content: "image for docker and podman")
+            try await AuthenticationTests.withSecuredRegistry { registry, _ in
+                try await ClientTests.skopeo([
+                    "copy", "--dest-tls-verify=false", "--dest-creds", "oauth2:employee-token",
+                    "oci:\(scratch.appendingPathComponent("layout").path):1.0", "docker://\(registry.host)/team/app:1.0",
+                ])
+                let url = "http://\(registry.host)"
+                let home = scratch.appendingPathComponent("home").path
+                let config = scratch.appendingPathComponent("docker").path
+                let binaries = scratch.appendingPathComponent("bin").path
+                try FileManager.default.createDirectory(atPath: binaries, withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(atPath: binaries + "/docker-credential-pierone", withDestinationPath: try Self.pieroneBinary())
+                let path = binaries + ":/usr/bin:/bin"
+
+                // Docker: the default login names the helper; the CLI runs it from PATH.
+                let login = try await RegistryLogin(
+                    url: url, tokens: TokenSources(token: "employee-token", environment: [:]), environment: ["HOME": home, "DOCKER_CONFIG": config]
+                ).perform()
+                #expect(login.entry == .credentialHelper("pierone"))
+                let docker = ["/usr/bin/docker", "manifest", "inspect", "--insecure", "\(registry.host)/team/app:1.0"]
+                let manifest = try await Command.run(
+                    docker, environment: ["PATH": path, "HOME": home, "DOCKER_CONFIG": config, "PIERONE_TOKEN": "employee-token"]
+                )
+                #expect(manifest.contains("\"schemaVersion\": 2"), "\(manifest)")
+                await #expect(throws: Command.Failure.self, "without a token the helper has nothing and the pull is refused") {
+                    try await Command.run(
+                        docker, environment: [
+                            "PATH": path, "HOME": home, "DOCKER_CONFIG": config, "PIERONE_TOKEN": "", "PIERONE_TOKEN_FILE": "",
+                            "PIERONE_TOKEN_COMMAND": "",
+                        ]
+                    )
+                }
+
+                // podman: `--podman` stores the token in its auth file.
+                let authFile = scratch.appendingPathComponent("containers/auth.json").path
+                var podmanLogin = RegistryLogin(
+                    url: url, tokens: TokenSources(token: "employee-token", environment: [:]), environment: ["HOME": home, "REGISTRY_AUTH_FILE": authFile]
+                )
+                podmanLogin.podman = true
+                #expect(try await podmanLogin.perform().path == authFile)
+                let storage = URL(fileURLWithPath: "/tmp/pm-\(UUID().uuidString.prefix(8))")
+                defer { try? FileManager.default.removeItem(at: storage) }
+                let podman = ["podman", "--root", storage.appendingPathComponent("root").path, "--runroot", storage.appendingPathComponent("run").path,
+                              "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+                try await Command.run(podman + ["pull", "--tls-verify=false", "\(registry.host)/team/app:1.0"], environment: ["REGISTRY_AUTH_FILE": authFile])
+                try await Command.run(
+                    podman + ["push", "--tls-verify=false", "\(registry.host)/team/app:1.0", "docker://\(registry.host)/team/podman:1.0"],
+                    environment: ["REGISTRY_AUTH_FILE": authFile]
+                )
+                let empty = scratch.appendingPathComponent("empty.json").path
+                try Data("{}".utf8).write(to: URL(fileURLWithPath: empty))
+                await #expect(throws: Command.Failure.self, "without the auth file podman is refused") {
+                    try await Command.run(
+                        podman + ["push", "--tls-verify=false", "\(registry.host)/team/app:1.0", "docker://\(registry.host)/team/podman:2.0"],
+                        environment: ["REGISTRY_AUTH_FILE": empty]
+                    )
+                }
+            }
+        }
+    }
+
     /// `--instance-identity` against an IMDSv2 stand-in serving a document signed by the test CA
     /// the registry trusts: a pull works with the written file, a push is refused.
     @Test func anInstanceLogsInWithItsIdentityDocument() async throws {

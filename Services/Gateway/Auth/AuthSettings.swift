@@ -31,6 +31,9 @@ package struct AuthSettings: Sendable {
     package var instanceAccess: [String: [Glob]]
     /// `TOKENINFO_REALMS`: tokeninfo realms whose tokens are accepted; others get 403.
     package var realms: Set<String>
+    /// Whether the gateway's own port serves HTTPS (`HTTP_TLS_CERT`): the token realm is then
+    /// `https` whatever the request says.
+    package var servesTLS = false
     package static let defaultRealms: Set<String> = ["/employees", "/services"]
 
     package init(
@@ -129,7 +132,7 @@ package struct AuthSettings: Sendable {
             },
             rules: AccessRules(publicRead: self.publicRead, instanceAccess: self.instanceAccess),
             tokens: tokens,
-            publicURL: self.publicURL,
+            publicURL: self.publicURL, servesTLS: self.servesTLS,
             instances: self.instanceCertificates.flatMap {
                 try? InstanceIdentityVerifier(certificatesPEM: $0, maximumAge: TimeInterval(self.instanceMaximumAge))
             },

@@ -13,6 +13,8 @@ package struct Authenticator: Sendable {
     package let tokens: RegistryTokens?
     /// `HTTP_PUBLIC_URL`: how clients reach this registry, for the token realm.
     let publicURL: String?
+    /// Whether this port is HTTPS itself (`HTTP_TLS_CERT`).
+    let servesTLS: Bool
     /// EC2 instance identity verification, when `IID_CERTIFICATES_FILE` is set.
     let instances: InstanceIdentityVerifier?
     /// `TOKENINFO_REALMS`: the tokeninfo realms whose tokens are accepted.
@@ -20,7 +22,7 @@ package struct Authenticator: Sendable {
 
     package init(
         tokenInfo: TokenInfoClient, teams: TeamClient?, rules: AccessRules, tokens: RegistryTokens? = nil,
-        publicURL: String? = nil, instances: InstanceIdentityVerifier? = nil, realm: String = "Pier One",
+        publicURL: String? = nil, servesTLS: Bool = false, instances: InstanceIdentityVerifier? = nil, realm: String = "Pier One",
         realms: Set<String> = AuthSettings.defaultRealms
     ) {
         self.realms = realms
@@ -30,6 +32,7 @@ package struct Authenticator: Sendable {
         self.rules = rules
         self.tokens = tokens
         self.publicURL = publicURL
+        self.servesTLS = servesTLS
         self.realm = realm
     }
 

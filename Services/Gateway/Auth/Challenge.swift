@@ -18,10 +18,11 @@ extension Authenticator {
         return value
     }
 
-    /// `HTTP_PUBLIC_URL`, or the scheme (`X-Forwarded-Proto`) and `Host` the client used.
+    /// `HTTP_PUBLIC_URL`, or the scheme (`https` when this port is TLS, else `X-Forwarded-Proto`)
+    /// and `Host` the client used.
     func baseURL(of request: Request) -> String {
         if let publicURL { return publicURL }
-        let scheme = request.headers[.forwardedProto] == "https" ? "https" : "http"
+        let scheme = self.servesTLS || request.headers[.forwardedProto] == "https" ? "https" : "http"
         let host = request.head.authority ?? "localhost"
         let safe = host.allSatisfy { $0.isLetter || $0.isNumber || ".-:[]".contains($0) } ? host : "localhost"
         return "\(scheme)://\(safe)"

@@ -66,6 +66,9 @@ package struct ServeConfiguration: Sendable {
     /// `HTTP_TLS_CERT`, `HTTP_TLS_KEY`, `HTTP_TLS_CLIENT_CA`, `HTTP_TLS_RELOAD_INTERVAL`: TLS on the
     /// gateway's public listener (nil: plain HTTP).
     package var publicTLS: PublicTLS?
+    /// `HTTP_IDLE_TIMEOUT`: seconds a client connection (an HTTP/2 stream) may send nothing while
+    /// no response is being written before it is closed; 0 for never.
+    package var idleTimeout = 120
     /// `STORAGE_S3_BUCKET` and the other `STORAGE_S3_*` / `AWS_*` settings: blobs in S3 instead
     /// of under `STORAGE_DIRECTORY`.
     package var s3: S3Settings?
@@ -132,6 +135,8 @@ package struct ServeConfiguration: Sendable {
         self.blobURL = environment.string("BLOB_URL")
         self.internalTLS = internalTLS
         self.publicTLS = try PublicTLS.from(environment)
+        self.auth.servesTLS = self.publicTLS != nil
+        self.idleTimeout = try environment.integer("HTTP_IDLE_TIMEOUT", default: 120, range: 0...86_400)
         self.blobStreamsOverHTTP2 = try environment.bool("BLOB_STREAMS_HTTP2", default: false)
         self.s3 = try S3Settings.from(environment)
         self.notifications = try NotificationSettings(environment: environment)
