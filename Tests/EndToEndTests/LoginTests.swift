@@ -204,8 +204,9 @@ import TestSupport
         try await ClientTests.withScratch { scratch in
             try await ClientTests.makeOCILayout(at: scratch, content: "image for docker and podman")
             try await AuthenticationTests.withSecuredRegistry { registry, _ in
+                // Docker schema 2: Docker 20.10's `manifest inspect` does not ask for OCI manifests.
                 try await ClientTests.skopeo([
-                    "copy", "--dest-tls-verify=false", "--dest-creds", "oauth2:employee-token",
+                    "copy", "--format", "v2s2", "--dest-tls-verify=false", "--dest-creds", "oauth2:employee-token",
                     "oci:\(scratch.appendingPathComponent("layout").path):1.0", "docker://\(registry.host)/team/app:1.0",
                 ])
                 let url = "http://\(registry.host)"
