@@ -479,15 +479,23 @@ def blob_push_64_h2(registry, data, round_):
     return data.large_count * 64 / (time.perf_counter() - started)
 
 
+# Peak resident memory of each server process during the HTTP/2 pulls, per registry (MiB).
+H2_PEAKS = {}
+
+
 def blob_pull_64_h2(registry, data, round_):
     if not registry.tls:
         return None
+    registry.reset_peak()
     started = time.perf_counter()
     for _ in range(PULL_REPEATS // 2):
         for digest in data.large_digests:
             if curl_h2(registry, [f"{registry.base}/v2/bench/h2-{round_}/blobs/{digest}"]) != "200":
                 raise RuntimeError("h2 pull failed")
-    return data.large_count * (PULL_REPEATS // 2) * 64 / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    for label, peak in registry.peaks().items():
+        H2_PEAKS.setdefault(registry.name, {})[label] = max(peak, H2_PEAKS.get(registry.name, {}).get(label, 0))
+    return data.large_count * (PULL_REPEATS // 2) * 64 / elapsed
 
 
 MANIFEST_DIGESTS = {}
@@ -794,6 +802,9 @@ def report(workloads, registries, results, peaks, data, options):
         print("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)))
     cpu = {n: (statistics.median(x[0] for x in PULL_CPU[n]), statistics.median(x[1] for x in PULL_CPU[n]))
            for n in names if n in PULL_CPU}
+    if H2_PEAKS:
+        print("peak RSS MiB during the HTTP/2 pulls: " + ", ".join(
+            f"{n} " + ", ".join(f"{k} {v}" for k, v in peaks.items()) for n, peaks in H2_PEAKS.items()))
     print("pull 64 MiB, CPU seconds per GiB (server processes + this client): "
           + ", ".join(f"{n} {server:.2f} + {client:.2f}" for n, (server, client) in cpu.items()))
     if "relay" in names and "pierone" in names:

@@ -310,9 +310,11 @@ import TestSupport
                 let text = String(buffer: try await registry.request(.get, "/metrics").body)
                 return try Exposition(text).sum("pierone_storage_operation_duration_seconds_count", ["operation": "list_uploads"])
             }
+            // The metrics are the test process's, shared with registries of other tests whose
+            // upload expiry lists now and then: 20 readiness checks that each listed would add 20.
             let before = try await listings()
-            for _ in 0..<5 { #expect(try await registry.request(.get, "/health/ready").status == .ok) }
-            #expect(try await listings() == before)
+            for _ in 0..<20 { #expect(try await registry.request(.get, "/health/ready").status == .ok) }
+            #expect(try await listings() - before <= 3)
         }
     }
 
