@@ -7,10 +7,24 @@ package struct PageRequest: Sendable, Equatable, Codable {
     package var limit: Int?
     /// Entries strictly after this one are returned.
     package var after: String?
+    /// Newest first instead of the listing's usual order (tags only: by when each got its
+    /// current manifest, latest first; `after` then means older than that one).
+    package var newestFirst: Bool
 
-    package init(limit: Int? = nil, after: String? = nil) {
+    package init(limit: Int? = nil, after: String? = nil, newestFirst: Bool = false) {
         self.limit = limit
         self.after = after
+        self.newestFirst = newestFirst
+    }
+
+    private enum CodingKeys: String, CodingKey { case limit, after, newestFirst }
+
+    /// A request from a replica that does not know `newestFirst` yet decodes as oldest first.
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.limit = try container.decodeIfPresent(Int.self, forKey: .limit)
+        self.after = try container.decodeIfPresent(String.self, forKey: .after)
+        self.newestFirst = try container.decodeIfPresent(Bool.self, forKey: .newestFirst) ?? false
     }
 
     /// The page size served: `limit` clamped to 0…`maximumLimit` (a negative one from a caller of

@@ -169,6 +169,36 @@ import TestSupport
         }
     }
 
+    /// `?order=newest` pages the tags latest first: following `Link` from the first page visits
+    /// every tag once, in exactly the reverse of the oldest-first listing; a bad order is a 400.
+    @Test(arguments: Backend.allCases)
+    func tagsPageNewestFirst(_ backend: Backend) async throws {
+        try await RegistryHarness.withRegistry(backend) { registry in
+            let image = try await registry.pushImage(to: "team/many", reference: "t0", layers: ["many"])
+            for n in 1..<45 {
+                #expect(try await registry.putManifest(image.bytes, to: "team/many", reference: "t\(n)", mediaType: MediaType.ociManifest).status == .created)
+            }
+            func names(_ path: String) async throws -> (names: [String], link: String?) {
+                let answer = try await Self.get(registry, path)
+                #expect(answer.status == .ok, "\(path)")
+                return (((answer.json as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }, answer.response.headers[.link])
+            }
+            let oldest = try await names("/teams/team/artifacts/many/tags").names
+            #expect(oldest.count == 45 && oldest.first == "t0" && oldest.last == "t44", "\(oldest)")
+            var newest: [String] = []
+            var path: String? = "/teams/team/artifacts/many/tags?order=newest&limit=10"
+            while let next = path {
+                let page = try await names(next)
+                #expect(page.names.count <= 10)
+                newest += page.names
+                path = page.link.flatMap { $0.split(separator: ">").first.map { String($0.dropFirst()) } }
+                if let path { #expect(path.contains("order=newest&limit=10&after="), "\(path)") }
+            }
+            #expect(newest == Array(oldest.reversed()))
+            #expect(try await Self.get(registry, "/teams/team/artifacts/many/tags?order=sideways").status == .badRequest)
+        }
+    }
+
     /// Who may read what: as for pulls. Also who may set the scm-source with a header.
     @Test func permissionsAndTrustedScmSource() async throws {
         let fixture = try await InstanceIdentityFixture.make()

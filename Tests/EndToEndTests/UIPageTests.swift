@@ -1,3 +1,4 @@
+import Contracts
 import Foundation
 import Gateway
 import HTTPTypes
@@ -21,6 +22,39 @@ import TestSupport
              "--user-data-dir=\(profile.path)", "--virtual-time-budget=10000", "--window-size=1400,900"] + arguments,
             environment: ["HOME": profile.path]
         )
+    }
+
+    /// An artifact with 150 tags: the tags pane shows the newest 100 and a shareable link to the
+    /// older ones, which shows the other 50 and a way back; artifacts sort naturally (app2 before
+    /// app10). Before, the page loaded and rendered every tag at once.
+    @Test func tagsArePagedNewestFirstAndArtifactsSortNaturally() async throws {
+        try await ClientTests.withScratch { scratch in
+            try await RegistryHarness.withRegistry { registry in
+                let image = try await registry.pushImage(to: "team/app10", reference: "t0", layers: ["paged"])
+                for n in 1..<150 {
+                    #expect(try await registry.putManifest(image.bytes, to: "team/app10", reference: "t\(n)", mediaType: MediaType.ociManifest).status == .created)
+                }
+                try await registry.pushImage(to: "team/app2", reference: "1", config: #"{"ui":"app2"}"#, layers: ["app2"])
+                let profile = scratch.appendingPathComponent("chromium")
+                let first = try await Self.chromium(["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/teams/team/app10"], profile: profile)
+                #expect(first.contains(#"data-ready="true""#))
+                let rows = { (dom: String) in dom.components(separatedBy: "<tr data-tag=").count - 1 }
+                #expect(rows(first) == 100, "the newest 100 tags")
+                #expect(first.contains(#"data-tag="t149""#) && !first.contains(#"data-tag="t49""#))
+                let older = try #require(first.firstRange(of: #"id="older-tags""#).map { _ in first })
+                #expect(older.contains("#/teams/team/app10?after=t50"), "the link to the older tags")
+                let app2 = try #require(first.range(of: #"data-artifact="app2""#))
+                let app10 = try #require(first.range(of: #"data-artifact="app10""#))
+                #expect(app2.lowerBound < app10.lowerBound, "natural order")
+
+                let second = try await Self.chromium(
+                    ["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/teams/team/app10?after=t50"], profile: profile
+                )
+                #expect(rows(second) == 50)
+                #expect(second.contains(#"data-tag="t49""#) && second.contains(#"data-tag="t0""#) && !second.contains(#"data-tag="t50""#))
+                #expect(second.contains(#"id="newest-tags""#) && !second.contains(#"id="older-tags""#))
+            }
+        }
     }
 
     @Test func rendersTeamsArtifactsAndTagsOfARealPush() async throws {

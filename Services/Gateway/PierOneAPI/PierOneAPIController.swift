@@ -66,9 +66,21 @@ struct PierOneAPIController: Sendable {
 
     // MARK: Endpoints
 
+    /// `?order=oldest` (the default, as the original listed them) or `?order=newest`.
     private func tags(_ request: Request, name: RepositoryName) async throws -> Response {
         let notFound = RegistryError(.nameUnknown, "\(name) has no tags", detail: ["name": name.value])
-        return try await self.list(request, path: "/teams/\(name.team)/artifacts/\(name.artifact)/tags", key: \.name) { page in
+        let newestFirst: Bool
+        switch request.uri.queryParameters["order"] {
+        case nil, "oldest": newestFirst = false
+        case "newest": newestFirst = true
+        case let other?:
+            throw RegistryError(.parameterInvalid, "order is oldest or newest, not \(other)", detail: ["order": String(other)])
+        }
+        return try await self.list(
+            request, path: "/teams/\(name.team)/artifacts/\(name.artifact)/tags", linkQuery: newestFirst ? "order=newest&" : "", key: \.name
+        ) { page in
+            var page = page
+            page.newestFirst = newestFirst
             guard let tags = try await self.metadata.tagDetails(in: name, page: page) else { throw notFound }
             return tags
         } render: { TagBody($0) }
@@ -121,7 +133,7 @@ struct PierOneAPIController: Sendable {
 
     /// Pages through `fetch`: one page of `limit` when asked, else up to `unpagedLimit` entries.
     private func list<Item: Sendable & Codable & Equatable, Body: Encodable>(
-        _ request: Request, path: String, notFound: RegistryError? = nil, key: KeyPath<Item, String>,
+        _ request: Request, path: String, linkQuery: String = "", notFound: RegistryError? = nil, key: KeyPath<Item, String>,
         fetch: @escaping @Sendable (PageRequest) async throws -> Page<Item>, render: (Item) -> Body
     ) async throws -> Response {
         let query = request.uri.queryParameters
@@ -141,7 +153,7 @@ struct PierOneAPIController: Sendable {
         if hasMore, let last = items.last?[keyPath: key] {
             let encoded = last.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? last
             let size = limit ?? PageRequest.maximumLimit
-            response.headers[.link] = "<\(path)?limit=\(size)&after=\(encoded)>; rel=\"next\""
+            response.headers[.link] = "<\(path)?\(linkQuery)limit=\(size)&after=\(encoded)>; rel=\"next\""
         }
         return response
     }

@@ -49,9 +49,10 @@ extension PostgresMetadataStore {
                 JOIN tags t ON t.repository_id = r.id
                 JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
                 WHERE r.name = \(repository.value)
-                  AND (\(page.after)::text IS NULL OR (t.updated_at, t.name) > (
+                  AND (\(page.after)::text IS NULL OR (t.updated_at, t.name) \(unescaped: page.newestFirst ? "<" : ">") (
                       SELECT a.updated_at, a.name FROM tags a WHERE a.repository_id = r.id AND a.name = \(page.after)))
-                ORDER BY t.updated_at, t.name LIMIT \(page.effectiveLimit + 1)
+                ORDER BY t.updated_at \(unescaped: page.newestFirst ? "DESC" : "ASC"), t.name \(unescaped: page.newestFirst ? "DESC" : "ASC")
+                LIMIT \(page.effectiveLimit + 1)
                 """, logger: self.logger
             )
             var details: [TagDetail] = []

@@ -39,8 +39,9 @@ extension SQLiteMetadataStore {
             SELECT t.name, t.updated_at, t.pushed_by, t.manifest_digest, m.media_type, m.total_size, m.image_id, t.pulled_at
             FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
             WHERE t.repository_id = ?1
-              AND (?2 IS NULL OR (t.updated_at, t.name) > (SELECT updated_at, name FROM tags WHERE repository_id = ?1 AND name = ?2))
-            ORDER BY t.updated_at, t.name LIMIT ?3
+              AND (?2 IS NULL OR (t.updated_at, t.name) \(page.newestFirst ? "<" : ">")
+                   (SELECT updated_at, name FROM tags WHERE repository_id = ?1 AND name = ?2))
+            ORDER BY t.updated_at \(page.newestFirst ? "DESC" : "ASC"), t.name \(page.newestFirst ? "DESC" : "ASC") LIMIT ?3
             """,
             [.integer(id), page.after.map { .text($0) } ?? .null, .integer(page.effectiveLimit + 1)]
         )
