@@ -2,7 +2,9 @@ import Contracts
 import Foundation
 import Gateway
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
+import Runtime
 import Testing
 import TestSupport
 
@@ -53,6 +55,69 @@ import TestSupport
                 #expect(rows(second) == 50)
                 #expect(second.contains(#"data-tag="t49""#) && second.contains(#"data-tag="t0""#) && !second.contains(#"data-tag="t50""#))
                 #expect(second.contains(#"id="newest-tags""#) && !second.contains(#"id="older-tags""#))
+            }
+        }
+    }
+
+    /// The image page of a multi-arch index signed and with an SBOM: both platforms with their
+    /// configuration and layers, both referrers grouped by kind with their annotations, the pull
+    /// command; the tags pane links to it.
+    @Test func anImagePageShowsPlatformsLayersAndReferrers() async throws {
+        try await ClientTests.withScratch { scratch in
+            try await RegistryHarness.withRegistry { registry in
+                let repository = "team/multi"
+                var children: [String] = []
+                var layerDigests: [Digest] = []
+                for (architecture, variable) in [("amd64", "ARCH_AMD=1"), ("arm64", "ARCH_ARM=1")] {
+                    let config = #"{"architecture":"\#(architecture)","os":"linux","config":{"Env":["PATH=/usr/bin","\#(variable)"],"Entrypoint":["/app"],"Labels":{"org.opencontainers.image.source":"https://example.org/\#(architecture)"}},"history":[{"created_by":"COPY app /app # \#(architecture)"}],"rootfs":{"type":"layers","diff_ids":[]}}"#
+                    let configDigest = try await registry.pushBlob(ByteBuffer(string: config), to: repository)
+                    let layer = "layer for \(architecture)"
+                    let layerDigest = try await registry.pushBlob(ByteBuffer(string: layer), to: repository)
+                    layerDigests.append(layerDigest)
+                    let manifest = Manifests.image(
+                        mediaType: MediaType.ociManifest,
+                        config: Manifests.descriptor("application/vnd.oci.image.config.v1+json", configDigest, config.utf8.count),
+                        layers: [Manifests.descriptor("application/vnd.oci.image.layer.v1.tar+gzip", layerDigest, layer.utf8.count)]
+                    )
+                    let digest = DigestHasher.digest(of: manifest)
+                    #expect(try await registry.putManifest(manifest, to: repository, reference: digest.description, mediaType: MediaType.ociManifest).status == .created)
+                    children.append(Manifests.descriptor(
+                        MediaType.ociManifest, digest, manifest.readableBytes, extra: #","platform":{"os":"linux","architecture":"\#(architecture)"}"#
+                    ))
+                }
+                let index = Manifests.index(mediaType: MediaType.ociIndex, manifests: children)
+                let indexDigest = DigestHasher.digest(of: index)
+                #expect(try await registry.putManifest(index, to: repository, reference: "1.0", mediaType: MediaType.ociIndex).status == .created)
+                let empty = try await registry.pushBlob(ByteBuffer(string: "{}"), to: repository)
+                for (artifactType, note) in [("application/vnd.dev.cosign.artifact.sig.v1+json", "signed-by-ci"), ("application/spdx+json", "sbom-of-release")] {
+                    let payload = try await registry.pushBlob(ByteBuffer(string: note), to: repository)
+                    let referrer = Manifests.image(
+                        mediaType: MediaType.ociManifest, config: Manifests.descriptor(MediaType.ociEmpty, empty, 2),
+                        layers: [Manifests.descriptor("application/octet-stream", payload, note.utf8.count)],
+                        extra: #","artifactType":"\#(artifactType)","subject":\#(Manifests.descriptor(MediaType.ociIndex, indexDigest, index.readableBytes)),"annotations":{"org.example.note":"\#(note)"}"#
+                    )
+                    #expect(try await registry.putManifest(
+                        referrer, to: repository, reference: DigestHasher.digest(of: referrer).description, mediaType: MediaType.ociManifest
+                    ).status == .created)
+                }
+                let profile = scratch.appendingPathComponent("chromium")
+                let tags = try await Self.chromium(["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/teams/team/multi"], profile: profile)
+                #expect(tags.contains("#/image/team/multi@\(indexDigest)"), "the tag links to its image page")
+                let url = "http://127.0.0.1:\(registry.port)/ui/#/image/team/multi@\(indexDigest)"
+                let dom = try await Self.chromium(["--dump-dom", url], profile: profile)
+                #expect(dom.contains(#"data-ready="true""#))
+                #expect(dom.contains(#"data-platform="linux/amd64""#) && dom.contains(#"data-platform="linux/arm64""#), "both platforms")
+                #expect(dom.contains("ARCH_AMD=1") && dom.contains("ARCH_ARM=1"), "each platform's environment")
+                #expect(dom.contains("https://example.org/arm64") && dom.contains("COPY app /app # amd64"), "labels and history")
+                for layer in layerDigests { #expect(dom.contains(#"data-layer="\#(layer)""#)) }
+                #expect(dom.contains("Signatures (1)") && dom.contains("SBOMs (1)"), "referrers grouped by kind")
+                #expect(dom.contains("org.example.note: signed-by-ci") && dom.contains("org.example.note: sbom-of-release"))
+                #expect(dom.contains("docker pull 127.0.0.1:\(registry.port)/team/multi@\(indexDigest)"))
+                #expect(!dom.contains(#"class="error""#), "no error on the page")
+                try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+                try await Self.chromium(
+                    ["--screenshot=\(Self.artifacts.appendingPathComponent("ui-image.png").path)", "--window-size=1400,1800", url], profile: profile
+                )
             }
         }
     }
