@@ -55,6 +55,9 @@ import TestSupport
                 #expect(rows(second) == 50)
                 #expect(second.contains(#"data-tag="t49""#) && second.contains(#"data-tag="t0""#) && !second.contains(#"data-tag="t50""#))
                 #expect(second.contains(#"id="newest-tags""#) && !second.contains(#"id="older-tags""#))
+                #expect(try await Self.consoleMessages(
+                    "http://127.0.0.1:\(registry.port)/ui/#/teams/team/app10?after=t50", profile: profile
+                ) == [])
             }
         }
     }
@@ -114,12 +117,27 @@ import TestSupport
                 #expect(dom.contains("org.example.note: signed-by-ci") && dom.contains("org.example.note: sbom-of-release"))
                 #expect(dom.contains("docker pull 127.0.0.1:\(registry.port)/team/multi@\(indexDigest)"))
                 #expect(!dom.contains(#"class="error""#), "no error on the page")
+                for page in [url, "http://127.0.0.1:\(registry.port)/ui/#/teams/team/multi", "http://127.0.0.1:\(registry.port)/ui/#/api"] {
+                    #expect(try await Self.consoleMessages(page, profile: profile) == [], "console of \(page)")
+                }
                 try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
                 try await Self.chromium(
                     ["--screenshot=\(Self.artifacts.appendingPathComponent("ui-image.png").path)", "--window-size=1400,1800", url], profile: profile
                 )
             }
         }
+    }
+
+    /// What the page wrote to the browser console while loading `url` (Chromium logs each
+    /// message, uncaught exceptions included, as a `CONSOLE` line on standard error).
+    static func consoleMessages(_ url: String, profile: URL) async throws -> [String] {
+        let output = try await Command.run(
+            ["/bin/sh", "-c",
+             "chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --user-data-dir='\(profile.path)' "
+                + "--virtual-time-budget=10000 --enable-logging=stderr --v=0 --dump-dom '\(url)' 2>&1 >/dev/null"],
+            environment: ["HOME": profile.path]
+        )
+        return output.split(separator: "\n").filter { $0.contains(":CONSOLE") }.map(String.init)
     }
 
     @Test func rendersTeamsArtifactsAndTagsOfARealPush() async throws {
