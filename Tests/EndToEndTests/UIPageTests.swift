@@ -117,7 +117,15 @@ import TestSupport
                 #expect(dom.contains("org.example.note: signed-by-ci") && dom.contains("org.example.note: sbom-of-release"))
                 #expect(dom.contains("docker pull 127.0.0.1:\(registry.port)/team/multi@\(indexDigest)"))
                 #expect(!dom.contains(#"class="error""#), "no error on the page")
-                for page in [url, "http://127.0.0.1:\(registry.port)/ui/#/teams/team/multi", "http://127.0.0.1:\(registry.port)/ui/#/api"] {
+                // The search box's view: the tags of an image id prefix (as `docker images` shows it).
+                let listed = try await registry.request(.get, "/teams/team/artifacts/multi/tags").body
+                let imageID = try #require(String(buffer: listed).firstMatch(of: /"image":"sha256:([0-9a-f]{12})/)?.output.1)
+                let found = try await Self.chromium(["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/search/\(imageID)"], profile: profile)
+                #expect(found.contains(#"data-found="team/multi:1.0""#), "the tag of the image id")
+                let missing = try await Self.chromium(["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/search/ffffffffffff"], profile: profile)
+                #expect(missing.contains("No image id starts with ffffffffffff"))
+                for page in [url, "http://127.0.0.1:\(registry.port)/ui/#/teams/team/multi", "http://127.0.0.1:\(registry.port)/ui/#/api",
+                             "http://127.0.0.1:\(registry.port)/ui/#/search/\(imageID)"] {
                     #expect(try await Self.consoleMessages(page, profile: profile) == [], "console of \(page)")
                 }
                 try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
