@@ -176,6 +176,7 @@ import TestSupport
                 #expect(dom.contains("immutable"))
                 #expect(dom.contains("anonymous"), "pushed by")
                 #expect(dom.contains("2 teams · 2 artifacts · 3 tags"))
+                #expect(dom.contains("1 artifact · 2 tags · "), "the team's totals")
 
                 let reference = try await Self.chromium(["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/api"], profile: profile)
                 #expect(reference.contains(#"data-path="/teams/{team}/artifacts/{artifact}/tags""#))
