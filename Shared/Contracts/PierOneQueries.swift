@@ -98,6 +98,43 @@ package struct ScmSource: Sendable, Equatable, Codable {
     }
 }
 
+/// A tag as the Pier One API lists it (`GET /teams/{team}/artifacts/{artifact}/tags`): the
+/// original's `name`, `created`, `created_by`, `image`, and what this registry adds. The gateway
+/// encodes it and the CLI decodes it; every field but the first two may be absent (no pusher
+/// recorded, an older server), so a client reads what it is given.
+package struct TagListing: Sendable, Equatable, Codable {
+    package var name: String
+    package var created: String
+    package var createdBy: String?
+    package var image: String?
+    package var manifestDigest: String?
+    package var mediaType: String?
+    package var totalSize: Int64?
+    package var immutable: Bool?
+
+    package init(
+        name: String, created: String, createdBy: String? = nil, image: String? = nil, manifestDigest: String? = nil,
+        mediaType: String? = nil, totalSize: Int64? = nil, immutable: Bool? = nil
+    ) {
+        self.name = name
+        self.created = created
+        self.createdBy = createdBy
+        self.image = image
+        self.manifestDigest = manifestDigest
+        self.mediaType = mediaType
+        self.totalSize = totalSize
+        self.immutable = immutable
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, created, image, immutable
+        case createdBy = "created_by"
+        case manifestDigest = "manifest_digest"
+        case mediaType = "media_type"
+        case totalSize = "total_size"
+    }
+}
+
 /// A tag found by image id.
 package struct ImageTagReference: Sendable, Equatable, Codable {
     package var name: String

@@ -80,10 +80,11 @@ import TestSupport
 
     /// podman as root with its own storage (vfs: no kernel overlay needed) under `storage`, whose
     /// path podman wants short (its run root at most 50 characters).
-    static func podman(_ storage: URL, _ arguments: [String]) async throws {
+    static func podman(_ storage: URL, _ arguments: [String], environment: [String: String] = [:]) async throws {
         try await Command.run(
             ["podman", "--root", storage.appendingPathComponent("root").path, "--runroot", storage.appendingPathComponent("run").path,
-             "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"] + arguments
+             "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"] + arguments,
+            environment: environment
         )
     }
 

@@ -245,18 +245,18 @@ import TestSupport
                 #expect(try await podmanLogin.perform().path == authFile)
                 let storage = URL(fileURLWithPath: "/tmp/pm-\(UUID().uuidString.prefix(8))")
                 defer { try? FileManager.default.removeItem(at: storage) }
-                let podman = ["podman", "--root", storage.appendingPathComponent("root").path, "--runroot", storage.appendingPathComponent("run").path,
-                              "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
-                try await Command.run(podman + ["pull", "--tls-verify=false", "\(registry.host)/team/app:1.0"], environment: ["REGISTRY_AUTH_FILE": authFile])
-                try await Command.run(
-                    podman + ["push", "--tls-verify=false", "\(registry.host)/team/app:1.0", "docker://\(registry.host)/team/podman:1.0"],
+                try await HTTPSTests.podman(
+                    storage, ["pull", "--tls-verify=false", "\(registry.host)/team/app:1.0"], environment: ["REGISTRY_AUTH_FILE": authFile]
+                )
+                try await HTTPSTests.podman(
+                    storage, ["push", "--tls-verify=false", "\(registry.host)/team/app:1.0", "docker://\(registry.host)/team/podman:1.0"],
                     environment: ["REGISTRY_AUTH_FILE": authFile]
                 )
                 let empty = scratch.appendingPathComponent("empty.json").path
                 try Data("{}".utf8).write(to: URL(fileURLWithPath: empty))
                 await #expect(throws: Command.Failure.self, "without the auth file podman is refused") {
-                    try await Command.run(
-                        podman + ["push", "--tls-verify=false", "\(registry.host)/team/app:1.0", "docker://\(registry.host)/team/podman:2.0"],
+                    try await HTTPSTests.podman(
+                        storage, ["push", "--tls-verify=false", "\(registry.host)/team/app:1.0", "docker://\(registry.host)/team/podman:2.0"],
                         environment: ["REGISTRY_AUTH_FILE": empty]
                     )
                 }
@@ -358,6 +358,12 @@ import TestSupport
                 #expect(missing?.description.contains("team nosuchteam does not exist") == true)
                 let anonymous = await #expect(throws: Command.Failure.self) { try await pierone(["teams"], token: "") }
                 #expect(anonymous?.description.contains("needs a token") == true)
+                // `pierone gc` takes its token from the same sources (here a token command).
+                let plan = try await pierone(["gc", "--dry-run", "--json", "--token-command", "echo admin-token"], token: "")
+                #expect(plan.contains("gracePeriodSeconds"), "\(plan)")
+                await #expect(throws: Command.Failure.self, "an employee token lacks application.write_all") {
+                    try await pierone(["gc", "--dry-run"], token: "employee-token")
+                }
             }
         }
     }

@@ -83,7 +83,7 @@ struct PierOneAPIController: Sendable {
             page.newestFirst = newestFirst
             guard let tags = try await self.metadata.tagDetails(in: name, page: page) else { throw notFound }
             return tags
-        } render: { TagBody($0) }
+        } render: { TagListing($0) }
     }
 
     private func imageTags(prefix raw: String) async throws -> Response {
@@ -165,34 +165,14 @@ struct PierOneAPIController: Sendable {
 
 // MARK: JSON shapes
 
-/// A tag: the original's `name`, `created`, `created_by`, `image`, and what this registry adds.
-struct TagBody: Encodable {
-    var name: String
-    var created: String
-    var createdBy: String?
-    var image: String
-    var manifestDigest: String
-    var mediaType: String
-    var totalSize: Int64
-    var immutable: Bool
-
-    enum CodingKeys: String, CodingKey {
-        case name, created, image, immutable
-        case createdBy = "created_by"
-        case manifestDigest = "manifest_digest"
-        case mediaType = "media_type"
-        case totalSize = "total_size"
-    }
-
+extension TagListing {
+    /// What the API answers for a stored tag.
     init(_ detail: TagDetail) {
-        self.name = detail.name
-        self.created = Timestamps.iso8601(millis: detail.createdMillis)
-        self.createdBy = detail.createdBy
-        self.image = detail.imageID.description
-        self.manifestDigest = detail.manifestDigest.description
-        self.mediaType = detail.mediaType
-        self.totalSize = detail.totalSize
-        self.immutable = detail.immutable
+        self.init(
+            name: detail.name, created: Timestamps.iso8601(millis: detail.createdMillis), createdBy: detail.createdBy,
+            image: detail.imageID.description, manifestDigest: detail.manifestDigest.description, mediaType: detail.mediaType,
+            totalSize: detail.totalSize, immutable: detail.immutable
+        )
     }
 }
 

@@ -28,7 +28,7 @@ func publicListener(_ configuration: ServeConfiguration, logger: Logger) throws 
             idleTimeout: idle, gracefulCloseTimeout: .seconds(30), streamConfiguration: http1
         )
         server = HTTPServerBuilder { responder in
-            HandshakeDeadline(
+            GuardedTLSChannel(
                 base: try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: channel, responder: responder),
                 timeout: handshakeTimeout
             )
@@ -107,7 +107,7 @@ let handshakeTimeout = TimeAmount.seconds(10)
 let goAwayCloseTimeout = TimeAmount.seconds(30)
 
 /// A TLS child channel whose connections are watched by a `ConnectionGuard`.
-struct HandshakeDeadline<Base: ServerChildChannel>: ServerChildChannel {
+struct GuardedTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
     let base: Base
     let timeout: TimeAmount

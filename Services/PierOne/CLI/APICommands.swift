@@ -72,7 +72,7 @@ struct TagsCommand: AsyncParsableCommand {
     struct Row: Encodable {
         var team: String
         var artifact: String
-        var tag: PierOneClient.TagInfo
+        var tag: TagListing
         func encode(to encoder: any Encoder) throws {
             try self.tag.encode(to: encoder)
             var container = encoder.container(keyedBy: Key.self)
@@ -82,7 +82,7 @@ struct TagsCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if let limit, !(1...1000).contains(limit) { throw ValidationError("--limit must be between 1 and 1000") }
     }
 
     func run() async throws {
@@ -91,12 +91,12 @@ struct TagsCommand: AsyncParsableCommand {
             let limit = self.limit ?? (self.artifacts.isEmpty ? 3 : 20)
             var rows: [Row] = []
             for artifact in names.sorted() {
-                rows += try await client.tags(self.team, artifact).suffix(limit).map { Row(team: self.team, artifact: artifact, tag: $0) }
+                rows += try await client.tags(self.team, artifact, newest: limit).map { Row(team: self.team, artifact: artifact, tag: $0) }
             }
             return try self.options.output.render(
                 columns: ["team", "artifact", "tag", "created", "by", "immutable", "size"],
                 rows: rows.map {
-                    [$0.team, $0.artifact, $0.tag.name, $0.tag.created, $0.tag.createdBy, $0.tag.immutable.map { $0 ? "yes" : "no" } ?? "",
+                    [$0.team, $0.artifact, $0.tag.name, $0.tag.created, $0.tag.createdBy ?? "", $0.tag.immutable.map { $0 ? "yes" : "no" } ?? "",
                      $0.tag.totalSize.map(Self.size) ?? ""]
                 },
                 records: rows
@@ -117,7 +117,8 @@ struct LatestCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await self.options.run("latest") { client in
-            guard let newest = try await client.tags(self.team, self.artifact).last(where: { $0.name != "latest" }) else {
+            // The two newest: one of them is not `latest`.
+            guard let newest = try await client.tags(self.team, self.artifact, newest: 2).last(where: { $0.name != "latest" }) else {
                 throw LoginFailure("\(self.team)/\(self.artifact) has no tag but latest")
             }
             return self.options.output == .text ? newest.name : try self.options.output.render(columns: ["tag"], rows: [[newest.name]], records: newest)

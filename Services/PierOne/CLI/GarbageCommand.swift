@@ -16,21 +16,22 @@ struct GarbageCommand: AsyncParsableCommand {
     )
 
     struct Connection: ParsableArguments {
-        @Option(help: "The registry (default: PIERONE_URL, else http://127.0.0.1:8080).")
+        @Option(help: "The registry (default: PIERONE_URL, else url: in ~/.config/pierone.yaml, else http://127.0.0.1:8080).")
         var url: String?
 
-        @Option(help: "An OAuth2 token with the scope application.write_all (default: PIERONE_TOKEN).")
-        var token: String?
+        /// The token (it needs the scope application.write_all) from the same sources as `pierone login`.
+        @OptionGroup var tokens: TokenOptions
 
         @Flag(help: "Print the JSON answer.")
         var json = false
 
         var client: GarbageClient {
-            let environment = ProcessInfo.processInfo.environment
-            return GarbageClient(
-                url: self.url ?? environment["PIERONE_URL"] ?? "http://127.0.0.1:8080",
-                token: self.token ?? environment["PIERONE_TOKEN"]
-            )
+            get throws {
+                let environment = ProcessInfo.processInfo.environment
+                let configured = self.url == nil ? try? RegistryLocation.resolve(nil, environment: environment) : nil
+                let token = try self.tokens.sources(environment).resolve()
+                return GarbageClient(url: self.url ?? configured ?? "http://127.0.0.1:8080", token: token)
+            }
         }
 
         func print<Value: Encodable>(_ value: Value, _ text: (Value) -> String) throws {
@@ -63,13 +64,16 @@ struct GarbageCommand: AsyncParsableCommand {
         func run() async throws {
             do {
                 if self.dryRun {
-                    try self.connection.print(try await self.connection.client.plan(limit: self.limit, orphans: self.orphans)) {
+                    try self.connection.print(try await (try self.connection.client).plan(limit: self.limit, orphans: self.orphans)) {
                         GarbageClient.render($0)
                     }
                 } else {
-                    try self.connection.print(try await self.connection.client.run(orphans: self.orphans)) { GarbageClient.render($0) }
+                    try self.connection.print(try await (try self.connection.client).run(orphans: self.orphans)) { GarbageClient.render($0) }
                 }
             } catch let failure as GarbageClient.Failure {
+                FileHandle.standardError.write(Data("pierone gc: \(failure)\n".utf8))
+                throw ExitCode.failure
+            } catch let failure as LoginFailure {
                 FileHandle.standardError.write(Data("pierone gc: \(failure)\n".utf8))
                 throw ExitCode.failure
             }
@@ -88,8 +92,11 @@ struct GarbageCommand: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                try self.connection.print(try await self.connection.client.why(self.digest)) { GarbageClient.render($0) }
+                try self.connection.print(try await (try self.connection.client).why(self.digest)) { GarbageClient.render($0) }
             } catch let failure as GarbageClient.Failure {
+                FileHandle.standardError.write(Data("pierone gc why: \(failure)\n".utf8))
+                throw ExitCode.failure
+            } catch let failure as LoginFailure {
                 FileHandle.standardError.write(Data("pierone gc why: \(failure)\n".utf8))
                 throw ExitCode.failure
             }

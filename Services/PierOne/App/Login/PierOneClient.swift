@@ -18,25 +18,6 @@ package struct PierOneClient: Sendable {
         self.http = http
     }
 
-    package struct TagInfo: Codable, Sendable, Equatable {
-        package var name: String
-        package var created: String
-        package var createdBy: String
-        package var image: String?
-        package var manifestDigest: String?
-        package var mediaType: String?
-        package var totalSize: Int64?
-        package var immutable: Bool?
-
-        enum CodingKeys: String, CodingKey {
-            case name, created, image, immutable
-            case createdBy = "created_by"
-            case manifestDigest = "manifest_digest"
-            case mediaType = "media_type"
-            case totalSize = "total_size"
-        }
-    }
-
     package struct ScmSource: Codable, Sendable, Equatable {
         package var url: String?
         package var revision: String?
@@ -53,12 +34,15 @@ package struct PierOneClient: Sendable {
         try await self.list("/teams/\(Self.segment(team))/artifacts", notFound: "team \(team) does not exist or has no tagged artifact")
     }
 
-    /// Oldest first (most recently pushed last).
-    package func tags(_ team: String, _ artifact: String) async throws -> [TagInfo] {
-        try await self.list(
-            "/teams/\(Self.segment(team))/artifacts/\(Self.path(artifact))/tags",
-            notFound: "artifact \(team)/\(artifact) does not exist or has no tags", repository: "\(team)/\(artifact)"
-        )
+    /// Oldest first (most recently pushed last): every tag, or only the `newest` (at most 1,000,
+    /// one page of `?order=newest`, not the whole listing).
+    package func tags(_ team: String, _ artifact: String, newest: Int? = nil) async throws -> [TagListing] {
+        let path = "/teams/\(Self.segment(team))/artifacts/\(Self.path(artifact))/tags"
+        let notFound = "artifact \(team)/\(artifact) does not exist or has no tags"
+        guard let newest else { return try await self.list(path, notFound: notFound, repository: "\(team)/\(artifact)") }
+        let (status, body) = try await self.get(path + "?order=newest&limit=\(min(max(newest, 1), 1000))")
+        try self.check(status, body, notFound: notFound, repository: "\(team)/\(artifact)")
+        return try self.decode([TagListing].self, body).reversed()
     }
 
     /// nil when the tag has no scm-source record (or does not exist).
