@@ -182,38 +182,78 @@ package struct BlobService: BlobAPI {
         _ = try await self.existingUpload(id, for: repository)
         try await self.claims.claim(id)
         do {
-            // From here no append on any replica can change the bytes: what is hashed is what is placed.
-            let sealed = try await self.driver.sealUpload(id)
-            var hasher: ResumableHasher
-            if sealed.size == 0 {
-                hasher = ResumableHasher(digest.algorithm)
-            } else if let saved = sealed.digest, saved.offset == sealed.size, saved.algorithm == digest.algorithm,
-                      let resumed = ResumableHasher(algorithm: digest.algorithm, state: saved.state)
-            {
-                hasher = resumed
-            } else {
-                // No usable saved state (a write failed midway, or the digest uses another algorithm
-                // than the session was opened with): hash the sealed bytes.
-                hasher = ResumableHasher(digest.algorithm)
-                try await self.driver.readUpload(id) { chunk in hasher.update(chunk) }
-            }
-            let actual = hasher.finalize()
-            guard actual == digest else {
-                try await self.driver.abortUpload(id, evenIfSealed: true)
-                self.sessionEnded(id)
-                throw RegistryError(
-                    .digestInvalid, "upload digest \(actual) does not match \(digest)",
-                    detail: ["expected": digest.description, "actual": actual.description]
-                )
-            }
-            let location = try await self.driver.commitUpload(id, as: digest)
-            self.sessionEnded(id)
+            let blob = try await self.verifyAndPlace(id, as: digest, sealed: try await self.driver.sealUpload(id), hashed: nil)
             await self.claims.release(id)
-            return BlobRecord(digest: digest, size: sealed.size, location: location)
+            return blob
         } catch {
             await self.claims.release(id)
             throw error
         }
+    }
+
+    /// The closing request with its last chunk: one session check and one claim for the append and
+    /// the commit, and the digest of the appended bytes goes from the append to the commit in
+    /// memory instead of through storage (no digest state is written or read back).
+    package func commitUpload<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, for repository: RepositoryName, digest: Digest, appending body: Body, at offset: Int64?
+    ) async throws -> BlobRecord where Body.Element == ByteBuffer {
+        let upload = try await self.existingUpload(id, for: repository)
+        if let offset, offset != upload.size {
+            throw RegistryError.rangeNotSatisfiable(
+                "chunk starts at \(offset) but the upload has \(upload.size) bytes", offset: upload.size
+            )
+        }
+        try await self.claims.claim(id)
+        do {
+            var hasher = try await self.savedHasher(id, size: upload.size, algorithm: upload.info.algorithm)
+            var appended = upload.size
+            let sealed = try await self.driver.appendAndSeal(id, at: upload.size, body: body) { chunk in
+                hasher?.update(chunk)
+                appended += Int64(chunk.readableBytes)
+            }
+            let blob = try await self.verifyAndPlace(id, as: digest, sealed: sealed, hashed: hasher.map { (appended, $0) })
+            await self.claims.release(id)
+            return blob
+        } catch {
+            await self.claims.release(id)
+            throw error
+        }
+    }
+
+    /// Verifies `digest` on a sealed session (from the seal on no append on any replica can change
+    /// its bytes: what is hashed is what is placed) and places the blob; the caller holds the
+    /// claim. `hashed`: the digest state of the session's first `size` bytes, when the caller has it.
+    private func verifyAndPlace(
+        _ id: UploadID, as digest: Digest, sealed: (size: Int64, digest: SavedHashState?),
+        hashed: (size: Int64, hasher: ResumableHasher)?
+    ) async throws -> BlobRecord {
+        var hasher: ResumableHasher
+        if sealed.size == 0 {
+            hasher = ResumableHasher(digest.algorithm)
+        } else if let hashed, hashed.size == sealed.size, hashed.hasher.algorithm == digest.algorithm {
+            hasher = hashed.hasher
+        } else if let saved = sealed.digest, saved.offset == sealed.size, saved.algorithm == digest.algorithm,
+                  let resumed = ResumableHasher(algorithm: digest.algorithm, state: saved.state)
+        {
+            hasher = resumed
+        } else {
+            // No usable state (a write failed midway, another replica appended meanwhile, or the
+            // digest uses another algorithm than the session was opened with): hash the sealed bytes.
+            hasher = ResumableHasher(digest.algorithm)
+            try await self.driver.readUpload(id) { chunk in hasher.update(chunk) }
+        }
+        let actual = hasher.finalize()
+        guard actual == digest else {
+            try await self.driver.abortUpload(id, evenIfSealed: true)
+            self.sessionEnded(id)
+            throw RegistryError(
+                .digestInvalid, "upload digest \(actual) does not match \(digest)",
+                detail: ["expected": digest.description, "actual": actual.description]
+            )
+        }
+        let location = try await self.driver.commitUpload(id, as: digest)
+        self.sessionEnded(id)
+        return BlobRecord(digest: digest, size: sealed.size, location: location)
     }
 
     /// The digest state after the upload's `size` stored bytes: a fresh one for an empty upload, the

@@ -1,5 +1,6 @@
 import Contracts
 import NIOCore
+import NIOPosix
 import _NIOFileSystem
 
 #if canImport(Glibc)
@@ -83,29 +84,25 @@ struct FilesystemDriver: StorageDriver {
     }
 
     func createUpload(_ id: UploadID, info: UploadInfo) async throws {
-        let directory = self.uploadDirectory(id)
-        try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: false, permissions: nil)
+        let directory = self.uploadDirectory(id).string
+        let data = self.dataPath(id).string
         let json = try JSONEncoder().encode(info)
-        try await self.fileSystem.withFileHandle(
-            forWritingAt: directory.appending("info.json"), options: .newFile(replaceExisting: false)
-        ) { handle in
-            _ = try await handle.write(contentsOf: Array(json), toAbsoluteOffset: 0)
+        // `info.json` is whole before `data` exists: a session counts (`upload`) only from then on.
+        try await Self.onIOThread {
+            try Self.check("mkdir", directory, mkdir(directory, 0o755))
+            try Self.writeNewFile(directory + "/info.json", Array(json))
+            try Self.writeNewFile(data, [])
         }
-        try await self.fileSystem.withFileHandle(
-            forWritingAt: self.dataPath(id), options: .newFile(replaceExisting: false)
-        ) { _ in }
     }
 
     func upload(_ id: UploadID) async throws -> (info: UploadInfo, size: Int64)? {
-        let directory = self.uploadDirectory(id)
-        var size = try await self.size(at: self.dataPath(id))
-        if size == nil { size = try await self.size(at: self.sealedPath(id)) }
-        guard let size else { return nil }
-        let json = try await self.fileSystem.withFileHandle(forReadingAt: directory.appending("info.json")) { handle in
-            try await handle.readToEnd(maximumSizeAllowed: .kibibytes(64))
+        let directory = self.uploadDirectory(id).string
+        let found: (json: [UInt8], size: Int64)? = try await Self.onIOThread {
+            guard let size = try Self.size(directory + "/data") ?? Self.size(directory + "/sealed") else { return nil }
+            return (try Self.readSmallFile(directory + "/info.json", limit: 64 << 10), size)
         }
-        let info = try JSONDecoder().decode(UploadInfo.self, from: Data(json.readableBytesView))
-        return (info, size)
+        guard let found else { return nil }
+        return (try JSONDecoder().decode(UploadInfo.self, from: Data(found.json)), found.size)
     }
 
     func appendUpload<Body: AsyncSequence & Sendable>(
@@ -113,45 +110,66 @@ struct FilesystemDriver: StorageDriver {
         digestState: (Int64) -> SavedHashState?
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         try await self.exclusively(id) {
-            guard let current = try await self.size(at: self.dataPath(id)) else {
-                throw RegistryError.uploadBusy(id, "upload \(id) is being committed")
+            let size = try await self.writeChunk(id, at: offset, body: body, observe: observe)
+            if let state = digestState(size) {
+                try await self.saveHashState(id, state)
             }
-            guard current == offset else {
-                throw RegistryError.rangeNotSatisfiable("chunk starts at \(offset) but the upload has \(current) bytes", offset: current)
-            }
-            let handle = try await self.fileSystem.openFile(
-                forWritingAt: self.dataPath(id), options: .modifyFile(createIfNecessary: false)
-            )
-            do {
-                var writer = handle.bufferedWriter(startingAtAbsoluteOffset: offset, capacity: Self.writeBufferSize)
-                var size = offset
-                for try await chunk in body {
-                    observe(chunk)
-                    size += try await writer.write(contentsOf: chunk)
-                }
-                try await writer.flush()
-                try await handle.close()
-                if let state = digestState(size) {
-                    try await self.saveHashState(id, state)
-                }
-                return size
-            } catch {
-                try? await handle.close()
-                throw error
-            }
+            return size
         }
     }
 
     func sealUpload(_ id: UploadID) async throws -> (size: Int64, digest: SavedHashState?) {
+        try await self.exclusively(id) { try await self.seal(id) }
+    }
+
+    func appendAndSeal<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+    ) async throws -> (size: Int64, digest: SavedHashState?) where Body.Element == ByteBuffer {
         try await self.exclusively(id) {
-            guard let size = try await self.size(at: self.dataPath(id)) else {
-                throw RegistryError.uploadBusy(id, "upload \(id) is already being committed")
-            }
-            guard rename(self.dataPath(id).string, self.sealedPath(id).string) == 0 else {
-                throw RenameError(errno: errno)
-            }
-            return (size, try await self.loadHashState(id))
+            _ = try await self.writeChunk(id, at: offset, body: body, observe: observe)
+            return try await self.seal(id)
         }
+    }
+
+    /// Appends `body` at `offset`; the caller holds the session's lock.
+    private func writeChunk<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+    ) async throws -> Int64 where Body.Element == ByteBuffer {
+        guard let current = try await self.size(at: self.dataPath(id)) else {
+            throw RegistryError.uploadBusy(id, "upload \(id) is being committed")
+        }
+        guard current == offset else {
+            throw RegistryError.rangeNotSatisfiable("chunk starts at \(offset) but the upload has \(current) bytes", offset: current)
+        }
+        let handle = try await self.fileSystem.openFile(
+            forWritingAt: self.dataPath(id), options: .modifyFile(createIfNecessary: false)
+        )
+        do {
+            var writer = handle.bufferedWriter(startingAtAbsoluteOffset: offset, capacity: Self.writeBufferSize)
+            var size = offset
+            for try await chunk in body {
+                observe(chunk)
+                size += try await writer.write(contentsOf: chunk)
+            }
+            try await writer.flush()
+            try await handle.close()
+            return size
+        } catch {
+            try? await handle.close()
+            throw error
+        }
+    }
+
+    /// Renames `data` to `sealed` and reads the saved digest state; the caller holds the lock.
+    private func seal(_ id: UploadID) async throws -> (size: Int64, digest: SavedHashState?) {
+        let directory = self.uploadDirectory(id).string
+        let found: (size: Int64, state: [UInt8]?)? = try await Self.onIOThread {
+            guard let size = try Self.size(directory + "/data") else { return nil }
+            try Self.check("rename", directory + "/data", rename(directory + "/data", directory + "/sealed"))
+            return (size, try? Self.readSmallFile(directory + "/hashstate", limit: 64 << 10))
+        }
+        guard let found else { throw RegistryError.uploadBusy(id, "upload \(id) is already being committed") }
+        return (found.size, found.state.flatMap { try? JSONDecoder().decode(SavedHashState.self, from: Data($0)) })
     }
 
     func readUpload(_ id: UploadID, into sink: (ByteBuffer) async throws -> Void) async throws {
@@ -161,35 +179,44 @@ struct FilesystemDriver: StorageDriver {
     }
 
     func commitUpload(_ id: UploadID, as digest: Digest) async throws -> String {
-        let sealed = self.sealedPath(id)
-        try await self.fileSystem.withFileHandle(
-            forWritingAt: sealed, options: .modifyFile(createIfNecessary: false)
-        ) { handle in
-            try await handle.synchronize()
-        }
+        let sealed = self.sealedPath(id).string
         // Each upload's bytes get a path of their own (the digest's path and the upload id), never
         // one another upload wrote: the garbage collector deletes exactly the file of the row it
         // removed, so a new upload of the same digest at the same moment cannot lose its bytes.
         // Metadata records the first location of a digest; later copies are discarded.
         let location = Self.location(of: digest, upload: id)
-        let destination = self.root.pushing(location)
-        // The file's time becomes the commit's (a rename keeps the last write's): the orphan scan
-        // leaves blobs younger than an hour alone, and this one is about to be recorded.
-        _ = utimes(sealed.string, nil)
-        let directory = destination.removingLastComponent()
-        // The collector removes fan-out directories it empties: if it removed this one between
-        // the two steps, they are made again.
-        do {
-            try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
-            try await self.fileSystem.moveItem(at: sealed, to: destination)
-        } catch let error as FileSystemError where error.code == .notFound {
-            try await self.fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: nil)
-            try await self.fileSystem.moveItem(at: sealed, to: destination)
+        let destination = self.root.pushing(location).string
+        let directory = self.root.pushing(location).removingLastComponent().string
+        let root = self.root.string
+        // blobs/<algorithm>/<first two hex>
+        let fanOut = location.removingLastComponent().components.map(\.string)
+        let session = self.uploadDirectory(id).string
+        // One trip to the I/O threads for the whole commit (a trip per step before: on a busy host
+        // the hand-offs cost more than the steps).
+        let emptied = try await Self.onIOThread {
+            let descriptor = open(sealed, O_RDONLY | O_CLOEXEC)
+            try Self.check("open", sealed, descriptor)
+            defer { close(descriptor) }
+            try Self.check("fsync", sealed, fsync(descriptor))
+            // The file's time becomes the commit's (a rename keeps the last write's): the orphan
+            // scan leaves blobs younger than an hour alone, and this one is about to be recorded.
+            _ = futimens(descriptor, nil)
+            // The collector removes fan-out directories it empties: if it removed this one, it is
+            // made again.
+            if rename(sealed, destination) != 0 {
+                guard errno == ENOENT else { throw CallError(call: "rename", path: sealed, errno: errno) }
+                try Self.makeDirectories(fanOut, below: root)
+                try Self.check("rename", sealed, rename(sealed, destination))
+            }
+            let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            try Self.check("open", directory, directoryDescriptor)
+            defer { close(directoryDescriptor) }
+            try Self.check("fsync", directory, fsync(directoryDescriptor))
+            // The session's own files; anything else there is left to the recursive removal below.
+            for name in ["info.json", "hashstate", "hashstate.tmp", "data"] { _ = unlink(session + "/" + name) }
+            return rmdir(session) == 0 || errno == ENOENT
         }
-        try await self.fileSystem.withDirectoryHandle(atPath: directory) { handle in
-            try await handle.synchronize()
-        }
-        try await self.abortUpload(id, evenIfSealed: true)
+        if !emptied { try await self.abortUpload(id, evenIfSealed: true) }
         return location.string
     }
 
@@ -344,6 +371,86 @@ struct FilesystemDriver: StorageDriver {
         try await self.fileSystem.removeItem(at: path, strategy: .platformDefault, recursively: false)
         // The fan-out directory goes once empty (rmdir refuses one that is not).
         _ = rmdir(path.removingLastComponent().string)
+    }
+
+    /// Runs `body` (blocking system calls) on NIO's I/O thread pool, as `FileSystem` does for
+    /// each of its calls: a sequence of small steps pays one hand-off instead of one per step.
+    static func onIOThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
+
+    /// A system call on a path that failed.
+    struct CallError: Error, CustomStringConvertible {
+        var call: String
+        var path: String
+        var errno: Int32
+        var description: String { "\(self.call) \(self.path): \(String(cString: strerror(self.errno)))" }
+    }
+
+    /// Throws the call's errno when `result` is negative.
+    static func check(_ call: String, _ path: String, _ result: Int32) throws {
+        if result < 0 { throw CallError(call: call, path: path, errno: errno) }
+    }
+
+    /// The size of the file at `path`, nil when nothing is there.
+    static func size(_ path: String) throws -> Int64? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return nil }
+            throw CallError(call: "open", path: path, errno: errno)
+        }
+        defer { close(descriptor) }
+        let end = lseek(descriptor, 0, SEEK_END)
+        guard end >= 0 else { throw CallError(call: "lseek", path: path, errno: errno) }
+        return Int64(end)
+    }
+
+    /// Creates `path` (which must not exist) holding `bytes`.
+    static func writeNewFile(_ path: String, _ bytes: [UInt8]) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        try Self.check("open", path, descriptor)
+        defer { close(descriptor) }
+        var written = 0
+        while written < bytes.count {
+            let result = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if result < 0 && errno == EINTR { continue }
+            try Self.check("write", path, Int32(clamping: result))
+            written += result
+        }
+    }
+
+    /// The bytes of a small file, at most `limit` of them.
+    static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        try Self.check("open", path, descriptor)
+        defer { close(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: limit)
+        var count = 0
+        while count < limit {
+            let result = bytes[count...].withUnsafeMutableBytes { systemRead(descriptor, $0.baseAddress, $0.count) }
+            if result < 0 && errno == EINTR { continue }
+            try Self.check("read", path, Int32(clamping: result))
+            if result == 0 { break }
+            count += result
+        }
+        return Array(bytes[..<count])
+    }
+
+    private static func systemRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        #if canImport(Glibc)
+        Glibc.read(descriptor, buffer, count)
+        #else
+        Darwin.read(descriptor, buffer, count)
+        #endif
+    }
+
+    /// `mkdir -p` of `components` under `root` (which exists).
+    static func makeDirectories(_ components: [String], below root: String) throws {
+        var current = root
+        for component in components {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw CallError(call: "mkdir", path: current, errno: errno) }
+        }
     }
 
     struct RenameError: Error {

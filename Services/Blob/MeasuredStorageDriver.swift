@@ -39,6 +39,12 @@ struct MeasuredStorageDriver: StorageDriver {
         }
     }
 
+    func appendAndSeal<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+    ) async throws -> (size: Int64, digest: SavedHashState?) where Body.Element == ByteBuffer {
+        try await self.measure("append_and_seal") { try await self.base.appendAndSeal(id, at: offset, body: body, observe: observe) }
+    }
+
     func sealUpload(_ id: UploadID) async throws -> (size: Int64, digest: SavedHashState?) {
         try await self.measure("seal_upload") { try await self.base.sealUpload(id) }
     }

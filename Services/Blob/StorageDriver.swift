@@ -52,6 +52,13 @@ protocol StorageDriver: Sendable {
     /// append runs or when the upload is already sealed.
     func sealUpload(_ id: UploadID) async throws -> (size: Int64, digest: SavedHashState?)
 
+    /// The closing request: appends `body` at `offset` (as `appendUpload`, saving no digest
+    /// state) and seals the upload, with no other writer or seal able to come between. Returns
+    /// the sealed size and the saved digest state of the bytes before `offset`'s append, if any.
+    func appendAndSeal<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+    ) async throws -> (size: Int64, digest: SavedHashState?) where Body.Element == ByteBuffer
+
     /// Streams the bytes of a sealed upload (to re-hash them when no saved state covers them).
     func readUpload(_ id: UploadID, into sink: (ByteBuffer) async throws -> Void) async throws
 
@@ -124,5 +131,16 @@ extension RegistryError {
     /// 409: another request is writing to, committing or removing this upload.
     static func uploadBusy(_ id: UploadID, _ why: String = "another request is writing to this upload") -> RegistryError {
         RegistryError(.uploadBusy, "\(why); retry, or start a new upload", detail: ["upload": id.value])
+    }
+}
+
+extension StorageDriver {
+    /// Two steps; another writer may append between them, which the caller's digest check sees
+    /// (the sealed size is not the appended one).
+    func appendAndSeal<Body: AsyncSequence & Sendable>(
+        _ id: UploadID, at offset: Int64, body: Body, observe: (ByteBuffer) -> Void
+    ) async throws -> (size: Int64, digest: SavedHashState?) where Body.Element == ByteBuffer {
+        _ = try await self.appendUpload(id, at: offset, body: body, observe: observe, digestState: { _ in nil })
+        return try await self.sealUpload(id)
     }
 }

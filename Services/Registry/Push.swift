@@ -39,7 +39,11 @@ extension RegistryService {
         } else {
             try await self.blobs.commitUpload(id, for: repository, digest: digest)
         }
+        let ticket = self.cache?.ticket(repository)
         let recorded = try await self.metadata.linkBlob(blob, into: repository)
+        // A pushed blob is often pulled soon after (a CI job's next step, a deploy): its lookup is
+        // remembered as a pull's would be, under the ticket taken before the link.
+        if let ticket { self.cache?.store(recorded, in: repository, ticket: ticket) }
         if recorded.location != blob.location {
             try? await self.blobs.discard(blob)
         }
@@ -64,6 +68,9 @@ extension RegistryService {
         case .anyRepository: nil
         case .repositories(let candidates): candidates
         }
-        return try await self.metadata.mountBlob(digest, into: repository, from: sources) != nil
+        let ticket = self.cache?.ticket(repository)
+        guard let mounted = try await self.metadata.mountBlob(digest, into: repository, from: sources) else { return false }
+        if let ticket { self.cache?.store(mounted, in: repository, ticket: ticket) }
+        return true
     }
 }

@@ -2,7 +2,9 @@ import Contracts
 import Foundation
 import Logging
 import NIOCore
+import Prometheus
 import Runtime
+import SystemPackage
 import Testing
 
 @testable import Blob
@@ -35,6 +37,51 @@ import Testing
             let blob = try await service.commitUpload(session.id, for: self.repository, digest: digest)
             #expect(String(buffer: try await StorageFixture.readAll(service, blob)) == "replica a, replica b")
         }
+    }
+
+    /// The closing request with its last chunk checks the session once, appends and seals in one
+    /// hold of the session's lock, and carries the digest of its bytes to the commit in memory: no
+    /// second status read, no digest state written and read back, no re-read of the bytes.
+    @Test func theClosingRequestChecksTheSessionOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-blob-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let base = FilesystemDriver(root: .init(directory.path))
+        try await base.prepare()
+        let name = "test-\(UUID())"
+        let service = BlobService(driver: MeasuredStorageDriver(base: base, name: name), logger: Logger(label: "test"))
+        let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+        _ = try await service.appendUpload(session.id, for: self.repository, at: 0, body: StorageFixture.stream(["first, "]))
+        let digest = DigestHasher.digest(of: ByteBuffer(string: "first, last"))
+        let blob = try await service.commitUpload(
+            session.id, for: self.repository, digest: digest, appending: StorageFixture.stream(["last"]), at: 7
+        )
+        #expect(String(buffer: try await StorageFixture.readAll(service, blob)) == "first, last")
+        #expect(Self.operations(of: name) == [
+            "append_upload": 1, "append_and_seal": 1, "commit_upload": 1, "create_upload": 1, "load_hash_state": 1, "read": 1,
+            "upload_status": 2,
+        ])
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("uploads/\(session.id)").path))
+
+        // A wrong digest on the closing request: refused, and the session is gone.
+        let second = try await service.startUpload(for: self.repository, algorithm: .sha256)
+        await #expect(throws: RegistryError.self) {
+            _ = try await service.commitUpload(second.id, for: self.repository, digest: digest, appending: StorageFixture.stream(["other"]), at: 0)
+        }
+        await #expect(throws: RegistryError.self) { _ = try await service.uploadStatus(second.id, for: self.repository) }
+    }
+
+    /// Storage operations counted for the driver named `name` (`pierone_storage_operation_duration_seconds`).
+    static func operations(of name: String) -> [String: Int] {
+        var buffer: [UInt8] = []
+        ServiceMetrics.registry.emit(into: &buffer)
+        var counts: [String: Int] = [:]
+        let prefix = "pierone_storage_operation_duration_seconds_count{driver=\"\(name)\",operation=\""
+        for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") where line.hasPrefix(prefix) {
+            let rest = line.dropFirst(prefix.count)
+            guard let quote = rest.firstIndex(of: "\""), let count = Int(rest.split(separator: " ").last ?? "") else { continue }
+            counts[String(rest[..<quote])] = count
+        }
+        return counts
     }
 
     @Test func staleDigestStateFallsBackToTheStoredBytes() async throws {

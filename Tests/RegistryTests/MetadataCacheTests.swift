@@ -230,4 +230,30 @@ import Testing
         try await registry.deleteManifest(first.digest, in: self.repository)
         #expect(try await registry.manifest(.digest(first.digest), in: self.repository) == nil)
     }
+
+    /// A blob pushed (or mounted) through the registry is pulled next without asking the metadata,
+    /// and an unlink through the registry is seen at once.
+    @Test func aPushedBlobIsPulledWithoutAskingTheMetadata() async throws {
+        let metadata = InMemoryMetadata()
+        let cache = Self.fresh()
+        let registry = RegistryService(metadata: metadata, blobs: InMemoryBlobs(), cache: cache)
+        let bytes = ByteBuffer(string: "layer bytes")
+        let hex = SHA256.hash(data: Array(bytes.readableBytesView)).map { String(format: "%02x", $0) }.joined()
+        let digest = Digest(algorithm: .sha256, hex: hex)!
+        let session = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        let pushed = try await registry.completeUpload(
+            session.id, in: self.repository, digest: digest, appending: RegistryLayerTests.body("layer bytes"), at: nil
+        )
+        #expect(try await registry.pull(digest, in: self.repository)?.blob == pushed)
+        #expect(try await registry.pull(digest, in: self.repository)?.blob == pushed)
+        #expect(metadata.count("blob") == 0, "the push's link is the lookup")
+
+        #expect(try await registry.mount(digest, into: self.other, from: .anyRepository))
+        #expect(try await registry.pull(digest, in: self.other)?.blob == pushed)
+        #expect(metadata.count("blob") == 0, "the mount's link is the lookup")
+
+        try await registry.unlinkBlob(digest, from: self.repository)
+        #expect(try await registry.pull(digest, in: self.repository) == nil)
+        #expect(metadata.count("blob") == 1)
+    }
 }

@@ -18,7 +18,9 @@ import ServiceLifecycle
 func publicListener(_ configuration: ServeConfiguration, logger: Logger) throws -> (server: HTTPServerBuilder, services: [any Service]) {
     let idle: Duration? = configuration.idleTimeout > 0 ? .seconds(configuration.idleTimeout) : nil
     let http1 = HTTP1Channel.Configuration(idleTimeout: idle.map { TimeAmount($0) })
-    guard let settings = configuration.publicTLS else { return (.http1(configuration: http1), []) }
+    guard let settings = configuration.publicTLS else {
+        return (HTTPServerBuilder { responder in LargeReadsChannel(base: HTTP1Channel(responder: responder, configuration: http1)) }, [])
+    }
     let store = try CertificateStore(settings)
     let server: HTTPServerBuilder
     do {
@@ -28,10 +30,10 @@ func publicListener(_ configuration: ServeConfiguration, logger: Logger) throws 
             idleTimeout: idle, gracefulCloseTimeout: .seconds(30), streamConfiguration: http1
         )
         server = HTTPServerBuilder { responder in
-            GuardedTLSChannel(
+            LargeReadsChannel(base: GuardedTLSChannel(
                 base: try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: channel, responder: responder),
                 timeout: handshakeTimeout
-            )
+            ))
         }
     } catch {
         throw ConfigurationError("HTTP_TLS_CERT", "cannot use this certificate and key: \(error)")
@@ -105,6 +107,29 @@ struct CertificateReloader: Service, CustomStringConvertible {
 let handshakeTimeout = TimeAmount.seconds(10)
 /// How long an HTTP/2 connection stays open after the server sent GOAWAY (idle, or shutting down).
 let goAwayCloseTimeout = TimeAmount.seconds(30)
+
+/// A child channel whose socket reads take up to `maximum` bytes at once (NIO's default stops at
+/// 64 KiB and starts every request again from 2 KiB): an uploaded blob arrives in a few large
+/// reads, each one trip through the pipeline and one hand-off to the handler instead of dozens.
+/// Hummingbird keeps at most ten reads of a request body waiting for a slow handler, so a
+/// connection holds at most 2.5 MiB of unread body.
+struct LargeReadsChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+    let base: Base
+    static var allocator: AdaptiveRecvByteBufferAllocator {
+        AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 << 10, maximum: 256 << 10)
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.setOption(.recvAllocator, value: Self.allocator).flatMap {
+            self.base.setup(channel: channel, logger: logger)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await self.base.handle(value: value, logger: logger)
+    }
+}
 
 /// A TLS child channel whose connections are watched by a `ConnectionGuard`.
 struct GuardedTLSChannel<Base: ServerChildChannel>: ServerChildChannel {

@@ -18,9 +18,12 @@ import ServiceLifecycle
 func internalServer(_ configuration: ServeConfiguration, logger: Logger, service: String) throws -> HTTPServerBuilder {
     guard let tls = configuration.internalTLS else {
         logger.warning("INTERNAL_TLS_* not set: the \(service) service accepts unauthenticated plain HTTP")
-        return .http1()
+        return HTTPServerBuilder { responder in LargeReadsChannel(base: HTTP1Channel(responder: responder)) }
     }
-    return try .http2Upgrade(tlsConfiguration: tls.serverConfiguration())
+    let serverConfiguration = try tls.serverConfiguration()
+    return HTTPServerBuilder { responder in
+        LargeReadsChannel(base: try HTTP2UpgradeChannel(tlsConfiguration: serverConfiguration, responder: responder))
+    }
 }
 
 /// `pierone metadata`: the metadata service alone, serving the internal API.
