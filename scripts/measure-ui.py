@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """How long the /ui/ page takes to show an artifact's tags in headless Chromium: an artifact with
-20,000 tags against one with a single tag, in the same run (release build, SQLite, loopback).
+20,000 tags against one with a single tag, in the same run (release build, SQLite, loopback); and
+how long the search endpoints (the listings' `?prefix=`, the tags' `?digest=`) and the search view
+take at that size (`--tags 100000` for the issue's 100,000).
   usage: swift build -c release --product pierone && python3 scripts/measure-ui.py [--tags N]
 """
 import argparse, hashlib, http.client, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
@@ -47,16 +49,16 @@ try:
     image("team/small", ["1.0"])
     print(f"pushed {options.tags} tags in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
-    def page(artifact):
+    def page(artifact, route=None):
         profile = tempfile.mkdtemp(dir=work)
         started = time.perf_counter()
         dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                               f"--user-data-dir={profile}", "--virtual-time-budget=60000", "--dump-dom",
-                              f"http://127.0.0.1:{port}/ui/#/teams/team/{artifact}"],
+                              f"http://127.0.0.1:{port}/ui/#" + (route or f"/teams/team/{artifact}")],
                              check=True, capture_output=True, text=True, env=dict(os.environ, HOME=profile)).stdout
         elapsed = time.perf_counter() - started
         assert 'data-ready="true"' in dom
-        return elapsed, dom.count("<tr data-tag=")
+        return elapsed, dom.count("<tr data-tag=") + dom.count("data-found=")
 
     def api(path):
         started = time.perf_counter()
@@ -74,6 +76,21 @@ try:
     first, size = api("/teams/team/artifacts/big/tags?order=newest&limit=100")
     whole, whole_size = api("/teams/team/artifacts/big/tags")
     print(f"API: first page of 100 newest {first * 1000:.1f} ms ({size} bytes); unpaged listing {whole * 1000:.1f} ms ({whole_size} bytes)")
+    c.request("HEAD", "/v2/team/big/manifests/t0"); r = c.getresponse(); r.read()
+    digest = r.getheader("Docker-Content-Digest")
+    last = options.tags - 1
+    for label, path in [
+        (f"tags by prefix t{last} (1 match)", f"/teams/team/artifacts/big/tags?prefix=t{last}&limit=100"),
+        ("tags by prefix t1 (first 100 of many)", "/teams/team/artifacts/big/tags?prefix=t1&limit=100"),
+        ("tags by prefix x (none)", "/teams/team/artifacts/big/tags?prefix=x&limit=100"),
+        ("tags of one manifest (first 100)", f"/teams/team/artifacts/big/tags?digest={digest}&limit=100"),
+        ("teams by prefix te", "/teams?prefix=te&limit=100"),
+        ("artifacts by prefix b", "/teams/team/artifacts?prefix=b&limit=100"),
+    ]:
+        times = sorted(api(path)[0] for _ in range(21))
+        print(f"API: {label:40} median {times[10] * 1000:.2f} ms, slowest {times[-1] * 1000:.2f} ms")
+    shown = [page("big", route=f"/search/team/big:t{last}") for _ in range(options.rounds)]
+    print(f"search view team/big:t{last} (chromium start to DOM) median {statistics.median(t for t, _ in shown):.2f} s, found {shown[0][1]}")
 finally:
     serve.kill(); serve.wait()
     shutil.rmtree(work, ignore_errors=True)

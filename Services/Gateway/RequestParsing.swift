@@ -63,4 +63,23 @@ enum RequestParsing {
         }
         return value
     }
+
+    /// What a name may start with in a listing's `?prefix=`: up to 128 of the characters names
+    /// are made of (`/` only where the names have it), never empty.
+    static func namePrefix(_ text: (some StringProtocol)?, allowingSlash: Bool, uppercase: Bool) throws(RegistryError) -> String? {
+        guard let text else { return nil }
+        let allowed = { (character: Character) -> Bool in
+            character.isASCII && (character.isNumber || character.isLowercase || (uppercase && character.isUppercase)
+                || "._-".contains(character) || (allowingSlash && character == "/"))
+        }
+        guard !text.isEmpty, text.count <= 128, text.allSatisfy(allowed) else {
+            throw RegistryError(
+                .parameterInvalid,
+                "prefix is 1 to 128 of the characters \(uppercase ? "tag names" : "names") are made of"
+                    + (allowingSlash ? "" : ", without /"),
+                detail: ["prefix": String(text)]
+            )
+        }
+        return String(text)
+    }
 }

@@ -10,22 +10,35 @@ package struct PageRequest: Sendable, Equatable, Codable {
     /// Newest first instead of the listing's usual order (tags only: by when each got its
     /// current manifest, latest first; `after` then means older than that one).
     package var newestFirst: Bool
+    /// Only names starting with this (teams, a team's artifacts, tags: then in name order).
+    package var prefix: String?
+    /// Tags only: only those pointing at this manifest.
+    package var manifest: Digest?
 
-    package init(limit: Int? = nil, after: String? = nil, newestFirst: Bool = false) {
+    package init(limit: Int? = nil, after: String? = nil, newestFirst: Bool = false, prefix: String? = nil, manifest: Digest? = nil) {
         self.limit = limit
         self.after = after
         self.newestFirst = newestFirst
+        self.prefix = prefix
+        self.manifest = manifest
     }
 
-    private enum CodingKeys: String, CodingKey { case limit, after, newestFirst }
+    private enum CodingKeys: String, CodingKey { case limit, after, newestFirst, prefix, manifest }
 
-    /// A request from a replica that does not know `newestFirst` yet decodes as oldest first.
+    /// A request from a replica that does not know `newestFirst`, `prefix` or `manifest` yet
+    /// decodes as oldest first, unfiltered.
     package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.limit = try container.decodeIfPresent(Int.self, forKey: .limit)
         self.after = try container.decodeIfPresent(String.self, forKey: .after)
         self.newestFirst = try container.decodeIfPresent(Bool.self, forKey: .newestFirst) ?? false
+        self.prefix = try container.decodeIfPresent(String.self, forKey: .prefix)
+        self.manifest = try container.decodeIfPresent(Digest.self, forKey: .manifest)
     }
+
+    /// The exclusive upper end of the names starting with `prefix`: names are printable ASCII,
+    /// all below DEL (the API refuses any other prefix).
+    package static func prefixEnd(_ prefix: String) -> String { prefix + "\u{7F}" }
 
     /// The page size served: `limit` clamped to 0…`maximumLimit` (a negative one from a caller of
     /// the internal API is 0, never a trap in `prefix` or a negative SQL `LIMIT`). Stores fetch

@@ -171,8 +171,10 @@ import TestSupport
 
     /// `?order=newest` pages the tags latest first: following `Link` from the first page visits
     /// every tag once, in exactly the reverse of the oldest-first listing; a bad order is a 400.
+    /// `?prefix=` finds tags (in name order), teams and artifacts by prefix, `?digest=` the tags of
+    /// one manifest.
     @Test(arguments: Backend.allCases)
-    func tagsPageNewestFirst(_ backend: Backend) async throws {
+    func listingsPageNewestFirstAndFilter(_ backend: Backend) async throws {
         try await RegistryHarness.withRegistry(backend) { registry in
             let image = try await registry.pushImage(to: "team/many", reference: "t0", layers: ["many"])
             for n in 1..<45 {
@@ -196,6 +198,41 @@ import TestSupport
             }
             #expect(newest == Array(oldest.reversed()))
             #expect(try await Self.get(registry, "/teams/team/artifacts/many/tags?order=sideways").status == .badRequest)
+
+            // By prefix: every tag starting with it, in name order, paged with the filter kept.
+            var found: [String] = []
+            path = "/teams/team/artifacts/many/tags?prefix=t1&limit=4"
+            while let next = path {
+                let page = try await names(next)
+                found += page.names
+                path = page.link.flatMap { $0.split(separator: ">").first.map { String($0.dropFirst()) } }
+                if let path { #expect(path.contains("prefix=t1&limit=4&after="), "\(path)") }
+            }
+            #expect(found == ["t1"] + (10...19).map { "t\($0)" })
+            #expect(try await names("/teams/team/artifacts/many/tags?prefix=x").names == [], "an artifact with no such tag")
+            #expect(try await Self.get(registry, "/teams/team/artifacts/none/tags?prefix=t").status == .notFound)
+            for bad in ["t%20", "t'", String(repeating: "t", count: 129), ""] {
+                #expect(try await Self.get(registry, "/teams/team/artifacts/many/tags?prefix=\(bad)").status == .badRequest, "\(bad)")
+            }
+            #expect(try await Self.get(registry, "/teams/team/artifacts/many/tags?prefix=t&order=newest").status == .badRequest)
+
+            // By manifest: the tags of one image (the page's image view).
+            let other = try await registry.pushImage(to: "team/many", reference: "other", config: #"{"other":1}"#, layers: ["other"])
+            #expect(try await names("/teams/team/artifacts/many/tags?digest=\(other.digest)").names == ["other"])
+            #expect(try await names("/teams/team/artifacts/many/tags?digest=\(image.digest)&limit=3").names == ["t0", "t1", "t2"])
+            #expect(try await Self.get(registry, "/teams/team/artifacts/many/tags?digest=sha256:nothex").status == .badRequest)
+
+            // Teams and artifacts by prefix.
+            try await registry.pushImage(to: "team/manytools/cli", reference: "1", config: #"{"cli":1}"#, layers: ["cli"])
+            try await registry.pushImage(to: "teamb/app", reference: "1", config: #"{"b":1}"#, layers: ["b"])
+            try await registry.pushImage(to: "other/app", reference: "1", config: #"{"o":1}"#, layers: ["o"])
+            #expect(try await Self.get(registry, "/teams?prefix=team").json as? [String] == ["team", "teamb"])
+            #expect(try await Self.get(registry, "/teams?prefix=teamb").json as? [String] == ["teamb"])
+            #expect(try await Self.get(registry, "/teams?prefix=team/").status == .badRequest, "a team has no /")
+            #expect(try await Self.get(registry, "/teams/team/artifacts?prefix=many").json as? [String] == ["many", "manytools/cli"])
+            #expect(try await Self.get(registry, "/teams/team/artifacts?prefix=manytools/").json as? [String] == ["manytools/cli"])
+            #expect(try await Self.get(registry, "/teams/team/artifacts?prefix=zzz").json as? [String] == [])
+            #expect(try await Self.get(registry, "/teams/team/artifacts?prefix=Many").status == .badRequest)
         }
     }
 

@@ -58,6 +58,34 @@ import TestSupport
                 #expect(try await Self.consoleMessages(
                     "http://127.0.0.1:\(registry.port)/ui/#/teams/team/app10?after=t50", profile: profile
                 ) == [])
+
+                // The tags filter asks for every tag starting with what was typed, not only this page's.
+                let typed = try await Self.chromium(
+                    ["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/teams/team/app10?prefix=t14"], profile: profile
+                )
+                #expect(rows(typed) == 11, "t14 and t140…t149")
+                #expect(typed.contains(#"data-tag="t14""#) && typed.contains(#"data-tag="t149""#) && !typed.contains(#"data-tag="t15""#))
+                #expect(typed.contains("Tags of team/app10 starting with t14"))
+                // The search box: a tag by prefix, artifacts by prefix, teams by prefix.
+                let search = { (query: String) in
+                    try await Self.chromium(["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/search/\(query)"], profile: profile)
+                }
+                let tags = try await search("team/app10:t10")
+                #expect(tags.contains(#"data-found="team/app10:t10""#) && tags.contains(#"data-found="team/app10:t109""#))
+                #expect(!tags.contains(#"data-found="team/app10:t11""#))
+                let artifacts = try await search("team/app")
+                #expect(artifacts.contains(#"data-found="team/app2""#) && artifacts.contains(#"data-found="team/app10""#))
+                let teams = try await search("te")
+                #expect(teams.contains(#"data-found="team""#))
+                #expect(try await search("nobody").contains("No team starts with nobody"))
+                for page in ["#/search/team/app10:t10", "#/teams/team/app10?prefix=t14"] {
+                    #expect(try await Self.consoleMessages("http://127.0.0.1:\(registry.port)/ui/\(page)", profile: profile) == [], "\(page)")
+                }
+                try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+                try await Self.chromium(
+                    ["--screenshot=\(Self.artifacts.appendingPathComponent("ui-search.png").path)",
+                     "http://127.0.0.1:\(registry.port)/ui/#/search/team/app10:t10"], profile: profile
+                )
             }
         }
     }
@@ -116,6 +144,8 @@ import TestSupport
                 #expect(dom.contains("Signatures (1)") && dom.contains("SBOMs (1)"), "referrers grouped by kind")
                 #expect(dom.contains("org.example.note: signed-by-ci") && dom.contains("org.example.note: sbom-of-release"))
                 #expect(dom.contains("docker pull 127.0.0.1:\(registry.port)/team/multi@\(indexDigest)"))
+                #expect(dom.contains(#"data-image-tag="1.0""#), "its tags")
+                #expect(dom.contains(#"<span id="pushed-by">anonymous</span>"#), "who pushed it")
                 #expect(!dom.contains(#"class="error""#), "no error on the page")
                 // The search box's view: the tags of an image id prefix (as `docker images` shows it).
                 let listed = try await registry.request(.get, "/teams/team/artifacts/multi/tags").body

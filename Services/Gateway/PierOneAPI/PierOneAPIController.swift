@@ -33,10 +33,21 @@ struct PierOneAPIController: Sendable {
         }
         switch route {
         case .teams:
-            return try await self.list(request, path: "/teams") { try await self.metadata.teams(page: $0) }
+            let prefix = try RequestParsing.namePrefix(request.uri.queryParameters["prefix"], allowingSlash: false, uppercase: false)
+            return try await self.list(request, path: "/teams", linkQuery: Self.query("prefix", prefix)) { page in
+                var page = page
+                page.prefix = prefix
+                return try await self.metadata.teams(page: page)
+            }
         case .artifacts(let team):
-            return try await self.list(request, path: "/teams/\(team)/artifacts", notFound: Self.unknownTeam(team)) {
-                try await self.metadata.artifacts(ofTeam: team, page: $0)
+            let prefix = try RequestParsing.namePrefix(request.uri.queryParameters["prefix"], allowingSlash: true, uppercase: false)
+            return try await self.list(
+                request, path: "/teams/\(team)/artifacts", linkQuery: Self.query("prefix", prefix),
+                notFound: prefix == nil ? Self.unknownTeam(team) : nil
+            ) { page in
+                var page = page
+                page.prefix = prefix
+                return try await self.metadata.artifacts(ofTeam: team, page: page)
             }
         case .tags(let name):
             return try await self.tags(request, name: name)
@@ -76,11 +87,25 @@ struct PierOneAPIController: Sendable {
         case let other?:
             throw RegistryError(.parameterInvalid, "order is oldest or newest, not \(other)", detail: ["order": String(other)])
         }
+        let query = request.uri.queryParameters
+        let prefix = try RequestParsing.namePrefix(query["prefix"], allowingSlash: false, uppercase: true)
+        if prefix != nil, newestFirst {
+            throw RegistryError(.parameterInvalid, "tags found by prefix are listed in name order; leave out order", detail: ["order": "newest"])
+        }
+        let manifest = try query["digest"].map { text throws(RegistryError) in
+            guard let digest = Digest(String(text)) else {
+                throw RegistryError(.parameterInvalid, "digest is algorithm:hex, as sha256:…", detail: ["digest": String(text)])
+            }
+            return digest
+        }
+        let linkQuery = (newestFirst ? "order=newest&" : "") + Self.query("prefix", prefix) + Self.query("digest", manifest?.description)
         return try await self.list(
-            request, path: "/teams/\(name.team)/artifacts/\(name.artifact)/tags", linkQuery: newestFirst ? "order=newest&" : "", key: \.name
+            request, path: "/teams/\(name.team)/artifacts/\(name.artifact)/tags", linkQuery: linkQuery, key: \.name
         ) { page in
             var page = page
             page.newestFirst = newestFirst
+            page.prefix = prefix
+            page.manifest = manifest
             guard let tags = try await self.metadata.tagDetails(in: name, page: page) else { throw notFound }
             return tags
         } render: { TagListing($0) }
@@ -117,6 +142,12 @@ struct PierOneAPIController: Sendable {
         return algorithm + ":" + hex
     }
 
+    /// `name=value&` for the `Link` of a filtered listing; nothing without a value.
+    private static func query(_ name: String, _ value: String?) -> String {
+        guard let value else { return "" }
+        return "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? value)&"
+    }
+
     private static func unknownTeam(_ team: String) -> RegistryError {
         RegistryError(.nameUnknown, "team \(team) has no tagged artifacts", detail: ["team": team])
     }
@@ -125,10 +156,10 @@ struct PierOneAPIController: Sendable {
 
     /// A listing of names.
     private func list(
-        _ request: Request, path: String, notFound: RegistryError? = nil,
+        _ request: Request, path: String, linkQuery: String = "", notFound: RegistryError? = nil,
         fetch: @escaping @Sendable (PageRequest) async throws -> Page<String>
     ) async throws -> Response {
-        try await self.list(request, path: path, notFound: notFound, key: \.self, fetch: fetch) { $0 }
+        try await self.list(request, path: path, linkQuery: linkQuery, notFound: notFound, key: \.self, fetch: fetch) { $0 }
     }
 
     /// Pages through `fetch`: one page of `limit` when asked, else up to `unpagedLimit` entries.

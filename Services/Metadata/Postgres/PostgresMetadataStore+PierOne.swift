@@ -13,6 +13,7 @@ extension PostgresMetadataStore {
                 SELECT DISTINCT split_part(r.name, '/', 1) COLLATE "C" AS team FROM repositories r
                 WHERE EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id)
                   AND split_part(r.name, '/', 1) COLLATE "C" > \(page.after ?? "")
+                  AND (\(page.prefix)::text IS NULL OR (r.name >= \(page.prefix) AND r.name < \(page.prefix.map(PageRequest.prefixEnd))))
                 ORDER BY team LIMIT \(page.effectiveLimit + 1)
                 """, logger: self.logger
             )
@@ -29,6 +30,7 @@ extension PostgresMetadataStore {
                 """
                 SELECT substr(r.name, length(\(team)) + 2) FROM repositories r
                 WHERE r.name > \(team + "/" + (page.after ?? "")) AND r.name < \(team + "0")
+                  AND r.name >= \(team + "/" + (page.prefix ?? "")) AND r.name < \(team + "/" + PageRequest.prefixEnd(page.prefix ?? ""))
                   AND EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id)
                 ORDER BY r.name LIMIT \(page.effectiveLimit + 1)
                 """, logger: self.logger
@@ -49,9 +51,12 @@ extension PostgresMetadataStore {
                 JOIN tags t ON t.repository_id = r.id
                 JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
                 WHERE r.name = \(repository.value)
-                  AND (\(page.after)::text IS NULL OR (t.updated_at, t.name) \(unescaped: page.newestFirst ? "<" : ">") (
+                  AND (\(page.manifest?.description)::text IS NULL OR t.manifest_digest = \(page.manifest?.description))
+                  AND (\(page.prefix)::text IS NOT NULL OR \(page.after)::text IS NULL OR (t.updated_at, t.name) \(unescaped: page.newestFirst ? "<" : ">") (
                       SELECT a.updated_at, a.name FROM tags a WHERE a.repository_id = r.id AND a.name = \(page.after)))
-                ORDER BY t.updated_at \(unescaped: page.newestFirst ? "DESC" : "ASC"), t.name \(unescaped: page.newestFirst ? "DESC" : "ASC")
+                  AND (\(page.prefix)::text IS NULL OR (t.name >= \(page.prefix) AND t.name < \(page.prefix.map(PageRequest.prefixEnd))
+                       AND t.name > \(page.after ?? "")))
+                ORDER BY \(unescaped: page.prefix != nil ? "t.name" : "t.updated_at \(page.newestFirst ? "DESC" : "ASC"), t.name \(page.newestFirst ? "DESC" : "ASC")")
                 LIMIT \(page.effectiveLimit + 1)
                 """, logger: self.logger
             )
@@ -67,7 +72,13 @@ extension PostgresMetadataStore {
                 detail.pulledMillis = pulled
                 details.append(detail)
             }
-            if details.isEmpty, page.after == nil { return nil }
+            if details.isEmpty, page.after == nil {
+                // An artifact exists with or without tags matching a filter.
+                guard page.prefix != nil || page.manifest != nil else { return nil }
+                let found = try await self.client.query("SELECT 1 FROM repositories WHERE name = \(repository.value)", logger: self.logger)
+                for try await _ in found.decode(Int.self) { return Page(items: [], hasMore: false) }
+                return nil
+            }
             return Page(items: Array(details.prefix(page.effectiveLimit)), hasMore: details.count > page.effectiveLimit)
         }
     }

@@ -11,9 +11,13 @@ extension SQLiteMetadataStore {
         let rows = try await self.reader.query(
             """
             SELECT DISTINCT \(Self.team) AS team FROM repositories r
-            WHERE \(Self.hasTags) AND \(Self.team) > ?1 ORDER BY team LIMIT ?2
+            WHERE \(Self.hasTags) AND \(Self.team) > ?1 AND (?3 IS NULL OR (r.name >= ?3 AND r.name < ?4))
+            ORDER BY team LIMIT ?2
             """,
-            [.text(page.after ?? ""), .integer(page.effectiveLimit + 1)]
+            [
+                .text(page.after ?? ""), .integer(page.effectiveLimit + 1), page.prefix.map { .text($0) } ?? .null,
+                page.prefix.map { .text(PageRequest.prefixEnd($0)) } ?? .null,
+            ]
         )
         return Self.page(rows.compactMap { $0.column("team")?.string }, page)
     }
@@ -24,9 +28,13 @@ extension SQLiteMetadataStore {
             """
             SELECT substr(r.name, length(?1) + 2) AS artifact FROM repositories r
             WHERE r.name > ?1 || '/' || ?2 AND r.name < ?1 || '0' AND \(Self.hasTags)
+              AND r.name >= ?1 || '/' || ?4 AND r.name < ?1 || '/' || ?5
             ORDER BY r.name LIMIT ?3
             """,
-            [.text(team), .text(page.after ?? ""), .integer(page.effectiveLimit + 1)]
+            [
+                .text(team), .text(page.after ?? ""), .integer(page.effectiveLimit + 1), .text(page.prefix ?? ""),
+                .text(page.prefix.map(PageRequest.prefixEnd) ?? "\u{7F}"),
+            ]
         )
         return Self.page(rows.compactMap { $0.column("artifact")?.string }, page)
     }
@@ -34,17 +42,37 @@ extension SQLiteMetadataStore {
     func tagDetails(in repository: RepositoryName, page: PageRequest) async throws -> Page<TagDetail>? {
         let reader = self.reader
         guard let id = try await Self.repositoryID(repository, on: reader) else { return nil }
-        let rows = try await reader.query(
-            """
-            SELECT t.name, t.updated_at, t.pushed_by, t.manifest_digest, m.media_type, m.total_size, m.image_id, t.pulled_at
-            FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
-            WHERE t.repository_id = ?1
-              AND (?2 IS NULL OR (t.updated_at, t.name) \(page.newestFirst ? "<" : ">")
-                   (SELECT updated_at, name FROM tags WHERE repository_id = ?1 AND name = ?2))
-            ORDER BY t.updated_at \(page.newestFirst ? "DESC" : "ASC"), t.name \(page.newestFirst ? "DESC" : "ASC") LIMIT ?3
-            """,
-            [.integer(id), page.after.map { .text($0) } ?? .null, .integer(page.effectiveLimit + 1)]
-        )
+        let columns = "t.name, t.updated_at, t.pushed_by, t.manifest_digest, m.media_type, m.total_size, m.image_id, t.pulled_at"
+        let join = "tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest"
+        let rows: [SQLiteRow]
+        if let prefix = page.prefix {
+            // In name order: a range of the primary key.
+            rows = try await reader.query(
+                """
+                SELECT \(columns) FROM \(join)
+                WHERE t.repository_id = ?1 AND t.name >= ?2 AND t.name < ?3 AND t.name > ?4 AND (?5 IS NULL OR t.manifest_digest = ?5)
+                ORDER BY t.name LIMIT ?6
+                """,
+                [
+                    .integer(id), .text(prefix), .text(PageRequest.prefixEnd(prefix)), .text(page.after ?? ""),
+                    page.manifest.map { .text($0.description) } ?? .null, .integer(page.effectiveLimit + 1),
+                ]
+            )
+        } else {
+            rows = try await reader.query(
+                """
+                SELECT \(columns) FROM \(join)
+                WHERE t.repository_id = ?1 AND (?4 IS NULL OR t.manifest_digest = ?4)
+                  AND (?2 IS NULL OR (t.updated_at, t.name) \(page.newestFirst ? "<" : ">")
+                       (SELECT updated_at, name FROM tags WHERE repository_id = ?1 AND name = ?2))
+                ORDER BY t.updated_at \(page.newestFirst ? "DESC" : "ASC"), t.name \(page.newestFirst ? "DESC" : "ASC") LIMIT ?3
+                """,
+                [
+                    .integer(id), page.after.map { .text($0) } ?? .null, .integer(page.effectiveLimit + 1),
+                    page.manifest.map { .text($0.description) } ?? .null,
+                ]
+            )
+        }
         let details = rows.compactMap { row -> TagDetail? in
             guard let name = row.column("name")?.string, let created = row.column("updated_at")?.integer,
                   let digest = row.column("manifest_digest")?.string.flatMap({ Digest($0) }),
@@ -58,7 +86,8 @@ extension SQLiteMetadataStore {
             detail.pulledMillis = row.column("pulled_at")?.integer.map(Int64.init)
             return detail
         }
-        if details.isEmpty, page.after == nil { return nil }
+        // An artifact exists with or without tags matching a filter.
+        if details.isEmpty, page.after == nil, page.prefix == nil, page.manifest == nil { return nil }
         return Page(items: Array(details.prefix(page.effectiveLimit)), hasMore: details.count > page.effectiveLimit)
     }
 
