@@ -31,6 +31,7 @@ enum RouteTemplates {
             case .statistics: return "/stats"
             case .teamStatistics: return "/stats/teams"
             case .oneTeamStatistics: return "/stats/teams/{team}"
+            case .artifactStatistics: return "/stats/teams/{team}/artifacts"
             case .garbagePlan: return "/gc/plan"
             case .garbageRun: return "/gc/run"
             case .garbageWhy: return "/gc/why/{digest}"

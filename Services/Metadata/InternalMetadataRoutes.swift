@@ -106,5 +106,6 @@ package enum InternalMetadataRoutes {
         route(C.oneTeamStatistics) {
             M.Maybe(try await service.teamStatistics(team: $0.team))
         }
+        route(C.artifactStatistics) { try await service.artifactStatistics(ofTeam: $0.team, page: $0.page) }
     }
 }

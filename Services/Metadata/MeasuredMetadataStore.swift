@@ -178,6 +178,10 @@ struct MeasuredMetadataStore: MetadataStore {
         try await self.measure("teamStatistics") { try await self.base.teamStatistics(team: team) }
     }
 
+    func artifactStatistics(ofTeam team: String, page: PageRequest) async throws -> Page<ArtifactStatistics> {
+        try await self.measure("artifactStatistics") { try await self.base.artifactStatistics(ofTeam: team, page: page) }
+    }
+
     // MARK: The notification outbox
 
     func claimNotifications(sink: String, limit: Int, lease: Duration) async throws -> [OutboxEntry] {

@@ -236,6 +236,10 @@ extension MetadataService {
     package func teamStatistics(team: String) async throws -> TeamStatistics? {
         try await self.store.teamStatistics(team: team)
     }
+
+    package func artifactStatistics(ofTeam team: String, page: PageRequest) async throws -> Page<ArtifactStatistics> {
+        try await self.store.artifactStatistics(ofTeam: team, page: page)
+    }
 }
 
 extension MetadataService {

@@ -28,6 +28,7 @@ package struct LocalGarbageAdministration: GarbageAdministration {
             retention: retention, candidates: candidates.candidates, truncated: candidates.truncated,
             gracePeriodSeconds: self.gracePeriod.components.seconds, collecting: self.collector != nil
         )
+        plan.policy = self.retention?.policy
         if orphans {
             plan.orphans = try await self.requireCollector().scanOrphans(dryRun: true)
         }

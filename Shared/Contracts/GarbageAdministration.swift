@@ -102,6 +102,8 @@ package struct GarbagePlan: Sendable, Equatable, Codable {
     package var collecting: Bool
     /// When asked for: what an orphan scan would delete.
     package var orphans: OrphanScan?
+    /// The retention rules configured; nil without a policy.
+    package var policy: RetentionPolicy?
 
     package init(
         retention: RetentionReport?, candidates: [GarbageCandidate], truncated: Bool, gracePeriodSeconds: Int64, collecting: Bool

@@ -56,6 +56,7 @@ package enum InternalMetadataCalls {
     package static let oneTeamStatistics = InternalCall<M.TeamQuery, M.Maybe<TeamStatistics>>(
         prefix + "/pierone/one-team-statistics"
     )
+    package static let artifactStatistics = InternalCall<M.TeamQuery, Page<ArtifactStatistics>>(prefix + "/pierone/artifact-statistics")
 }
 
 /// The garbage collection administration (`GarbageAdministration`), served by `pierone metadata`

@@ -33,6 +33,9 @@ package protocol PierOneQueries: Sendable {
 
     /// Counts of one team; nil when it has no tag.
     func teamStatistics(team: String) async throws -> TeamStatistics?
+
+    /// Per-artifact counts and storage of a team's tagged artifacts, in artifact order.
+    func artifactStatistics(ofTeam team: String, page: PageRequest) async throws -> Page<ArtifactStatistics>
 }
 
 /// One tag as the Pier One API shows it.
@@ -181,11 +184,44 @@ package struct TeamStatistics: Sendable, Equatable, Codable {
     package var tags: Int
     /// Bytes of the blobs linked into the team's repositories, each counted once.
     package var storage: Int64
+    /// Those blobs, each counted once.
+    package var blobs: Int
 
-    package init(team: String, artifacts: Int, tags: Int, storage: Int64) {
+    package init(team: String, artifacts: Int, tags: Int, storage: Int64, blobs: Int = 0) {
         self.team = team
         self.artifacts = artifacts
         self.tags = tags
         self.storage = storage
+        self.blobs = blobs
+    }
+
+    private enum CodingKeys: String, CodingKey { case team, artifacts, tags, storage, blobs }
+
+    /// From a replica that does not count blobs yet: 0.
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.team = try container.decode(String.self, forKey: .team)
+        self.artifacts = try container.decode(Int.self, forKey: .artifacts)
+        self.tags = try container.decode(Int.self, forKey: .tags)
+        self.storage = try container.decode(Int64.self, forKey: .storage)
+        self.blobs = try container.decodeIfPresent(Int.self, forKey: .blobs) ?? 0
+    }
+}
+
+/// One artifact of a team: its tags, the bytes and number of its blobs (each once), its last push.
+package struct ArtifactStatistics: Sendable, Equatable, Codable {
+    package var artifact: String
+    package var tags: Int
+    package var storage: Int64
+    package var blobs: Int
+    /// When a tag of it last got a manifest (ms since 1970).
+    package var lastPushMillis: Int64
+
+    package init(artifact: String, tags: Int, storage: Int64, blobs: Int, lastPushMillis: Int64) {
+        self.artifact = artifact
+        self.tags = tags
+        self.storage = storage
+        self.blobs = blobs
+        self.lastPushMillis = lastPushMillis
     }
 }

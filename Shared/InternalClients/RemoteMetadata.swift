@@ -171,4 +171,8 @@ package struct RemoteMetadata: MetadataAPI {
         let answer: M.Maybe<TeamStatistics> = try await self.client.call(P.oneTeamStatistics, M.TeamQuery(team: team))
         return answer.value
     }
+
+    package func artifactStatistics(ofTeam team: String, page: PageRequest) async throws -> Page<ArtifactStatistics> {
+        try await self.client.call(P.artifactStatistics, M.TeamQuery(team: team, page: page))
+    }
 }

@@ -236,6 +236,36 @@ import TestSupport
         }
     }
 
+    /// A team's storage and each artifact's: every blob counted once per scope (a layer shared by
+    /// two images of an artifact once for it, and once for the team however many artifacts link it).
+    @Test(arguments: Backend.allCases)
+    func artifactStatisticsCountEachBlobOnce(_ backend: Backend) async throws {
+        try await RegistryHarness.withRegistry(backend) { registry in
+            let shared = String(repeating: "s", count: 1000)
+            try await registry.pushImage(to: "alpha/app", reference: "1", config: #"{"n":1}"#, layers: [shared, "one"])
+            try await registry.pushImage(to: "alpha/app", reference: "2", config: #"{"n":2}"#, layers: [shared, "two"])
+            try await Task.sleep(for: .milliseconds(20))
+            try await registry.pushImage(to: "alpha/tool", reference: "1", config: #"{"n":3}"#, layers: [shared])
+            try await registry.pushBlob(ByteBuffer(string: "untagged"), to: "alpha/blobonly")
+            let team = try #require(try await Self.get(registry, "/stats/teams/alpha").json as? [String: Any])
+            // n1, n2, n3 (7 bytes each), shared, one, two, and the untagged repository's blob: the team
+            // stores it, though no artifact lists it.
+            #expect(team["blobs"] as? Int == 7)
+            #expect(team["storage"] as? Int == 3 * 7 + 1000 + 3 + 3 + 8)
+            let artifacts = try #require(try await Self.get(registry, "/stats/teams/alpha/artifacts").json as? [[String: Any]])
+            #expect(artifacts.map { $0["artifact"] as? String } == ["app", "tool"], "tagged artifacts only")
+            #expect(artifacts[0]["blobs"] as? Int == 5 && artifacts[0]["storage"] as? Int == 2 * 7 + 1000 + 3 + 3)
+            #expect(artifacts[0]["tags"] as? Int == 2)
+            #expect(artifacts[1]["blobs"] as? Int == 2 && artifacts[1]["storage"] as? Int == 7 + 1000)
+            let appPushed = try #require(artifacts[0]["last_push"] as? String), toolPushed = try #require(artifacts[1]["last_push"] as? String)
+            #expect(appPushed < toolPushed, "\(appPushed) \(toolPushed)")
+            let first = try await Self.get(registry, "/stats/teams/alpha/artifacts?limit=1")
+            #expect((first.json as? [[String: Any]])?.count == 1)
+            #expect(first.response.headers[.link] == #"</stats/teams/alpha/artifacts?limit=1&after=app>; rel="next""#)
+            #expect(try await Self.get(registry, "/stats/teams/nobody/artifacts").status == .notFound)
+        }
+    }
+
     /// Who may read what: as for pulls. Also who may set the scm-source with a header.
     @Test func permissionsAndTrustedScmSource() async throws {
         let fixture = try await InstanceIdentityFixture.make()

@@ -3,6 +3,7 @@ import Foundation
 import Gateway
 import HTTPTypes
 import Hummingbird
+import PierOneApp
 import HummingbirdTesting
 import Runtime
 import Testing
@@ -176,6 +177,136 @@ import TestSupport
             environment: ["HOME": profile.path]
         )
         return output.split(separator: "\n").filter { $0.contains(":CONSOLE") }.map(String.init)
+    }
+
+    /// An OCI layout at `directory/layout` whose `1.0` is an index of a linux/amd64 and a linux/arm64
+    /// image, each with its own environment and layer.
+    static func makeMultiArchLayout(at directory: URL) throws {
+        let layout = directory.appendingPathComponent("layout")
+        let blobs = layout.appendingPathComponent("blobs/sha256")
+        try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
+        func store(_ text: String) throws -> (digest: Digest, size: Int) {
+            let data = Data(text.utf8)
+            let digest = DigestHasher.digest(of: ByteBuffer(bytes: data))
+            try data.write(to: blobs.appendingPathComponent(digest.hex))
+            return (digest, data.count)
+        }
+        var children: [String] = []
+        for architecture in ["amd64", "arm64"] {
+            let layer = try store("layer of the \(architecture) build")
+            let config = try store(
+                #"{"architecture":"\#(architecture)","os":"linux","config":{"Env":["BUILT_FOR=\#(architecture)"]},"rootfs":{"type":"layers","diff_ids":["\#(layer.digest)"]},"history":[{"created_by":"RUN make \#(architecture)"}]}"#
+            )
+            let manifest = try store(
+                #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(config.digest)","size":\#(config.size)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\#(layer.digest)","size":\#(layer.size)}]}"#
+            )
+            children.append(
+                #"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(manifest.digest)","size":\#(manifest.size),"platform":{"os":"linux","architecture":"\#(architecture)"}}"#
+            )
+        }
+        let index = try store(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[\#(children.joined(separator: ","))]}"#)
+        try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: layout.appendingPathComponent("oci-layout"))
+        try Data(
+            #"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"\#(index.digest)","size":\#(index.size),"annotations":{"org.opencontainers.image.ref.name":"1.0"}}]}"#.utf8
+        ).write(to: layout.appendingPathComponent("index.json"))
+    }
+
+    static let orasReferrerScript = """
+        import sys, oras.client, oras.oci
+        host, target, path, config_type, media_type, digest, size, note = sys.argv[1:9]
+        client = oras.client.OrasClient(hostname=host, insecure=True)
+        subject = oras.oci.Subject(mediaType=media_type, digest=digest, size=int(size))
+        open("config.json", "w").write("{}")
+        client.push(files=[path], target=target, disable_path_validation=True, subject=subject,
+                    manifest_config="config.json:" + config_type, manifest_annotations={"org.example.note": note})
+        """
+
+    /// What the issue asks, with real clients: a multi-arch image pushed by skopeo, a signature and
+    /// an SBOM attached by oras; its page shows both platforms and both referrers.
+    @Test func anImagePushedByClientsShowsPlatformsAndOrasReferrers() async throws {
+        try await ClientTests.withScratch { scratch in
+            try Self.makeMultiArchLayout(at: scratch)
+            try await RegistryHarness.withRegistry { registry in
+                try await ClientTests.skopeo([
+                    "copy", "--all", "--dest-tls-verify=false", "oci:\(scratch.appendingPathComponent("layout").path):1.0",
+                    "docker://\(registry.host)/team/clients:1.0",
+                ])
+                let head = try await registry.request(.head, "/v2/team/clients/manifests/1.0", headers: [.accept: MediaType.ociIndex])
+                let digest = try #require(head.headers[.dockerContentDigest])
+                let size = try #require(head.headers[.contentLength])
+                #expect(head.headers[.contentType] == MediaType.ociIndex)
+                for (name, configType, note) in [
+                    ("signature", "application/vnd.dev.cosign.artifact.sig.v1+json", "signed-by-oras"),
+                    ("sbom", "application/spdx+json", "sbom-by-oras"),
+                ] {
+                    let file = scratch.appendingPathComponent("\(name).json")
+                    try Data(#"{"\#(name)":true}"#.utf8).write(to: file)
+                    try await Command.run(
+                        ["python3", "-c", Self.orasReferrerScript, registry.host, "\(registry.host)/team/clients:\(name)",
+                         file.path, configType, MediaType.ociIndex, digest, size, note],
+                        in: scratch
+                    )
+                }
+                let profile = scratch.appendingPathComponent("chromium")
+                let url = "http://127.0.0.1:\(registry.port)/ui/#/image/team/clients@\(digest)"
+                let dom = try await Self.chromium(["--dump-dom", url], profile: profile)
+                #expect(dom.contains(#"data-ready="true""#))
+                #expect(dom.contains(#"data-platform="linux/amd64""#) && dom.contains(#"data-platform="linux/arm64""#), "both platforms")
+                #expect(dom.contains("BUILT_FOR=amd64") && dom.contains("BUILT_FOR=arm64") && dom.contains("RUN make arm64"))
+                #expect(dom.contains("Signatures (1)") && dom.contains("SBOMs (1)"), "both referrers, grouped")
+                #expect(dom.contains("org.example.note: signed-by-oras") && dom.contains("org.example.note: sbom-by-oras"))
+                #expect(dom.contains(#"data-image-tag="1.0""#) && !dom.contains(#"class="error""#))
+                #expect(try await Self.consoleMessages(url, profile: profile) == [])
+                try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+                try await Self.chromium(
+                    ["--screenshot=\(Self.artifacts.appendingPathComponent("ui-image-clients.png").path)", "--window-size=1400,1800", url],
+                    profile: profile
+                )
+            }
+        }
+    }
+
+    /// The team page: storage (bytes and blobs), artifacts by size and by last push, the retention
+    /// rules matching the team's repositories and what the dry run would delete of the team's.
+    @Test func aTeamPageShowsStorageArtifactsAndRetention() async throws {
+        let policy = try JSONDecoder().decode(RetentionPolicy.self, from: Data(#"""
+            {"rules": [{"name": "snapshots", "repositories": ["shop/**"], "tags": ["*-SNAPSHOT"], "keepLast": 1},
+                       {"name": "elsewhere", "repositories": ["other/*"], "tags": ["*"], "keepLast": 5}]}
+            """#.utf8))
+        try await ClientTests.withScratch { scratch in
+            try await RegistryHarness.withRegistry(configure: { $0.retention = policy; $0.retentionInterval = .seconds(3600) }) { registry in
+                let big = String(repeating: "b", count: 5000)
+                try await registry.pushImage(to: "shop/big", reference: "1-SNAPSHOT", config: #"{"b":1}"#, layers: [big, "one"])
+                try await registry.pushImage(to: "shop/big", reference: "2-SNAPSHOT", config: #"{"b":2}"#, layers: [big, "two"])
+                try await Task.sleep(for: .milliseconds(20))
+                try await registry.pushImage(to: "shop/small", reference: "1.0", config: #"{"s":1}"#, layers: ["small"])
+                try await registry.pushImage(to: "other/app", reference: "1", config: #"{"o":1}"#, layers: ["other"])
+                let profile = scratch.appendingPathComponent("chromium")
+                let url = "http://127.0.0.1:\(registry.port)/ui/#/team/shop"
+                let dom = try await Self.chromium(["--dump-dom", url], profile: profile)
+                #expect(dom.contains(#"data-ready="true""#))
+                #expect(dom.contains("in 7 blobs (each blob counted once)"), "b1, b2, big, one, two, s1, small")
+                let bigRow = try #require(dom.range(of: #"data-team-artifact="big""#))
+                let smallRow = try #require(dom.range(of: #"data-team-artifact="small""#))
+                #expect(bigRow.lowerBound < smallRow.lowerBound, "by size")
+                #expect(dom.contains(#"data-rule="snapshots""#) && !dom.contains(#"data-rule="elsewhere""#), "the rules that apply")
+                #expect(dom.contains(#"data-deletion="shop/big:1-SNAPSHOT""#), "what the next retention run deletes")
+                #expect(!dom.contains(#"data-deletion="shop/big:2-SNAPSHOT""#) && !dom.contains(#"class="error""#))
+                let pushed = try await Self.chromium(["--dump-dom", url + "?order=pushed"], profile: profile)
+                let bigPushed = try #require(pushed.range(of: #"data-team-artifact="big""#))
+                let smallPushed = try #require(pushed.range(of: #"data-team-artifact="small""#))
+                #expect(smallPushed.lowerBound < bigPushed.lowerBound, "by last push")
+                let browse = try await Self.chromium(["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/teams/shop"], profile: profile)
+                #expect(browse.contains(#"id="team-page""#), "the browse view links to the team page")
+                for page in [url, url + "?order=pushed"] {
+                    #expect(try await Self.consoleMessages(page, profile: profile) == [], "console of \(page)")
+                }
+                try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+                try await Self.chromium(
+                    ["--screenshot=\(Self.artifacts.appendingPathComponent("ui-team.png").path)", "--window-size=1400,1200", url], profile: profile
+                )
+            }
+        }
     }
 
     @Test func rendersTeamsArtifactsAndTagsOfARealPush() async throws {

@@ -217,4 +217,7 @@ package final class InMemoryMetadata: MetadataAPI {
     package func statistics() async throws -> RegistryStatistics { RegistryStatistics(teams: 0, artifacts: 0, tags: 0, storage: 0) }
     package func teamStatistics(page: PageRequest) async throws -> Page<TeamStatistics> { Page(items: [], hasMore: false) }
     package func teamStatistics(team: String) async throws -> TeamStatistics? { nil }
+    package func artifactStatistics(ofTeam team: String, page: PageRequest) async throws -> Page<ArtifactStatistics> {
+        Page(items: [], hasMore: false)
+    }
 }

@@ -69,6 +69,12 @@ struct PierOneAPIController: Sendable {
         case .oneTeamStatistics(let team):
             guard let stats = try await self.metadata.teamStatistics(team: team) else { throw Self.unknownTeam(team) }
             return try Self.json(TeamStatisticsBody(stats))
+        case .artifactStatistics(let team):
+            return try await self.list(
+                request, path: "/stats/teams/\(team)/artifacts", notFound: Self.unknownTeam(team), key: \.artifact
+            ) { page in
+                try await self.metadata.artifactStatistics(ofTeam: team, page: page)
+            } render: { ArtifactStatisticsBody($0) }
         case .garbagePlan, .garbageRun, .garbageWhy:
             // Served by `GarbageAdminController`.
             throw RegistryError(.routeUnknown, "no such Pier One API resource")
@@ -229,11 +235,35 @@ struct TeamStatisticsBody: Encodable {
     var artifacts: Int
     var tags: Int
     var storage: Int64
+    var blobs: Int
 
     init(_ stats: TeamStatistics) {
         self.artifacts = stats.artifacts
         self.tags = stats.tags
         self.storage = stats.storage
+        self.blobs = stats.blobs
+    }
+}
+
+/// `/stats/teams/{team}/artifacts` entries.
+struct ArtifactStatisticsBody: Encodable {
+    var artifact: String
+    var tags: Int
+    var storage: Int64
+    var blobs: Int
+    var lastPush: String
+
+    enum CodingKeys: String, CodingKey {
+        case artifact, tags, storage, blobs
+        case lastPush = "last_push"
+    }
+
+    init(_ stats: ArtifactStatistics) {
+        self.artifact = stats.artifact
+        self.tags = stats.tags
+        self.storage = stats.storage
+        self.blobs = stats.blobs
+        self.lastPush = Timestamps.iso8601(millis: stats.lastPushMillis)
     }
 }
 

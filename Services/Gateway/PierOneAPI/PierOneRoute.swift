@@ -11,6 +11,7 @@ enum PierOneRoute: Equatable {
     case statistics
     case teamStatistics
     case oneTeamStatistics(team: String)
+    case artifactStatistics(team: String)
     /// `GET /gc/plan`, `POST /gc/run`, `GET /gc/why/<digest>` (`GarbageAdminController`).
     case garbagePlan
     case garbageRun
@@ -42,6 +43,7 @@ enum PierOneRoute: Equatable {
             case 1: self = .statistics
             case 2 where parts[1] == "teams": self = .teamStatistics
             case 3 where parts[1] == "teams" && !parts[2].isEmpty: self = .oneTeamStatistics(team: parts[2])
+            case 4 where parts[1] == "teams" && !parts[2].isEmpty && parts[3] == "artifacts": self = .artifactStatistics(team: parts[2])
             default: return nil
             }
         case "gc":

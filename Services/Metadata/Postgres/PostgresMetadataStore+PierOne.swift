@@ -203,22 +203,49 @@ extension PostgresMetadataStore {
                       AND (\(only)::text IS NULL OR split_part(r.name, '/', 1) = \(only))
                     GROUP BY 1 ORDER BY 1 LIMIT \(limit + 1)
                 ), stored AS (
-                    SELECT team, SUM(size) AS storage FROM (
+                    SELECT team, SUM(size) AS storage, COUNT(*) AS blobs FROM (
                         SELECT DISTINCT split_part(r.name, '/', 1) COLLATE "C" AS team, b.digest, b.size
                         FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
                         JOIN blobs b ON b.digest = rb.digest
                         WHERE split_part(r.name, '/', 1) IN (SELECT team FROM counted)
                     ) d GROUP BY team
                 )
-                SELECT counted.team, counted.artifacts, counted.tags::bigint, COALESCE(stored.storage, 0)::bigint
+                SELECT counted.team, counted.artifacts, counted.tags::bigint, COALESCE(stored.storage, 0)::bigint,
+                       COALESCE(stored.blobs, 0)::bigint
                 FROM counted LEFT JOIN stored ON stored.team = counted.team ORDER BY counted.team
                 """, logger: self.logger
             )
             var teams: [TeamStatistics] = []
-            for try await (team, artifacts, tags, storage) in rows.decode((String, Int64, Int64, Int64).self) {
-                teams.append(TeamStatistics(team: team, artifacts: Int(artifacts), tags: Int(tags), storage: storage))
+            for try await (team, artifacts, tags, storage, blobs) in rows.decode((String, Int64, Int64, Int64, Int64).self) {
+                teams.append(TeamStatistics(team: team, artifacts: Int(artifacts), tags: Int(tags), storage: storage, blobs: Int(blobs)))
             }
             return Page(items: Array(teams.prefix(limit)), hasMore: teams.count > limit)
+        }
+    }
+
+    func artifactStatistics(ofTeam team: String, page: PageRequest) async throws -> Page<ArtifactStatistics> {
+        try await self.run {
+            // The names of a team are the range ("team/", "team0"): "0" follows "/".
+            let rows = try await self.client.query(
+                """
+                SELECT substr(r.name, length(\(team)) + 2), c.tags, \(unescaped: Self.millis("c.last_push")), s.storage::bigint, s.blobs
+                FROM repositories r
+                CROSS JOIN LATERAL (SELECT COUNT(*) AS tags, MAX(t.updated_at) AS last_push FROM tags t WHERE t.repository_id = r.id) c
+                CROSS JOIN LATERAL (
+                    SELECT COALESCE(SUM(b.size), 0) AS storage, COUNT(*) AS blobs
+                    FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = r.id
+                ) s
+                WHERE r.name > \(team + "/" + (page.after ?? "")) AND r.name < \(team + "0") AND c.tags > 0
+                ORDER BY r.name LIMIT \(page.effectiveLimit + 1)
+                """, logger: self.logger
+            )
+            var items: [ArtifactStatistics] = []
+            for try await (artifact, tags, lastPush, storage, blobs) in rows.decode((String, Int64, Int64, Int64, Int64).self) {
+                items.append(ArtifactStatistics(
+                    artifact: artifact, tags: Int(tags), storage: storage, blobs: Int(blobs), lastPushMillis: lastPush
+                ))
+            }
+            return Page(items: Array(items.prefix(page.effectiveLimit)), hasMore: items.count > page.effectiveLimit)
         }
     }
 

@@ -217,7 +217,7 @@ extension SQLiteMetadataStore {
         guard let first = teams.first?.team, let last = teams.last?.team else { return Page(items: [], hasMore: false) }
         let storage = try await reader.query(
             """
-            SELECT team, SUM(size) AS storage FROM (
+            SELECT team, SUM(size) AS storage, COUNT(*) AS blobs FROM (
                 SELECT DISTINCT \(Self.team) AS team, b.digest, b.size
                 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id JOIN blobs b ON b.digest = rb.digest
                 WHERE r.name >= ?1 || '/' AND r.name < ?2 || '0'
@@ -225,12 +225,43 @@ extension SQLiteMetadataStore {
             """,
             [.text(first), .text(last)]
         )
-        var bytes: [String: Int64] = [:]
+        var stored: [String: (bytes: Int64, blobs: Int)] = [:]
         for row in storage {
-            if let team = row.column("team")?.string { bytes[team] = Int64(row.column("storage")?.integer ?? 0) }
+            if let team = row.column("team")?.string {
+                stored[team] = (Int64(row.column("storage")?.integer ?? 0), row.column("blobs")?.integer ?? 0)
+            }
         }
-        for index in teams.indices { teams[index].storage = bytes[teams[index].team] ?? 0 }
+        for index in teams.indices {
+            teams[index].storage = stored[teams[index].team]?.bytes ?? 0
+            teams[index].blobs = stored[teams[index].team]?.blobs ?? 0
+        }
         return Page(items: teams, hasMore: hasMore)
+    }
+
+    func artifactStatistics(ofTeam team: String, page: PageRequest) async throws -> Page<ArtifactStatistics> {
+        let rows = try await self.reader.query(
+            """
+            SELECT substr(r.name, length(?1) + 2) AS artifact,
+                   (SELECT COUNT(*) FROM tags t WHERE t.repository_id = r.id) AS tag_count,
+                   (SELECT MAX(t.updated_at) FROM tags t WHERE t.repository_id = r.id) AS last_push,
+                   (SELECT COALESCE(SUM(b.size), 0) FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                    WHERE rb.repository_id = r.id) AS storage,
+                   (SELECT COUNT(*) FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                    WHERE rb.repository_id = r.id) AS blob_count
+            FROM repositories r
+            WHERE r.name > ?1 || '/' || ?2 AND r.name < ?1 || '0' AND \(Self.hasTags)
+            ORDER BY r.name LIMIT ?3
+            """,
+            [.text(team), .text(page.after ?? ""), .integer(page.effectiveLimit + 1)]
+        )
+        let items = rows.compactMap { row -> ArtifactStatistics? in
+            guard let artifact = row.column("artifact")?.string else { return nil }
+            return ArtifactStatistics(
+                artifact: artifact, tags: row.column("tag_count")?.integer ?? 0, storage: Int64(row.column("storage")?.integer ?? 0),
+                blobs: row.column("blob_count")?.integer ?? 0, lastPushMillis: Int64(row.column("last_push")?.integer ?? 0)
+            )
+        }
+        return Page(items: Array(items.prefix(page.effectiveLimit)), hasMore: items.count > page.effectiveLimit)
     }
 
     private static func page(_ names: [String], _ page: PageRequest) -> Page<String> {
