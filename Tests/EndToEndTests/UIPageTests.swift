@@ -266,6 +266,37 @@ import TestSupport
         }
     }
 
+    /// Every text colour of the page against white and the page background: at least WCAG AA's
+    /// 4.5:1 (the brand orange is only a border; its text shade is darker).
+    @Test func textColoursAreReadable() throws {
+        let page = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Services/Gateway/Resources/ui.html"),
+            encoding: .utf8
+        )
+        func colour(_ name: String) throws -> String {
+            let match = try #require(page.firstMatch(of: try Regex("--\(name): (#[0-9a-f]{6})")), "--\(name)")
+            return String(try #require(match.output[1].substring))
+        }
+        func luminance(_ hex: String) -> Double {
+            let channels = [1, 3, 5].map { offset -> Double in
+                let start = hex.index(hex.startIndex, offsetBy: offset)
+                let value = Double(Int(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)!) / 255
+                return value <= 0.03928 ? value / 12.92 : pow((value + 0.055) / 1.055, 2.4)
+            }
+            return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+        }
+        let background = try colour("bg")
+        for name in ["fg", "muted", "accent-text", "ok"] {
+            let text = try colour(name)
+            for behind in ["#ffffff", background] {
+                let ratio = (max(luminance(text), luminance(behind)) + 0.05) / (min(luminance(text), luminance(behind)) + 0.05)
+                #expect(ratio >= 4.5, "--\(name) \(text) on \(behind): \(ratio)")
+            }
+        }
+        #expect(!page.contains("color: var(--accent);") && !page.contains("background: var(--accent);"), "the orange itself is never text")
+    }
+
     /// The team page: storage (bytes and blobs), artifacts by size and by last push, the retention
     /// rules matching the team's repositories and what the dry run would delete of the team's.
     @Test func aTeamPageShowsStorageArtifactsAndRetention() async throws {

@@ -566,13 +566,25 @@ enum MetadataStoreConformance {
         let shared = BlobRecord(digest: self.digest("layer-a"), size: 100, location: "blobs/layer-a")
         try await store.linkBlob(shared, into: RepositoryName("alpha/tool")!)
         #expect(try await store.statistics() == RegistryStatistics(teams: 2, artifacts: 3, tags: 4, storage: 730))
-        let alpha = TeamStatistics(team: "alpha", artifacts: 2, tags: 3, storage: 320)
-        let beta = TeamStatistics(team: "beta", artifacts: 1, tags: 1, storage: 410)
+        // Blobs: each image's config and layer; the shared layer once for alpha.
+        let alpha = TeamStatistics(team: "alpha", artifacts: 2, tags: 3, storage: 320, blobs: 4)
+        let beta = TeamStatistics(team: "beta", artifacts: 1, tags: 1, storage: 410, blobs: 2)
         #expect(try await store.teamStatistics(page: PageRequest()) == Page(items: [alpha, beta], hasMore: false))
         #expect(try await store.teamStatistics(page: PageRequest(limit: 1)) == Page(items: [alpha], hasMore: true))
         #expect(try await store.teamStatistics(page: PageRequest(after: "alpha")) == Page(items: [beta], hasMore: false))
         #expect(try await store.teamStatistics(team: "beta") == beta)
         #expect(try await store.teamStatistics(team: "nobody") == nil)
+        // Per artifact: its own blobs each once (the shared layer counts for tool too).
+        let artifacts = try await store.artifactStatistics(ofTeam: "alpha", page: PageRequest())
+        #expect(artifacts.items.map(\.artifact) == ["app", "tool"] && !artifacts.hasMore)
+        #expect(artifacts.items.map(\.tags) == [2, 1])
+        #expect(artifacts.items.map(\.blobs) == [2, 3])
+        #expect(artifacts.items.map(\.storage) == [110, 310])
+        #expect(artifacts.items.allSatisfy { $0.lastPushMillis > 0 })
+        let first = try await store.artifactStatistics(ofTeam: "alpha", page: PageRequest(limit: 1))
+        #expect(first.items.map(\.artifact) == ["app"] && first.hasMore)
+        #expect(try await store.artifactStatistics(ofTeam: "alpha", page: PageRequest(after: "app")).items.map(\.artifact) == ["tool"])
+        #expect(try await store.artifactStatistics(ofTeam: "nobody", page: PageRequest()).items.isEmpty)
     }
 
     static func headerScmSourceWinsOverLayer(_ store: some MetadataStore) async throws {

@@ -111,8 +111,9 @@ let goAwayCloseTimeout = TimeAmount.seconds(30)
 /// A child channel whose socket reads take up to `maximum` bytes at once (NIO's default stops at
 /// 64 KiB and starts every request again from 2 KiB): an uploaded blob arrives in a few large
 /// reads, each one trip through the pipeline and one hand-off to the handler instead of dozens.
-/// Hummingbird keeps at most ten reads of a request body waiting for a slow handler, so a
-/// connection holds at most 2.5 MiB of unread body.
+/// Back-pressure bounds what waits for a slow handler: NIO's inbound stream stops reading at ten
+/// parts and Hummingbird's body stream at four, so a connection holds at most about 3.5 MiB of
+/// unread body.
 struct LargeReadsChannel<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
     let base: Base
