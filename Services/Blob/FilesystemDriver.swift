@@ -90,8 +90,15 @@ struct FilesystemDriver: StorageDriver {
         // `info.json` is whole before `data` exists: a session counts (`upload`) only from then on.
         try await Self.onIOThread {
             try Self.check("mkdir", directory, mkdir(directory, 0o755))
-            try Self.writeNewFile(directory + "/info.json", Array(json))
-            try Self.writeNewFile(data, [])
+            do {
+                try Self.writeNewFile(directory + "/info.json", Array(json))
+                try Self.writeNewFile(data, [])
+            } catch {
+                // A directory without `data` is no session (`upload` skips it): nothing would expire it.
+                _ = unlink(directory + "/info.json")
+                _ = rmdir(directory)
+                throw error
+            }
         }
     }
 
@@ -99,7 +106,12 @@ struct FilesystemDriver: StorageDriver {
         let directory = self.uploadDirectory(id).string
         let found: (json: [UInt8], size: Int64)? = try await Self.onIOThread {
             guard let size = try Self.size(directory + "/data") ?? Self.size(directory + "/sealed") else { return nil }
-            return (try Self.readSmallFile(directory + "/info.json", limit: 64 << 10), size)
+            do {
+                return (try Self.readSmallFile(directory + "/info.json", limit: 64 << 10), size)
+            } catch let error as CallError where error.errno == ENOENT {
+                // Committed or removed meanwhile (by another request or replica).
+                return nil
+            }
         }
         guard let found else { return nil }
         return (try JSONDecoder().decode(UploadInfo.self, from: Data(found.json)), found.size)
@@ -211,10 +223,14 @@ struct FilesystemDriver: StorageDriver {
             let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             try Self.check("open", directory, directoryDescriptor)
             defer { close(directoryDescriptor) }
-            try Self.check("fsync", directory, fsync(directoryDescriptor))
-            // The session's own files; anything else there is left to the recursive removal below.
+            let synced = fsync(directoryDescriptor)
+            let syncError = errno
+            // The session's own files (also when the fsync failed: the bytes have moved, and a session
+            // directory without them would never expire); anything else is left to the removal below.
             for name in ["info.json", "hashstate", "hashstate.tmp", "data"] { _ = unlink(session + "/" + name) }
-            return rmdir(session) == 0 || errno == ENOENT
+            let emptied = rmdir(session) == 0 || errno == ENOENT
+            if synced != 0 { throw CallError(call: "fsync", path: directory, errno: syncError) }
+            return emptied
         }
         if !emptied { try await self.abortUpload(id, evenIfSealed: true) }
         return location.string
@@ -448,8 +464,17 @@ struct FilesystemDriver: StorageDriver {
     static func makeDirectories(_ components: [String], below root: String) throws {
         var current = root
         for component in components {
+            let parent = current
             current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw CallError(call: "mkdir", path: current, errno: errno) }
+            if mkdir(current, 0o755) == 0 {
+                // The new entry is durable only once its parent directory is.
+                let descriptor = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                try Self.check("open", parent, descriptor)
+                defer { close(descriptor) }
+                try Self.check("fsync", parent, fsync(descriptor))
+            } else if errno != EEXIST {
+                throw CallError(call: "mkdir", path: current, errno: errno)
+            }
         }
     }
 

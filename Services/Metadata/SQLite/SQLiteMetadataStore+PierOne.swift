@@ -11,13 +11,12 @@ extension SQLiteMetadataStore {
         let rows = try await self.reader.query(
             """
             SELECT DISTINCT \(Self.team) AS team FROM repositories r
-            WHERE \(Self.hasTags) AND \(Self.team) > ?1 AND (?3 IS NULL OR (r.name >= ?3 AND r.name < ?4))
+            WHERE \(Self.hasTags) AND \(Self.team) > ?1 \(page.prefix == nil ? "" : "AND r.name >= ?3 AND r.name < ?4")
             ORDER BY team LIMIT ?2
             """,
-            [
-                .text(page.after ?? ""), .integer(page.effectiveLimit + 1), page.prefix.map { .text($0) } ?? .null,
-                page.prefix.map { .text(PageRequest.prefixEnd($0)) } ?? .null,
-            ]
+            // With a prefix, a range of the repositories' names (their unique index).
+            [.text(page.after ?? ""), .integer(page.effectiveLimit + 1)]
+                + (page.prefix.map { [.text($0), .text(PageRequest.prefixEnd($0))] } ?? [])
         )
         return Self.page(rows.compactMap { $0.column("team")?.string }, page)
     }

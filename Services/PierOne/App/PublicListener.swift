@@ -18,9 +18,9 @@ import ServiceLifecycle
 func publicListener(_ configuration: ServeConfiguration, logger: Logger) throws -> (server: HTTPServerBuilder, services: [any Service]) {
     let idle: Duration? = configuration.idleTimeout > 0 ? .seconds(configuration.idleTimeout) : nil
     let http1 = HTTP1Channel.Configuration(idleTimeout: idle.map { TimeAmount($0) })
-    guard let settings = configuration.publicTLS else {
-        return (HTTPServerBuilder { responder in LargeReadsChannel(base: HTTP1Channel(responder: responder, configuration: http1)) }, [])
-    }
+    // NIO's default reads (2 KiB growing to 64 KiB) here, not `LargeReadsChannel`: a connection
+    // holds its last read buffer while a request head is incomplete, and anyone can open these.
+    guard let settings = configuration.publicTLS else { return (.http1(configuration: http1), []) }
     let store = try CertificateStore(settings)
     let server: HTTPServerBuilder
     do {
@@ -30,10 +30,10 @@ func publicListener(_ configuration: ServeConfiguration, logger: Logger) throws 
             idleTimeout: idle, gracefulCloseTimeout: .seconds(30), streamConfiguration: http1
         )
         server = HTTPServerBuilder { responder in
-            LargeReadsChannel(base: GuardedTLSChannel(
+            GuardedTLSChannel(
                 base: try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: channel, responder: responder),
                 timeout: handshakeTimeout
-            ))
+            )
         }
     } catch {
         throw ConfigurationError("HTTP_TLS_CERT", "cannot use this certificate and key: \(error)")
@@ -108,12 +108,14 @@ let handshakeTimeout = TimeAmount.seconds(10)
 /// How long an HTTP/2 connection stays open after the server sent GOAWAY (idle, or shutting down).
 let goAwayCloseTimeout = TimeAmount.seconds(30)
 
-/// A child channel whose socket reads take up to `maximum` bytes at once (NIO's default stops at
-/// 64 KiB and starts every request again from 2 KiB): an uploaded blob arrives in a few large
-/// reads, each one trip through the pipeline and one hand-off to the handler instead of dozens.
-/// Back-pressure bounds what waits for a slow handler: NIO's inbound stream stops reading at ten
-/// parts and Hummingbird's body stream at four, so a connection holds at most about 3.5 MiB of
-/// unread body.
+/// A child channel whose socket reads take up to 256 KiB at once (NIO's default stops at 64 KiB
+/// and starts again from 2 KiB): a blob the gateway streams to the blob service arrives in a few
+/// large reads, each one trip through the pipeline and one hand-off to the handler instead of
+/// dozens. Back-pressure bounds what waits for a slow handler: NIO's inbound stream stops reading
+/// at ten parts and Hummingbird's body stream at four, so a connection holds at most about
+/// 3.5 MiB of unread body. Only for the internal listeners, whose callers are the registry's own
+/// processes: a connection keeps its last read buffer while a request head is incomplete, which on
+/// a public port would let anyone hold 256 KiB per idle socket.
 struct LargeReadsChannel<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
     let base: Base
