@@ -156,38 +156,20 @@ package struct BlobService: BlobAPI {
     package func appendUpload<Body: AsyncSequence & Sendable>(
         _ id: UploadID, for repository: RepositoryName, at offset: Int64?, body: Body
     ) async throws -> UploadStatus where Body.Element == ByteBuffer {
-        let upload = try await self.existingUpload(id, for: repository)
-        if let offset, offset != upload.size {
-            throw RegistryError.rangeNotSatisfiable(
-                "chunk starts at \(offset) but the upload has \(upload.size) bytes", offset: upload.size
-            )
-        }
-        try await self.claims.claim(id)
-        do {
+        try await self.claimed(id, for: repository, at: offset) { upload in
             // Continue the digest where the upload stands, whichever replica hashed the bytes so far.
             var hasher = try await self.savedHasher(id, size: upload.size, algorithm: upload.info.algorithm)
             let size = try await self.driver.appendUpload(
                 id, at: upload.size, body: body, observe: { chunk in hasher?.update(chunk) },
                 digestState: { size in hasher.map { SavedHashState(offset: size, algorithm: $0.algorithm, state: $0.state) } }
             )
-            await self.claims.release(id)
             return UploadStatus(id: id, repository: repository, offset: size)
-        } catch {
-            await self.claims.release(id)
-            throw error
         }
     }
 
     package func commitUpload(_ id: UploadID, for repository: RepositoryName, digest: Digest) async throws -> BlobRecord {
-        _ = try await self.existingUpload(id, for: repository)
-        try await self.claims.claim(id)
-        do {
-            let blob = try await self.verifyAndPlace(id, as: digest, sealed: try await self.driver.sealUpload(id), hashed: nil)
-            await self.claims.release(id)
-            return blob
-        } catch {
-            await self.claims.release(id)
-            throw error
+        try await self.claimed(id, for: repository) { _ in
+            try await self.verifyAndPlace(id, as: digest, sealed: try await self.driver.sealUpload(id), hashed: nil)
         }
     }
 
@@ -197,6 +179,23 @@ package struct BlobService: BlobAPI {
     package func commitUpload<Body: AsyncSequence & Sendable>(
         _ id: UploadID, for repository: RepositoryName, digest: Digest, appending body: Body, at offset: Int64?
     ) async throws -> BlobRecord where Body.Element == ByteBuffer {
+        try await self.claimed(id, for: repository, at: offset) { upload in
+            var hasher = try await self.savedHasher(id, size: upload.size, algorithm: upload.info.algorithm)
+            var appended = upload.size
+            let sealed = try await self.driver.appendAndSeal(id, at: upload.size, body: body) { chunk in
+                hasher?.update(chunk)
+                appended += Int64(chunk.readableBytes)
+            }
+            return try await self.verifyAndPlace(id, as: digest, sealed: sealed, hashed: hasher.map { (appended, $0) })
+        }
+    }
+
+    /// Runs `body` on the session `id` of `repository` (checked to exist, and to stand at `offset`
+    /// when one is given) holding its claim, released however `body` ends.
+    private func claimed<T: Sendable>(
+        _ id: UploadID, for repository: RepositoryName, at offset: Int64? = nil,
+        _ body: ((info: UploadInfo, size: Int64)) async throws -> T
+    ) async throws -> T {
         let upload = try await self.existingUpload(id, for: repository)
         if let offset, offset != upload.size {
             throw RegistryError.rangeNotSatisfiable(
@@ -205,15 +204,9 @@ package struct BlobService: BlobAPI {
         }
         try await self.claims.claim(id)
         do {
-            var hasher = try await self.savedHasher(id, size: upload.size, algorithm: upload.info.algorithm)
-            var appended = upload.size
-            let sealed = try await self.driver.appendAndSeal(id, at: upload.size, body: body) { chunk in
-                hasher?.update(chunk)
-                appended += Int64(chunk.readableBytes)
-            }
-            let blob = try await self.verifyAndPlace(id, as: digest, sealed: sealed, hashed: hasher.map { (appended, $0) })
+            let result = try await body(upload)
             await self.claims.release(id)
-            return blob
+            return result
         } catch {
             await self.claims.release(id)
             throw error
@@ -266,16 +259,10 @@ package struct BlobService: BlobAPI {
     }
 
     package func cancelUpload(_ id: UploadID, for repository: RepositoryName) async throws {
-        _ = try await self.existingUpload(id, for: repository)
-        try await self.claims.claim(id)
-        do {
+        try await self.claimed(id, for: repository) { _ in
             try await self.driver.abortUpload(id, evenIfSealed: false)
-        } catch {
-            await self.claims.release(id)
-            throw error
+            self.sessionEnded(id)
         }
-        self.sessionEnded(id)
-        await self.claims.release(id)
     }
 
     package func read(
