@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Runtime
 import Testing
+import _NIOFileSystem
 
 @testable import Blob
 
@@ -80,6 +81,40 @@ import Testing
             let boundary = F.partSize
             let range = Int64(boundary - 10)...Int64(boundary + 10)
             #expect(try await F.readAll(service, blob, range: range) == bytes.getSlice(at: boundary - 10, length: 21))
+            #expect(try await storage.uploadLeftovers().isEmpty)
+        }
+    }
+
+    /// Network chunks of every size around the filesystem driver's write buffer (and S3's parts
+    /// are other sizes again), in two requests and a closing one that appends: stored exactly.
+    @Test(arguments: StorageBackend.allCases)
+    func chunksAroundTheWriteSizeAreStoredExactly(_ backend: StorageBackend) async throws {
+        try await F.with(backend) { storage in
+            let service = storage.service
+            let write = Int(FilesystemDriver.writeBufferSize.bytes)
+            let first = [1, write - 1, write, write + 1, 3 * write, 7, write - 8]
+            let second = [5 * write + 3]
+            let last = [2, write]
+            let total = (first + second + last).reduce(0, +)
+            let bytes = F.pattern(total)
+            var offset = 0
+            func chunks(_ sizes: [Int]) -> [ByteBuffer] {
+                sizes.map { size in
+                    defer { offset += size }
+                    return bytes.getSlice(at: offset, length: size)!
+                }
+            }
+            let session = try await service.startUpload(for: self.repository, algorithm: .sha256)
+            var status = try await service.appendUpload(session.id, for: self.repository, at: 0, body: F.stream(chunks(first)))
+            #expect(status.offset == Int64(first.reduce(0, +)))
+            status = try await service.appendUpload(session.id, for: self.repository, at: status.offset, body: F.stream(chunks(second)))
+            #expect(status.offset == Int64((first + second).reduce(0, +)))
+            let blob = try await service.commitUpload(
+                session.id, for: self.repository, digest: DigestHasher.digest(of: bytes), appending: F.stream(chunks(last)),
+                at: status.offset
+            )
+            #expect(blob.size == Int64(total))
+            #expect(try await F.readAll(service, blob) == bytes)
             #expect(try await storage.uploadLeftovers().isEmpty)
         }
     }

@@ -40,6 +40,8 @@ package struct NotificationDispatcher: Service, CustomStringConvertible {
         service: MetadataService, settings: NotificationSettings, logger: Logger,
         ready: @escaping @Sendable () async -> Void = {}
     ) {
+        // No client without sinks (shutting one down synchronously would block the caller's thread).
+        guard settings.sns != nil || !settings.webhooks.isEmpty else { return nil }
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(5)
@@ -49,10 +51,6 @@ package struct NotificationDispatcher: Service, CustomStringConvertible {
             sinks.append(SNSSink(settings: sns, credentials: AWSCredentialsProvider(source: sns.credentials, http: http), http: http))
         }
         sinks += settings.webhooks.map { WebhookSink(url: $0.url, secret: $0.secret, http: http) }
-        guard !sinks.isEmpty else {
-            try? http.syncShutdown()
-            return nil
-        }
         self.init(outbox: service.store, sinks: sinks, settings: settings, http: http, logger: logger, ready: ready)
     }
 
