@@ -5,7 +5,7 @@ each configuration named, Distribution included when named (docs/performance.md,
   usage: swift build -c release --product pierone &&
          python3 scripts/measure-push-cpu.py .build/release/pierone distribution,pierone,split,split-plain
 """
-import sys, os, time, http.client, tempfile
+import sys, os, shutil, time, http.client, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark as b
 
@@ -17,10 +17,12 @@ starters = {
     "split": lambda: b.start_split(work, "split", internal_tls=True),
     "split-plain": lambda: b.start_split(work, "split-plain", internal_tls=False),
 }
-registries = [starters[name]() for name in (sys.argv[2] if len(sys.argv) > 2 else "pierone,split,split-plain").split(",")]
 data = [os.urandom(1 << 20) for _ in range(128)]
 digests = [b.sha256(d) for d in data]
+registries = []
 try:
+    for name in (sys.argv[2] if len(sys.argv) > 2 else "pierone,split,split-plain").split(","):
+        registries.append(starters[name]())
     for registry in registries:
         connection = http.client.HTTPConnection("127.0.0.1", registry.port)
         for phase in ("push", "pull"):
@@ -42,3 +44,4 @@ try:
 finally:
     for registry in registries:
         registry.stop()
+    shutil.rmtree(work, ignore_errors=True)
