@@ -27,8 +27,8 @@ extension RegistryService {
     /// Closes an upload session: appends `body` (at `offset` when the request gave a range),
     /// commits it as `digest` (the blob service verifies the sealed bytes), links the blob into
     /// `repository`, and drops this upload's copy when metadata already had the digest elsewhere
-    /// (S3 keeps each upload at a key of its own). Failing to drop it leaves only an unreferenced
-    /// object, never a missing one.
+    /// (S3 keeps each upload at a key of its own), after the answer (`BackgroundDiscards`). Failing
+    /// to drop it leaves only an unreferenced object, never a missing one.
     ///
     /// No status call comes first: the append and the commit refuse an unknown session themselves.
     package func completeUpload<Body: AsyncSequence & Sendable>(
@@ -45,7 +45,7 @@ extension RegistryService {
         // remembered as a pull's would be, under the ticket taken before the link.
         if let ticket { self.cache?.store(recorded, in: repository, ticket: ticket) }
         if recorded.location != blob.location {
-            try? await self.blobs.discard(blob)
+            await self.discards.discard(blob, through: self.blobs)
         }
         return recorded
     }

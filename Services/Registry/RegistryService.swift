@@ -20,11 +20,16 @@ package struct RegistryService: Sendable {
     package let cache: MetadataCache?
     /// What the storage answered about redirects, kept for the life of the process.
     let redirects = RedirectMemory()
+    /// Copies of blobs that were already stored, being dropped after the push was answered.
+    package let discards: BackgroundDiscards
 
+    /// `backgroundDiscards`: duplicate copies dropped after the push's answer at once; past it,
+    /// before the answer (0: always before).
     package init(
         metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner? = nil, pulls: PullRecorder? = nil,
-        cache: MetadataCache? = nil
+        cache: MetadataCache? = nil, backgroundDiscards: Int = BackgroundDiscards.defaultLimit
     ) {
+        self.discards = BackgroundDiscards(limit: backgroundDiscards)
         self.cache = cache
         self.pulls = pulls
         self.metadata = metadata
@@ -41,4 +46,35 @@ final class RedirectMemory: Sendable {
     var known: Bool { self.neverRedirects.withLock { $0 } }
 
     func learnNever() { self.neverRedirects.withLock { $0 = true } }
+}
+
+/// Drops an upload's copy of a blob metadata already had at another location — one internal call
+/// and a delete, which a push need not wait for: the client's answer goes first. At most `limit`
+/// run at once (a burst of re-pushes cannot pile up tasks); past it the push waits for its own.
+/// A copy whose drop fails, or that a stopping process never drops, is only an unreferenced file
+/// or object: the collector's orphan scan removes it (docs/operations.md).
+package final class BackgroundDiscards: Sendable {
+    package static let defaultLimit = 64
+    let limit: Int
+    private let running = Atomic<Int>(0)
+
+    init(limit: Int) {
+        self.limit = max(0, limit)
+    }
+
+    /// Drops `blob` through `blobs`, in the background while fewer than `limit` drops run.
+    func discard(_ blob: BlobRecord, through blobs: any BlobAPI) async {
+        guard self.running.add(1, ordering: .relaxed).newValue <= self.limit else {
+            self.running.subtract(1, ordering: .relaxed)
+            try? await blobs.discard(blob)
+            return
+        }
+        Task {
+            try? await blobs.discard(blob)
+            self.running.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Drops running in the background now.
+    package var inFlight: Int { self.running.load(ordering: .relaxed) }
 }

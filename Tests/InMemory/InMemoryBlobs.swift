@@ -22,6 +22,7 @@ package final class InMemoryBlobs: BlobAPI {
         var readFailure: RegistryError?
         var readsStall = false
         var redirectBase: String?
+        var discardsHeld = false
     }
 
     private let state = Mutex(State())
@@ -40,6 +41,8 @@ package final class InMemoryBlobs: BlobAPI {
     package func failReads(with error: RegistryError?) { self.state.withLock { $0.readFailure = error } }
     /// Makes every read wait (until its task is cancelled) before its first byte.
     package func stallReads(_ stall: Bool) { self.state.withLock { $0.readsStall = stall } }
+    /// Makes every `discard` wait until this is switched off again (it is counted when it starts).
+    package func holdDiscards(_ hold: Bool) { self.state.withLock { $0.discardsHeld = hold } }
     /// Makes `externalURL` answer `base` + location (nil: no redirects).
     package func redirect(to base: String?) { self.state.withLock { $0.redirectBase = base } }
 
@@ -151,7 +154,11 @@ package final class InMemoryBlobs: BlobAPI {
     }
 
     package func discard(_ blob: BlobRecord) async throws {
-        self.called("discard") { state in state.stored[blob.location] = nil }
+        self.called("discard") { _ in }
+        while self.state.withLock({ $0.discardsHeld }) {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        self.state.withLock { state in state.stored[blob.location] = nil }
     }
 
     package func externalURL(for blob: BlobRecord) async throws -> String? {

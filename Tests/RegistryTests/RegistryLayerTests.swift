@@ -41,7 +41,38 @@ import Testing
         #expect(try await metadata.blob(first.digest, in: self.repository) == first)
         let second = try await self.pushed("layer", registry)
         #expect(second == first, "the first location stays the digest's")
-        #expect(blobs.storedLocations == [first.location], "the second upload's copy is discarded")
+        #expect(await Self.eventually { blobs.storedLocations == [first.location] }, "the second upload's copy is discarded")
+    }
+
+    /// The duplicate's copy is dropped after the push is answered (in split mode one more internal
+    /// call and a delete), at most `backgroundDiscards` at once; past that the push waits for it.
+    @Test(.timeLimit(.minutes(1))) func aDuplicateCopyIsDroppedAfterTheAnswerWithinABound() async throws {
+        let blobs = InMemoryBlobs()
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs, backgroundDiscards: 2)
+        let first = try await self.pushed("layer", registry)
+        blobs.holdDiscards(true)
+        // Two pushes answer while their copies wait to be dropped.
+        for _ in 0..<2 {
+            #expect(try await self.pushed("layer", registry) == first)
+        }
+        #expect(blobs.storedLocations.count == 3 && registry.discards.inFlight == 2)
+        // The third waits for its own drop: it answers only once drops go through again.
+        let third = Task { try await self.pushed("layer", registry) }
+        #expect(await Self.eventually { blobs.count("discard") == 3 })
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(blobs.storedLocations.count == 4, "the third push's copy is stored, its drop waiting")
+        blobs.holdDiscards(false)
+        #expect(try await third.value == first)
+        #expect(await Self.eventually { blobs.storedLocations == [first.location] && registry.discards.inFlight == 0 })
+    }
+
+    /// Whether `condition` holds within five seconds.
+    static func eventually(_ condition: () -> Bool) async -> Bool {
+        for _ in 0..<500 {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
     }
 
     /// A pull asks the storage for a redirect once; after "no URL" it reads only.

@@ -168,8 +168,12 @@ final class SQLiteMetadataStore: MetadataStore {
     func linkBlob(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
         try await self.transaction { connection in
             let repositoryID = try await Self.ensureRepository(repository, on: connection)
-            _ = try await connection.query(
-                "INSERT OR IGNORE INTO blobs (digest, size, location, created_at) VALUES (?1, ?2, ?3, ?4)",
+            // The row this upload made, or (when the digest was recorded before) the first one.
+            var rows = try await connection.query(
+                """
+                INSERT INTO blobs (digest, size, location, created_at) VALUES (?1, ?2, ?3, ?4)
+                ON CONFLICT (digest) DO NOTHING RETURNING size, location
+                """,
                 [.text(blob.digest.description), .integer(Int(blob.size)), .text(blob.location), .integer(Self.now)]
             )
             _ = try await connection.query(
@@ -178,9 +182,9 @@ final class SQLiteMetadataStore: MetadataStore {
             )
             // Garbage unless a manifest comes to reference it within the grace period.
             try await Self.queueForReview(blob.digest.description, repositoryID: repositoryID, at: Self.now, on: connection)
-            let rows = try await connection.query(
-                "SELECT size, location FROM blobs WHERE digest = ?1", [.text(blob.digest.description)]
-            )
+            if rows.isEmpty {
+                rows = try await connection.query("SELECT size, location FROM blobs WHERE digest = ?1", [.text(blob.digest.description)])
+            }
             guard let row = rows.first, let size = row.column("size")?.integer, let location = row.column("location")?.string
             else { throw RegistryError(.unknown, "blob row vanished") }
             return BlobRecord(digest: blob.digest, size: Int64(size), location: location)
@@ -196,11 +200,12 @@ final class SQLiteMetadataStore: MetadataStore {
     static func ensureRepository(_ repository: RepositoryName, on connection: SQLiteConnection) async throws
         -> Int
     {
-        _ = try await connection.query(
-            "INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?1, ?2)",
+        // Inside the writer's transaction: nobody adds the row between the look-up and the insert.
+        if let id = try await Self.repositoryID(repository, on: connection) { return id }
+        let rows = try await connection.query(
+            "INSERT INTO repositories (name, created_at) VALUES (?1, ?2) RETURNING id",
             [.text(repository.value), .integer(Self.now)]
         )
-        let rows = try await connection.query("SELECT id FROM repositories WHERE name = ?1", [.text(repository.value)])
         guard let id = rows.first?.column("id")?.integer else {
             throw RegistryError(.unknown, "repository row vanished")
         }
