@@ -691,6 +691,7 @@ def main():
                     "pierone": lambda n=name: start_pierone(work, n),
                     "pierone-pg": lambda n=name: start_pierone(work, n, dict(DATABASE_URL=database(n.replace("-", "_").replace("@", "_")))),
                     "split": lambda n=name: start_split(work, n),
+                    "split-plain": lambda n=name: start_split(work, n, internal_tls=False),
                     "split-pg": lambda n=name: start_split(work, n, database_url=database(n.replace("-", "_").replace("@", "_"))),
                     "pierone-pg-s3": lambda n=name: starters["pierone-pg-s3"](n),
                 }[base]
