@@ -5,6 +5,7 @@ import Logging
 import InMemory
 import NIOCore
 import Registry
+import Synchronization
 import Testing
 
 /// The Registry layer over in-memory services: which calls each operation makes, and what it
@@ -57,13 +58,25 @@ import Testing
         }
         #expect(blobs.storedLocations.count == 3 && registry.discards.inFlight == 2)
         // The third waits for its own drop: it answers only once drops go through again.
-        let third = Task { try await self.pushed("layer", registry) }
+        let answered = Flag()
+        let third = Task {
+            defer { answered.set() }
+            return try await self.pushed("layer", registry)
+        }
         #expect(await Self.eventually { blobs.count("discard") == 3 })
         try await Task.sleep(for: .milliseconds(50))
         #expect(blobs.storedLocations.count == 4, "the third push's copy is stored, its drop waiting")
+        #expect(!answered.isSet, "past the bound the push waits for its own drop")
+        #expect(registry.discards.inFlight == 2)
         blobs.holdDiscards(false)
         #expect(try await third.value == first)
         #expect(await Self.eventually { blobs.storedLocations == [first.location] && registry.discards.inFlight == 0 })
+    }
+
+    final class Flag: Sendable {
+        private let state = Mutex(false)
+        func set() { self.state.withLock { $0 = true } }
+        var isSet: Bool { self.state.withLock { $0 } }
     }
 
     /// Whether `condition` holds within five seconds.
