@@ -191,7 +191,7 @@ def start_moto(work, buckets):
 
 def pierone(arguments, environment, work, label):
     log = open(os.path.join(work, f"{label}.log"), "w")
-    env = dict(os.environ, LOG_LEVEL="error", **environment)
+    env = dict(os.environ, **{"LOG_LEVEL": "error", **environment})
     # "<name>@base" runs the --baseline binary: an earlier build, side by side in the same run.
     binary = os.environ["PIERONE_BASELINE_BIN"] if "@base" in label else os.environ["PIERONE_BIN"]
     return subprocess.Popen([binary] + arguments, stdout=log, stderr=log, env=env)
@@ -248,13 +248,15 @@ def start_postgres(work):
     sys.exit("postgres did not start")
 
 
-def start_split(work, name="split", internal_tls=True, database_url=None):
+def start_split(work, name="split", internal_tls=True, database_url=None, environment=None):
+    """metadata + blob + gateway; `environment` goes to all three. The Registry's `ports` name each
+    process's port (scripts/measure-push-ab.py reads their /metrics)."""
     certs = certificates(work) if internal_tls else None
 
     def tls(service):
         if not internal_tls:
-            return dict(HTTP_BIND_ADDRESS="127.0.0.1")
-        return dict(INTERNAL_TLS_CA=f"{certs}/ca.crt", INTERNAL_TLS_CERT=f"{certs}/{service}.crt",
+            return dict(environment or {}, HTTP_BIND_ADDRESS="127.0.0.1")
+        return dict(environment or {}, INTERNAL_TLS_CA=f"{certs}/ca.crt", INTERNAL_TLS_CERT=f"{certs}/{service}.crt",
                     INTERNAL_TLS_KEY=f"{certs}/{service}.key", HTTP_BIND_ADDRESS="127.0.0.1")
 
     scheme = "https://localhost" if internal_tls else "http://127.0.0.1"
@@ -270,7 +272,9 @@ def start_split(work, name="split", internal_tls=True, database_url=None):
                                               BLOB_URL=f"{scheme}:{blob_port}"), work, f"{name}-gateway")),
     ]
     wait_ready(gateway_port, name, processes)
-    return Registry(name, gateway_port, processes)
+    registry = Registry(name, gateway_port, processes)
+    registry.ports = {"metadata": metadata_port, "blob": blob_port, "gateway": gateway_port}
+    return registry
 
 
 # --- the protocol, as a client ------------------------------------------------------------------

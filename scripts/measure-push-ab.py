@@ -49,29 +49,9 @@ def start(work, name, kind, environment):
         return registry, {"serve": registry.port}
     if kind not in ("split", "split-plain"):
         sys.exit(f"unknown kind {kind}")
-    tls = kind == "split"
-    certs = b.certificates(work) if tls else None
-
-    def settings(service):
-        result = dict(environment, HTTP_BIND_ADDRESS="127.0.0.1")
-        if tls:
-            result.update(INTERNAL_TLS_CA=f"{certs}/ca.crt", INTERNAL_TLS_CERT=f"{certs}/{service}.crt",
-                          INTERNAL_TLS_KEY=f"{certs}/{service}.key")
-        return result
-
-    scheme = "https://localhost" if tls else "http://127.0.0.1"
-    metadata, blob, gateway = b.free_port(), b.free_port(), b.free_port()
-    storage = os.path.join(work, name)
-    processes = [
-        ("metadata", b.pierone(["metadata"], dict(settings("metadata"), METADATA_PORT=str(metadata), STORAGE_DIRECTORY=storage),
-                               work, f"{name}-metadata")),
-        ("blob", b.pierone(["blob"], dict(settings("blob"), BLOB_PORT=str(blob), STORAGE_DIRECTORY=storage), work, f"{name}-blob")),
-        ("gateway", b.pierone(["gateway"], dict(settings("gateway"), HTTP_PORT=str(gateway), METADATA_URL=f"{scheme}:{metadata}",
-                                                BLOB_URL=f"{scheme}:{blob}"), work, f"{name}-gateway")),
-    ]
-    b.wait_ready(gateway, name, processes)
-    ports = {"gateway": gateway} if tls else {"metadata": metadata, "blob": blob, "gateway": gateway}
-    return b.Registry(name, gateway, processes), ports
+    registry = b.start_split(work, name, internal_tls=kind == "split", environment=environment)
+    # The internal services answer only mutual TLS when it is on.
+    return registry, {"gateway": registry.port} if kind == "split" else registry.ports
 
 
 def main():
