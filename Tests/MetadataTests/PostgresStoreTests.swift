@@ -8,6 +8,7 @@ import TestSupport
 import Testing
 
 @testable import Metadata
+import Synchronization
 
 /// The same store conformance suite as SQLite, against a real PostgreSQL cluster.
 @Suite struct PostgresStoreTests {
@@ -36,6 +37,41 @@ import Testing
     func conformance(_ name: String) async throws {
         let check = try #require(MetadataStoreConformance.all.first { $0.0 == name }?.1)
         try await Self.withStore { store, _ in try await check(store) }
+    }
+
+    /// Two transactions that lock two rows in opposite orders deadlock; PostgreSQL rolls one back
+    /// (40P01), and the store runs it again instead of answering 503: both commit.
+    @Test(.timeLimit(.minutes(1))) func aDeadlockVictimRunsAgain() async throws {
+        try await Self.withStore { store, client in
+            try await client.query("CREATE TABLE deadlock_probe (id INT PRIMARY KEY, n INT NOT NULL)")
+            try await client.query("INSERT INTO deadlock_probe VALUES (1, 0), (2, 0)")
+            let attempts = Attempts()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (first, second) in [(1, 2), (2, 1)] {
+                    group.addTask {
+                        try await store.transaction { connection in
+                            attempts.count()
+                            try await connection.query("UPDATE deadlock_probe SET n = n + 1 WHERE id = \(first)", logger: store.logger)
+                            // Both hold their first row before either asks for its second.
+                            try await connection.query("SELECT pg_sleep(0.3)", logger: store.logger)
+                            try await connection.query("UPDATE deadlock_probe SET n = n + 1 WHERE id = \(second)", logger: store.logger)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(attempts.value == 3, "one of the two was the victim and ran again")
+            let rows = try await client.query("SELECT n FROM deadlock_probe ORDER BY id")
+            var counts: [Int] = []
+            for try await n in rows.decode(Int.self) { counts.append(n) }
+            #expect(counts == [2, 2])
+        }
+    }
+
+    final class Attempts: Sendable {
+        private let state = Mutex(0)
+        func count() { self.state.withLock { $0 += 1 } }
+        var value: Int { self.state.withLock { $0 } }
     }
 
     /// A garbage review (here, a second connection doing what `review` does) holds a link and its

@@ -64,13 +64,31 @@ final class PostgresMetadataStore: MetadataStore {
         }
     }
 
-    /// Runs `body` in a transaction with a deadline.
+    /// Runs `body` in a transaction with a deadline. A transaction PostgreSQL chose as a deadlock's
+    /// victim, or failed for serialization, was rolled back whole: it runs again (twice at most)
+    /// before the caller sees the 503.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
         let client = self.client
         return try await self.run {
-            try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            var attempt = 1
+            while true {
+                do {
+                    return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+                } catch let error as PostgresTransactionError where attempt < Self.transactionAttempts && Self.isRetryable(error) {
+                    attempt += 1
+                    logger.info("transaction rolled back by the database, run again", metadata: ["attempt": "\(attempt)"])
+                }
+            }
         }
+    }
+
+    static let transactionAttempts = 3
+
+    /// A deadlock victim (40P01) or a serialization failure (40001) in the transaction's statements.
+    static func isRetryable(_ error: PostgresTransactionError) -> Bool {
+        guard let cause = (error.closureError ?? error.commitError) as? PSQLError, cause.code == .server else { return false }
+        return ["40P01", "40001"].contains(cause.serverInfo?[.sqlState] ?? "")
     }
 
     static func unavailable(_ message: String) -> RegistryError {
