@@ -4,6 +4,7 @@ import Contracts
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Runtime
 
 /// `BlobAPI` over the blob service's internal API. Bytes stream in both directions through the
 /// client's back-pressure: an upload body is passed on as it arrives, a read is handed to the
@@ -165,30 +166,5 @@ package struct RemoteBlobs: BlobAPI {
             if let batch = batches.add(chunk) { try await sink(batch) }
         }
         if let rest = batches.rest() { try await sink(rest) }
-    }
-}
-
-/// Gathers network reads (often a few KiB each) into buffers of at least `size` bytes, so that
-/// the response is written in few large writes.
-struct Batcher {
-    let size: Int
-    private var pending = ByteBuffer()
-
-    init(size: Int) {
-        self.size = size
-    }
-
-    /// The next full batch, if `chunk` completes one.
-    mutating func add(_ chunk: ByteBuffer) -> ByteBuffer? {
-        if self.pending.readableBytes == 0 && chunk.readableBytes >= self.size { return chunk }
-        self.pending.writeImmutableBuffer(chunk)
-        guard self.pending.readableBytes >= self.size else { return nil }
-        defer { self.pending = ByteBuffer() }
-        return self.pending
-    }
-
-    /// What is left at the end of the body.
-    func rest() -> ByteBuffer? {
-        self.pending.readableBytes > 0 ? self.pending : nil
     }
 }

@@ -1,7 +1,10 @@
 import AsyncHTTPClient
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import NIOCore
 import Runtime
+import Synchronization
 import TestSupport
 import Testing
 
@@ -85,6 +88,100 @@ import Testing
             } catch let failure as S3Client.Failure {
                 #expect(failure.status == 404)
             }
+        }
+    }
+
+    /// Large reads go through a connection of their own (`StreamingGet`), signed like any request:
+    /// whole and ranged reads of a 9 MiB object arrive intact in large batches with the object's
+    /// ETag, and moto refuses the read signed with a wrong secret.
+    @Test func largeReadsStreamSignedOnAConnectionOfTheirOwn() async throws {
+        let size = Int(StreamingGet.minimumSize) + (1 << 20) + 12_345
+        let bytes = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) })
+        let key = "client-test/blobs/large-\(UUID().uuidString)"
+        try await Self.withClient { client, _ in
+            let etag = try await client.putObject(key, bytes)
+            var sizes: [Int] = []
+            var whole = ByteBuffer()
+            let answered = try await client.getObject(key, range: 0...Int64(size - 1)) { chunk in
+                sizes.append(chunk.readableBytes)
+                whole.writeImmutableBuffer(chunk)
+            }
+            #expect(whole == bytes)
+            #expect(answered == etag)
+            #expect(sizes.dropLast().allSatisfy { $0 >= S3Client.readBatch })
+            let range: ClosedRange<Int64> = 777...(StreamingGet.minimumSize + 777)
+            #expect(try await Self.read(client, key, range: range) == bytes.getSlice(at: 777, length: range.count))
+        }
+        try await Self.withClient(secret: "not-the-secret") { client, _ in
+            do {
+                _ = try await Self.read(client, key, range: 0...Int64(size - 1))
+                Issue.record("a read signed with the wrong secret was answered")
+            } catch let failure as S3Client.Failure {
+                #expect(failure.status == 403)
+                #expect(failure.code == "SignatureDoesNotMatch")
+            }
+        }
+        try await Self.withClient { client, _ in try await client.deleteObject(key) }
+    }
+
+    /// A stand-in S3 (a real HTTP server) for the faults moto does not make: the first GET answers
+    /// `first`, later ones stream `bytes`; `cutAfter` ends the connection after that many bytes.
+    static func withFaultyServer(
+        first: HTTPResponse.Status?, cutAfter: Int? = nil, bytes: ByteBuffer,
+        _ body: @escaping @Sendable (S3Client, @escaping @Sendable () -> Int) async throws -> Void
+    ) async throws {
+        let requests = Mutex(0)
+        let router = Router()
+        router.get("/bucket/**") { _, _ -> Response in
+            let number = requests.withLock { $0 += 1; return $0 }
+            if number == 1, let first {
+                return Response(status: first, body: ResponseBody(byteBuffer: ByteBuffer(string: "<Error><Code>SlowDown</Code></Error>")))
+            }
+            return Response(status: .partialContent, headers: [.eTag: "\"tag\""], body: ResponseBody(contentLength: bytes.readableBytes) { writer in
+                let length = cutAfter ?? bytes.readableBytes
+                var offset = 0
+                while offset < length {
+                    let step = min(100_000, length - offset)
+                    try await writer.write(bytes.getSlice(at: offset, length: step)!)
+                    offset += step
+                }
+                if cutAfter != nil { throw CancellationError() }
+                try await writer.finish(nil)
+            })
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { server in
+            let client = S3Client(endpoint: "http://127.0.0.1:\(server.port ?? 0)", bucket: "bucket", region: "us-east-1",
+                                  http: S3Client.sharedHTTPClient) { AWSCredentials(accessKeyID: "a", secretAccessKey: "b") }
+            try await body(client) { requests.withLock { $0 } }
+        }
+    }
+
+    @Test func aLargeReadRefusedBeforeItsFirstByteIsTriedAgain() async throws {
+        let bytes = ByteBuffer(repeating: 7, count: Int(StreamingGet.minimumSize))
+        try await Self.withFaultyServer(first: .serviceUnavailable, bytes: bytes) { client, requests in
+            var collected = ByteBuffer()
+            let etag = try await client.getObject("blobs/x", range: 0...Int64(bytes.readableBytes - 1)) { collected.writeImmutableBuffer($0) }
+            #expect(collected == bytes)
+            #expect(etag == "\"tag\"")
+            #expect(requests() == 2)
+        }
+    }
+
+    /// Once bytes have gone to the reader, a cut is not papered over by a second read (the reader
+    /// has passed them on): the read fails as unavailable storage, after one request.
+    @Test func aLargeReadCutMidwayFailsWithoutASecondTry() async throws {
+        let bytes = ByteBuffer(repeating: 9, count: Int(StreamingGet.minimumSize))
+        try await Self.withFaultyServer(first: nil, cutAfter: 3 << 20, bytes: bytes) { client, requests in
+            var received = 0
+            do {
+                try await client.getObject("blobs/x", range: 0...Int64(bytes.readableBytes - 1)) { received += $0.readableBytes }
+                Issue.record("a cut read succeeded")
+            } catch {
+                #expect(S3Client.isTransient(error), "\(error)")
+            }
+            #expect(received > 0 && received < bytes.readableBytes)
+            #expect(requests() == 1)
         }
     }
 }

@@ -20,6 +20,10 @@ struct S3Client: Sendable {
     let signer: AWSSigV4
     let credentials: @Sendable () async throws -> AWSCredentials
     let http: HTTPClient
+    /// Large object reads go through connections of their own (`StreamingGet`): the pooled
+    /// client's one-buffer response stream cost the blob service twice Distribution's CPU per
+    /// pulled byte (docs/performance.md, "Blobs in S3"). Nil only for an endpoint it cannot parse.
+    let streams: StreamingGet?
     /// Tries per request, for transient failures.
     var attempts = 3
 
@@ -37,6 +41,7 @@ struct S3Client: Sendable {
         self.signer = AWSSigV4(region: region, service: "s3")
         self.credentials = credentials
         self.http = http
+        self.streams = try? StreamingGet(url: self.endpoint, tls: nil)
     }
 
     /// The HTTP client for S3 calls: it fails a request at once when no connection can be made
@@ -202,12 +207,12 @@ struct S3Client: Sendable {
             .joined(separator: "&")
     }
 
-    /// The object's bytes (or the inclusive `range` of them), streamed to `sink`.
-    /// With `ifMatch`, S3 answers 412 unless the object still has that ETag.
-    /// Returns the object's ETag.
     /// Bytes of an object read gathered before each hand-off to the reader.
     static let readBatch = 256 << 10
 
+    /// The object's bytes (or the inclusive `range` of them), streamed to `sink`.
+    /// With `ifMatch`, S3 answers 412 unless the object still has that ETag.
+    /// Returns the object's ETag.
     @discardableResult
     func getObject(
         _ key: String, range: ClosedRange<Int64>? = nil, ifMatch: String? = nil,
@@ -216,24 +221,59 @@ struct S3Client: Sendable {
         var headers: [(String, String)] = []
         if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
         if let ifMatch { headers.append(("if-match", ifMatch)) }
+        if let streams = self.streams, let range, Int64(range.count) >= StreamingGet.minimumSize {
+            return try await self.streamObject(key, headers: headers, through: streams, into: sink)
+        }
         let response = try await self.execute(try await self.request(.GET, key: key, headers: headers), timeout: .hours(24))
         // The HTTP client hands over each socket read (often a few KiB): gathered into larger
-        // buffers, a pull makes far fewer writes and event-loop hand-offs (2.4 → see
-        // docs/performance.md, "Blobs in S3").
-        var pending = ByteBuffer()
+        // buffers, a pull makes far fewer writes and event-loop hand-offs.
+        var batches = Batcher(size: Self.readBatch)
         for try await chunk in response.body {
-            if pending.readableBytes == 0, chunk.readableBytes >= Self.readBatch {
-                try await sink(chunk)
-                continue
-            }
-            pending.writeImmutableBuffer(chunk)
-            if pending.readableBytes >= Self.readBatch {
-                try await sink(pending)
-                pending = ByteBuffer()
+            if let batch = batches.add(chunk) { try await sink(batch) }
+        }
+        if let rest = batches.rest() { try await sink(rest) }
+        return response.headers.first(name: "ETag") ?? ""
+    }
+
+    /// `getObject` on a connection of its own. Failures before the first byte reaches `sink`
+    /// (no connection, a server error, throttling) are tried again like any request; after it,
+    /// the read fails as a whole (the caller has already answered with part of the bytes).
+    private func streamObject(
+        _ key: String, headers: [(String, String)], through streams: StreamingGet,
+        into sink: (ByteBuffer) async throws -> Void
+    ) async throws -> String {
+        let path = "/" + AWSSigV4.encode(self.bucket) + "/" + AWSSigV4.encode(key, keepSlash: true)
+        var attempt = 1
+        while true {
+            var started = false
+            do {
+                let signed = self.signer.signedHeaders(
+                    method: "GET", host: streams.authority, path: path, query: [],
+                    headers: headers + [("x-amz-content-sha256", AWSSigV4.emptyPayloadHash)],
+                    payloadHash: AWSSigV4.emptyPayloadHash, credentials: try await self.credentials()
+                )
+                let answer = try await streams.get(path, headers: signed, accepted: [200, 206], batchSize: Self.readBatch) { batch in
+                    started = true
+                    try await sink(batch)
+                }
+                if let refused = answer.refused {
+                    let body = String(buffer: refused)
+                    throw Failure(status: Int(answer.head.status.code), code: Self.element("Code", in: body) ?? "",
+                                  message: Self.element("Message", in: body) ?? body)
+                }
+                return answer.head.headers.first(name: "ETag") ?? ""
+            } catch {
+                let transient = Self.isTransient(error) || error is StreamingGet.ConnectFailure || error is StreamingGet.BrokenAnswer
+                guard !started, attempt < self.attempts, transient else {
+                    // A cut connection is a 503 to the client, like any unreachable storage.
+                    if error is StreamingGet.BrokenAnswer { throw Failure(status: 502, code: "IncompleteBody", message: "\(error)") }
+                    if let failed = error as? StreamingGet.ConnectFailure { throw failed.underlying }
+                    throw error
+                }
+                try await Task.sleep(for: .milliseconds(100 << (2 * attempt)))
+                attempt += 1
             }
         }
-        if pending.readableBytes > 0 { try await sink(pending) }
-        return response.headers.first(name: "ETag") ?? ""
     }
 
     func deleteObject(_ key: String) async throws {
