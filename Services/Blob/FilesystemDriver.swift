@@ -25,7 +25,7 @@ import Foundation
 /// <root>/blobs/<algorithm>/<first two hex>/<hex>   committed blobs (location = path under root)
 /// ```
 /// Uploads and blobs share one filesystem so that a commit is a `rename(2)`, never a copy; the
-/// data is `fsync`ed before the rename and the directory after it.
+/// file and then its directory are `fsync`ed after the rename, before the commit answers.
 ///
 /// Every append and the seal hold an exclusive `flock(2)` on the session's `info.json`, which
 /// other processes on the host and NFSv4 clients honour too (Linux maps flock to byte-range locks
@@ -208,27 +208,35 @@ struct FilesystemDriver: StorageDriver {
             let descriptor = open(sealed, O_RDONLY | O_CLOEXEC)
             try Self.check("open", sealed, descriptor)
             defer { close(descriptor) }
-            try Self.check("fsync", sealed, fsync(descriptor))
             // The file's time becomes the commit's (a rename keeps the last write's): the orphan
             // scan leaves blobs younger than an hour alone, and this one is about to be recorded.
             _ = futimens(descriptor, nil)
-            // The collector removes fan-out directories it empties: if it removed this one, it is
-            // made again.
+            // Renamed before the file's fsync: nothing names the new path until this call returns
+            // (metadata records it afterwards; a crash before leaves an orphan for the scan), and
+            // on a journalling file system the file's fsync then commits the rename with the data,
+            // so the directory's fsync below finds little left to do: one journal commit per blob
+            // instead of two. The collector removes fan-out directories it empties: if it removed
+            // this one, it is made again.
             if rename(sealed, destination) != 0 {
                 guard errno == ENOENT else { throw CallError(call: "rename", path: sealed, errno: errno) }
                 try Self.makeDirectories(fanOut, below: root)
                 try Self.check("rename", sealed, rename(sealed, destination))
             }
+            var failure: CallError?
+            if fsync(descriptor) != 0 { failure = CallError(call: "fsync", path: destination, errno: errno) }
             let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            try Self.check("open", directory, directoryDescriptor)
-            defer { close(directoryDescriptor) }
-            let synced = fsync(directoryDescriptor)
-            let syncError = errno
-            // The session's own files (also when the fsync failed: the bytes have moved, and a session
+            if directoryDescriptor < 0 {
+                failure = failure ?? CallError(call: "open", path: directory, errno: errno)
+            } else {
+                if fsync(directoryDescriptor) != 0 { failure = failure ?? CallError(call: "fsync", path: directory, errno: errno) }
+                close(directoryDescriptor)
+            }
+            // The session's own files (also when an fsync failed: the bytes have moved, and a session
             // directory without them would never expire); anything else is left to the removal below.
+            // The moved bytes of a failed commit are an orphan no record names, for the orphan scan.
             for name in ["info.json", "hashstate", "hashstate.tmp", "data"] { _ = unlink(session + "/" + name) }
             let emptied = rmdir(session) == 0 || errno == ENOENT
-            if synced != 0 { throw CallError(call: "fsync", path: directory, errno: syncError) }
+            if let failure { throw failure }
             return emptied
         }
         if !emptied { try await self.abortUpload(id, evenIfSealed: true) }
