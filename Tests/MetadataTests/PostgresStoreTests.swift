@@ -68,6 +68,25 @@ import Synchronization
         }
     }
 
+    /// A transaction that is the victim on every try gives up after three with a 503 that says
+    /// what happened (a busy database, not an unreachable one).
+    @Test func aVictimEveryTimeIs503SayingWhy() async throws {
+        try await Self.withStore { store, _ in
+            let attempts = Attempts()
+            let error = await #expect(throws: RegistryError.self) {
+                try await store.transaction { connection in
+                    attempts.count()
+                    try await connection.query(
+                        "DO $$ BEGIN RAISE EXCEPTION 'provoked' USING ERRCODE = '40P01'; END $$", logger: store.logger
+                    )
+                }
+            }
+            #expect(error?.status == 503)
+            #expect(error?.message.contains("rolled the change back") == true, "\(String(describing: error))")
+            #expect(attempts.value == PostgresMetadataStore.transactionAttempts)
+        }
+    }
+
     final class Attempts: Sendable {
         private let state = Mutex(0)
         func count() { self.state.withLock { $0 += 1 } }

@@ -58,7 +58,7 @@ final class PostgresMetadataStore: MetadataStore {
             return error
         case let error as PSQLError where Self.isUnavailable(error):
             self.logger.warning("metadata database unavailable", metadata: ["error": "\(String(reflecting: error))"])
-            return Self.unavailable("the metadata database is not reachable")
+            return Self.unavailable(Self.unavailableReason(error))
         default:
             return error
         }
@@ -89,6 +89,17 @@ final class PostgresMetadataStore: MetadataStore {
     static func isRetryable(_ error: PostgresTransactionError) -> Bool {
         guard let cause = (error.closureError ?? error.commitError) as? PSQLError, cause.code == .server else { return false }
         return ["40P01", "40001"].contains(cause.serverInfo?[.sqlState] ?? "")
+    }
+
+    /// What the client is told of an unavailable database: a busy database is not an unreachable one.
+    static func unavailableReason(_ error: PSQLError) -> String {
+        guard error.code == .server else { return "the metadata database is not reachable" }
+        switch (error.serverInfo?[.sqlState] ?? "").prefix(2) {
+        case "40": return "the metadata database rolled the change back under concurrent changes"
+        case "53": return "the metadata database is out of resources"
+        case "57": return "the metadata database stopped the statement (shutting down, or a timeout)"
+        default: return "the metadata database is not reachable"
+        }
     }
 
     static func unavailable(_ message: String) -> RegistryError {
