@@ -134,6 +134,51 @@ import Synchronization
         }
     }
 
+    /// A second linker of the same digest that locks the link and then the review queue (as a
+    /// link made step by step, a mount and a review do) while a push links it in one statement:
+    /// the statement takes the two rows in the same order and waits, so the two cannot deadlock.
+    /// The second connection checks for deadlocks at once (`deadlock_timeout`), so it is the victim
+    /// when there is a cycle: it was, before the statement's queue row followed its link.
+    @Test(.timeLimit(.minutes(1))) func aOneStatementLinkLocksInTheOrderOfEveryOtherLinker() async throws {
+        try await Self.withStore { store, client in
+            let repository = RepositoryName("team/app")!
+            let digest = Contracts.Digest("sha256:" + String(repeating: "c", count: 64))!
+            let blob = BlobRecord(digest: digest, size: 3, location: "blobs/first")
+            _ = try await store.linkBlob(blob, into: repository)
+            let (locked, signal) = AsyncStream<Void>.makeStream()
+            let logger = Logger(label: "second linker")
+            async let second: Void = client.withTransaction(logger: logger) { connection in
+                try await connection.query("SET LOCAL deadlock_timeout = '10ms'", logger: logger)
+                try await connection.query(
+                    """
+                    UPDATE repository_blobs SET created_at = created_at
+                    WHERE digest = \(digest.description) AND repository_id = (SELECT id FROM repositories WHERE name = 'team/app')
+                    """, logger: logger
+                )
+                signal.yield()
+                // The push's statement is waiting for the link row by now.
+                try await Task.sleep(for: .milliseconds(500))
+                try await connection.query(
+                    """
+                    INSERT INTO gc_queue (repository_id, digest, queued_at)
+                    SELECT id, \(digest.description), 0 FROM repositories WHERE name = 'team/app'
+                    ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = GREATEST(gc_queue.queued_at, EXCLUDED.queued_at)
+                    """, logger: logger
+                )
+            }
+            for await _ in locked { break }
+            let started = ContinuousClock.now
+            let recorded = try await store.linkBlob(BlobRecord(digest: digest, size: 3, location: "blobs/again"), into: repository)
+            #expect(ContinuousClock.now - started >= .milliseconds(400), "the link waited for the second linker")
+            do {
+                try await second
+            } catch {
+                Issue.record("the second linker failed (a deadlock's victim?): \(String(reflecting: error))")
+            }
+            #expect(recorded == blob)
+        }
+    }
+
     @Test func replicasStartingTogetherMigrateOnce() async throws {
         try await Self.withStore { _, client in
             // The store is migrated; eight more replicas racing to migrate change nothing and fail nothing.

@@ -52,7 +52,9 @@ extension PostgresMetadataStore {
                 "SELECT digest FROM manifests WHERE repository_id = \(id) AND subject = \(key) ORDER BY digest", logger: logger
             )
             for try await referrer in referrers.decode(String.self) { references.append(referrer) }
-            for reference in references {
+            // In digest order (byte order, as `removeManifest` locks them): two writers of several
+            // queue rows wait for each other instead of deadlocking.
+            for reference in Set(references).sorted() {
                 try await Self.queueForReview(reference, repositoryID: id, on: connection, logger: logger)
             }
             if let user = try await Self.firstUser(of: digest, repositoryID: id, on: connection, logger: logger) {

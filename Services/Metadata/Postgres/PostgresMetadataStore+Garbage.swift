@@ -259,12 +259,14 @@ extension PostgresMetadataStore {
         try await connection.query(
             """
             INSERT INTO gc_queue (repository_id, digest, queued_at)
-            SELECT repository_id, referenced_digest, queued_at FROM manifest_references,
-                (SELECT COALESCE(\(queueAt)::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS queued_at) q
-            WHERE repository_id = \(repositoryID) AND manifest_digest = \(digest)
-            UNION SELECT repository_id, digest, queued_at FROM manifests,
-                (SELECT COALESCE(\(queueAt)::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS queued_at) q
-            WHERE repository_id = \(repositoryID) AND subject = \(digest)
+            SELECT u.repository_id, u.digest, q.queued_at FROM (
+                SELECT repository_id, referenced_digest AS digest FROM manifest_references
+                WHERE repository_id = \(repositoryID) AND manifest_digest = \(digest)
+                UNION SELECT repository_id, digest FROM manifests WHERE repository_id = \(repositoryID) AND subject = \(digest)
+            ) u, (SELECT COALESCE(\(queueAt)::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS queued_at) q
+            -- Queue rows are locked in digest order, as every writer of several does: two of them
+            -- sharing digests wait for each other instead of deadlocking.
+            ORDER BY u.digest COLLATE "C"
             ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = GREATEST(gc_queue.queued_at, EXCLUDED.queued_at)
             """, logger: logger
         )

@@ -85,10 +85,28 @@ final class PostgresMetadataStore: MetadataStore {
 
     static let transactionAttempts = 3
 
+    /// Runs one statement (its own transaction) again when PostgreSQL rolled it back as a
+    /// deadlock's victim or for serialization, like `transaction` does.
+    func retryingVictims<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch let error as PSQLError where attempt < Self.transactionAttempts && Self.isRetryable(error) {
+                attempt += 1
+                self.logger.info("statement rolled back by the database, run again", metadata: ["attempt": "\(attempt)"])
+            }
+        }
+    }
+
     /// A deadlock victim (40P01) or a serialization failure (40001) in the transaction's statements.
     static func isRetryable(_ error: PostgresTransactionError) -> Bool {
-        guard let cause = (error.closureError ?? error.commitError) as? PSQLError, cause.code == .server else { return false }
-        return ["40P01", "40001"].contains(cause.serverInfo?[.sqlState] ?? "")
+        guard let cause = (error.closureError ?? error.commitError) as? PSQLError else { return false }
+        return Self.isRetryable(cause)
+    }
+
+    static func isRetryable(_ error: PSQLError) -> Bool {
+        error.code == .server && ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "")
     }
 
     /// What the client is told of an unavailable database: a busy database is not an unreachable one.
@@ -153,7 +171,7 @@ final class PostgresMetadataStore: MetadataStore {
 
     private func linkBlobOnce(_ blob: BlobRecord, into repository: RepositoryName) async throws -> BlobRecord {
         let digest = blob.digest.description
-        let recorded: BlobRecord? = try await self.run {
+        let recorded: BlobRecord? = try await self.run { try await self.retryingVictims {
             let rows = try await self.client.query(
                 """
                 WITH new_repository AS (
@@ -173,10 +191,13 @@ final class PostgresMetadataStore: MetadataStore {
                     INSERT INTO repository_blobs (repository_id, digest)
                     SELECT id, \(digest) FROM repository WHERE EXISTS (SELECT 1 FROM recorded) LIMIT 1
                     ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = repository_blobs.created_at
+                    RETURNING repository_id
                 ), queued AS (
+                    -- From `link`, so that the link's row is locked before the queue's (PostgreSQL
+                    -- runs unread data-modifying CTEs last to first): the order every linker, mount
+                    -- and review keeps, which two of them can then not deadlock in.
                     INSERT INTO gc_queue (repository_id, digest, queued_at)
-                    SELECT id, \(digest), (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM repository
-                    WHERE EXISTS (SELECT 1 FROM recorded) LIMIT 1
+                    SELECT repository_id, \(digest), (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM link
                     ON CONFLICT (repository_id, digest) DO UPDATE SET queued_at = EXCLUDED.queued_at
                 )
                 SELECT size, location FROM recorded WHERE EXISTS (SELECT 1 FROM repository) LIMIT 1
@@ -187,7 +208,7 @@ final class PostgresMetadataStore: MetadataStore {
                 recorded = BlobRecord(digest: blob.digest, size: size, location: location)
             }
             return recorded
-        }
+        } }
         if let recorded { return recorded }
         return try await self.linkBlobStepByStep(blob, into: repository)
     }
