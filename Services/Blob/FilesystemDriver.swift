@@ -204,7 +204,7 @@ struct FilesystemDriver: StorageDriver {
         let session = self.uploadDirectory(id).string
         // One trip to the I/O threads for the whole commit (a trip per step before: on a busy host
         // the hand-offs cost more than the steps).
-        let emptied = try await Self.onIOThread {
+        let (emptied, failure) = try await Self.onIOThread { () throws -> (Bool, CallError?) in
             let descriptor = open(sealed, O_RDONLY | O_CLOEXEC)
             try Self.check("open", sealed, descriptor)
             defer { close(descriptor) }
@@ -222,22 +222,25 @@ struct FilesystemDriver: StorageDriver {
                 try Self.makeDirectories(fanOut, below: root)
                 try Self.check("rename", sealed, rename(sealed, destination))
             }
-            var failure: CallError?
-            if fsync(descriptor) != 0 { failure = CallError(call: "fsync", path: destination, errno: errno) }
+            var failed: CallError?
+            if fsync(descriptor) != 0 { failed = CallError(call: "fsync", path: destination, errno: errno) }
             let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if directoryDescriptor < 0 {
-                failure = failure ?? CallError(call: "open", path: directory, errno: errno)
+                failed = failed ?? CallError(call: "open", path: directory, errno: errno)
             } else {
-                if fsync(directoryDescriptor) != 0 { failure = failure ?? CallError(call: "fsync", path: directory, errno: errno) }
+                if fsync(directoryDescriptor) != 0 { failed = failed ?? CallError(call: "fsync", path: directory, errno: errno) }
                 close(directoryDescriptor)
             }
             // The session's own files (also when an fsync failed: the bytes have moved, and a session
             // directory without them would never expire); anything else is left to the removal below.
             // The moved bytes of a failed commit are an orphan no record names, for the orphan scan.
             for name in ["info.json", "hashstate", "hashstate.tmp", "data"] { _ = unlink(session + "/" + name) }
-            let emptied = rmdir(session) == 0 || errno == ENOENT
-            if let failure { throw failure }
-            return emptied
+            return (rmdir(session) == 0 || errno == ENOENT, failed)
+        }
+        if let failure {
+            // What else the session directory holds goes too; the fsync's failure is the answer.
+            if !emptied { try? await self.abortUpload(id, evenIfSealed: true) }
+            throw failure
         }
         if !emptied { try await self.abortUpload(id, evenIfSealed: true) }
         return location.string

@@ -21,8 +21,8 @@ package struct StreamingGet: Sendable {
 
     package let host: String
     package let port: Int
-    /// The `Host` header: the URL's host, and its port when the URL names one (what a request
-    /// signature covers, as S3's SigV4 does).
+    /// The `Host` header: the URL's host, and its port when the URL names one other than the
+    /// scheme's default (what a request signature covers, as S3's SigV4 does).
     package let authority: String
     let tls: NIOSSLContext?
     let group: any EventLoopGroup
@@ -33,7 +33,8 @@ package struct StreamingGet: Sendable {
         package var description: String { "connection failed: \(self.underlying)" }
     }
 
-    /// The answer ended before its end (the connection closed early, or it was not HTTP).
+    /// The answer ended before its end (the connection closed early, it was not HTTP, or its head
+    /// did not come within `headTimeout`).
     package struct BrokenAnswer: Error, CustomStringConvertible {
         package var description: String { "the answer ended early" }
     }
@@ -52,7 +53,7 @@ package struct StreamingGet: Sendable {
         else { throw StreamingGetURLError(url: url) }
         self.host = host
         self.port = parsed.port ?? (scheme == "https" ? 443 : 80)
-        self.authority = (host.contains(":") ? "[\(host)]" : host) + (parsed.port.map { ":\($0)" } ?? "")
+        self.authority = Self.authority(host: host, port: parsed.port, scheme: scheme)
         if scheme == "https" {
             var configuration = tls ?? TLSConfiguration.makeClientConfiguration()
             configuration.applicationProtocols = ["http/1.1"]
@@ -65,33 +66,62 @@ package struct StreamingGet: Sendable {
 
     typealias Connection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
 
+    /// `host[:port]` as a `Host` header (and so a SigV4 signature) carries it: the port only when
+    /// it is not the scheme's default, as async-http-client sends it too.
+    package static func authority(host: String, port: Int?, scheme: String) -> String {
+        let literal = host.contains(":") ? "[\(host)]" : host
+        guard let port, port != (scheme == "https" ? 443 : 80) else { return literal }
+        return "\(literal):\(port)"
+    }
+
+    /// Longest wait for the answer's head after connecting (TLS handshake included); past it the
+    /// connection is closed and the GET fails as `BrokenAnswer`. The body has no deadline: it
+    /// moves at the reader's pace.
+    static let headTimeout = TimeAmount.seconds(60)
+
+    /// The most of a refused answer's body that is kept; the connection is closed after it.
+    static let refusedBodyLimit = 1 << 20
+
     /// GETs `pathAndQuery` with `headers` (`Host` and `Connection: close` are added). When the
     /// status is one of `accepted`, the body goes to `sink` in buffers of at least `batchSize`
     /// bytes (but the last); otherwise up to 1 MiB of it comes back in the answer.
     package func get(
         _ pathAndQuery: String, headers: [(String, String)] = [], accepted: Set<UInt> = [200], batchSize: Int,
-        into sink: (ByteBuffer) async throws -> Void
+        headTimeout: TimeAmount = StreamingGet.headTimeout, into sink: (ByteBuffer) async throws -> Void
     ) async throws -> Answer {
         let connection = try await self.connect()
         do {
-            return try await self.exchange(connection, pathAndQuery, headers: headers, accepted: accepted, batchSize: batchSize, into: sink)
+            return try await self.exchange(
+                connection, pathAndQuery, headers: headers, accepted: accepted, batchSize: batchSize, headTimeout: headTimeout,
+                into: sink
+            )
         } catch is HTTPParserError {
             // A connection closed mid-body (or an answer that is not HTTP) is an answer cut short.
             throw BrokenAnswer()
+        } catch let error as NIOSSLError {
+            switch error {
+            case .handshakeFailed: throw ConnectFailure(underlying: error)
+            case .uncleanShutdown: throw BrokenAnswer()
+            default: throw error
+            }
         }
     }
 
     private func exchange(
         _ connection: Connection, _ pathAndQuery: String, headers: [(String, String)], accepted: Set<UInt>, batchSize: Int,
-        into sink: (ByteBuffer) async throws -> Void
+        headTimeout: TimeAmount, into sink: (ByteBuffer) async throws -> Void
     ) async throws -> Answer {
-        try await connection.executeThenClose { inbound, outbound in
+        let channel = connection.channel
+        let deadline = channel.eventLoop.scheduleTask(in: headTimeout) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
+        return try await connection.executeThenClose { inbound, outbound in
             var requestHeaders = HTTPHeaders([("Host", self.authority), ("Connection", "close")])
             for (name, value) in headers { requestHeaders.add(name: name, value: value) }
             try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: pathAndQuery, headers: requestHeaders)))
             try await outbound.write(.end(nil))
             var parts = inbound.makeAsyncIterator()
             guard case .head(let head) = try await parts.next() else { throw BrokenAnswer() }
+            deadline.cancel()
             var refused: ByteBuffer? = accepted.contains(head.status.code) ? nil : ByteBuffer()
             var batches = Batcher(size: batchSize)
             while let part = try await parts.next() {
@@ -100,7 +130,9 @@ package struct StreamingGet: Sendable {
                     throw BrokenAnswer()
                 case .body(let chunk):
                     if refused != nil {
-                        if refused!.readableBytes < 1 << 20 { refused!.writeImmutableBuffer(chunk) }
+                        refused!.writeImmutableBuffer(chunk)
+                        // An error answer that does not end is not read to its end.
+                        if refused!.readableBytes >= Self.refusedBodyLimit { return Answer(head: head, refused: refused) }
                     } else if let batch = batches.add(chunk) {
                         try await sink(batch)
                     }

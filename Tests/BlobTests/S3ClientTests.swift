@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOHTTP1
 import Runtime
 import Synchronization
 import TestSupport
@@ -124,28 +125,68 @@ import Testing
         try await Self.withClient { client, _ in try await client.deleteObject(key) }
     }
 
-    /// A stand-in S3 (a real HTTP server) for the faults moto does not make: the first GET answers
-    /// `first`, later ones stream `bytes`; `cutAfter` ends the connection after that many bytes.
+    /// What the stand-in S3 does to each GET (after a first answer of `first`, when given).
+    enum Fault: Sendable {
+        /// The bytes, whole.
+        case none
+        /// The connection ends after this many bytes.
+        case cutAfter(Int)
+        /// The head never comes.
+        case silence
+        /// A 500 whose body never ends.
+        case endlessError
+        /// The whole object, whatever range was asked for.
+        case ignoreRange
+    }
+
+    /// A stand-in S3 (a real HTTP server) for the faults moto does not make. It records the
+    /// `Connection` header of each GET: large reads come on connections of their own, which
+    /// close after the answer.
     static func withFaultyServer(
-        first: HTTPResponse.Status?, cutAfter: Int? = nil, bytes: ByteBuffer,
-        _ body: @escaping @Sendable (S3Client, @escaping @Sendable () -> Int) async throws -> Void
+        first: HTTPResponse.Status? = nil, fault: Fault = .none, bytes: ByteBuffer,
+        _ body: @escaping @Sendable (S3Client, @escaping @Sendable () -> [String]) async throws -> Void
     ) async throws {
-        let requests = Mutex(0)
+        let requests = Mutex<[String]>([])
+        let all = bytes
         let router = Router()
-        router.get("/bucket/**") { _, _ -> Response in
-            let number = requests.withLock { $0 += 1; return $0 }
+        router.get("/bucket/**") { request, _ -> Response in
+            let number = requests.withLock {
+                $0.append(request.headers[.connection] ?? "")
+                return $0.count
+            }
             if number == 1, let first {
                 return Response(status: first, body: ResponseBody(byteBuffer: ByteBuffer(string: "<Error><Code>SlowDown</Code></Error>")))
             }
+            switch fault {
+            case .silence:
+                try await Task.sleep(for: .seconds(3))
+            case .endlessError:
+                return Response(status: .internalServerError, body: ResponseBody { writer in
+                    let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 << 10)
+                    while true { try await writer.write(chunk) }
+                })
+            case .none, .cutAfter, .ignoreRange:
+                break
+            }
+            let bytes: ByteBuffer
+            let bounds = (request.headers[.range] ?? "").dropFirst("bytes=".count).split(separator: "-").compactMap { Int($0) }
+            if case .ignoreRange = fault {
+                bytes = all
+            } else if bounds.count == 2 {
+                bytes = all.getSlice(at: bounds[0], length: bounds[1] - bounds[0] + 1)!
+            } else {
+                bytes = all
+            }
             return Response(status: .partialContent, headers: [.eTag: "\"tag\""], body: ResponseBody(contentLength: bytes.readableBytes) { writer in
-                let length = cutAfter ?? bytes.readableBytes
+                var length = bytes.readableBytes
+                if case .cutAfter(let limit) = fault { length = limit }
                 var offset = 0
                 while offset < length {
                     let step = min(100_000, length - offset)
                     try await writer.write(bytes.getSlice(at: offset, length: step)!)
                     offset += step
                 }
-                if cutAfter != nil { throw CancellationError() }
+                if case .cutAfter = fault { throw CancellationError() }
                 try await writer.finish(nil)
             })
         }
@@ -164,7 +205,10 @@ import Testing
             let etag = try await client.getObject("blobs/x", range: 0...Int64(bytes.readableBytes - 1)) { collected.writeImmutableBuffer($0) }
             #expect(collected == bytes)
             #expect(etag == "\"tag\"")
-            #expect(requests() == 2)
+            #expect(requests() == ["close", "close"], "both tries on connections of their own")
+            // A short range stays on the pooled, kept-alive connections.
+            _ = try await client.getObject("blobs/x", range: 0...99) { _ in }
+            #expect(requests().last == "")
         }
     }
 
@@ -172,7 +216,7 @@ import Testing
     /// has passed them on): the read fails as unavailable storage, after one request.
     @Test func aLargeReadCutMidwayFailsWithoutASecondTry() async throws {
         let bytes = ByteBuffer(repeating: 9, count: Int(StreamingGet.minimumSize))
-        try await Self.withFaultyServer(first: nil, cutAfter: 3 << 20, bytes: bytes) { client, requests in
+        try await Self.withFaultyServer(fault: .cutAfter(3 << 20), bytes: bytes) { client, requests in
             var received = 0
             do {
                 try await client.getObject("blobs/x", range: 0...Int64(bytes.readableBytes - 1)) { received += $0.readableBytes }
@@ -181,7 +225,44 @@ import Testing
                 #expect(S3Client.isTransient(error), "\(error)")
             }
             #expect(received > 0 && received < bytes.readableBytes)
-            #expect(requests() == 1)
+            #expect(requests() == ["close"])
+        }
+    }
+
+    /// A server that ignores the range (more bytes than asked) fails the read before the extra
+    /// bytes reach the reader, whichever connection the read took.
+    @Test(arguments: [Int64(100), StreamingGet.minimumSize])
+    func aReadGetsExactlyTheRangeOrFails(_ length: Int64) async throws {
+        let bytes = ByteBuffer(repeating: 3, count: Int(StreamingGet.minimumSize) + 1000)
+        try await Self.withFaultyServer(fault: .ignoreRange, bytes: bytes) { client, _ in
+            var received: Int64 = 0
+            let error = await #expect(throws: S3Client.Failure.self) {
+                try await client.getObject("blobs/x", range: 0...(length - 1)) { received += Int64($0.readableBytes) }
+            }
+            #expect(error?.code == "IncompleteBody")
+            #expect(received <= length)
+        }
+    }
+
+    /// A server that accepts the connection and never answers fails the read after the head
+    /// deadline (each try), as unavailable storage; an error answer that never ends is cut after
+    /// 1 MiB. Neither holds the read.
+    @Test(.timeLimit(.minutes(1))) func aSilentOrEndlessServerDoesNotHoldALargeRead() async throws {
+        let bytes = ByteBuffer(repeating: 1, count: 16)
+        try await Self.withFaultyServer(fault: .silence, bytes: bytes) { client, _ in
+            guard let streams = client.streams else { Issue.record("no stream connections"); return }
+            let started = ContinuousClock.now
+            await #expect(throws: StreamingGet.BrokenAnswer.self) {
+                _ = try await streams.get("/bucket/x", batchSize: 1 << 10, headTimeout: .milliseconds(300)) { _ in }
+            }
+            #expect(ContinuousClock.now - started < .seconds(20))
+        }
+        try await Self.withFaultyServer(fault: .endlessError, bytes: bytes) { client, _ in
+            guard let streams = client.streams else { Issue.record("no stream connections"); return }
+            let answer = try await streams.get("/bucket/x", batchSize: 1 << 10) { _ in Issue.record("an error body reached the sink") }
+            #expect(answer.head.status.code == 500)
+            #expect((answer.refused?.readableBytes ?? 0) >= 1 << 20)
+            #expect((answer.refused?.readableBytes ?? 0) < 2 << 20)
         }
     }
 }

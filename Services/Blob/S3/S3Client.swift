@@ -62,10 +62,11 @@ struct S3Client: Sendable {
         payloadHash: String = AWSSigV4.emptyPayloadHash, now: Date = Date()
     ) async throws -> HTTPClientRequest {
         let path = "/" + AWSSigV4.encode(self.bucket) + (key.map { "/" + AWSSigV4.encode($0, keepSlash: true) } ?? "")
-        guard let host = URL(string: self.endpoint)?.host else { throw Failure(status: 0, code: "Endpoint", message: self.endpoint) }
-        let port = URL(string: self.endpoint)?.port.map { ":\($0)" } ?? ""
+        guard let url = URL(string: self.endpoint), let host = url.host else { throw Failure(status: 0, code: "Endpoint", message: self.endpoint) }
+        // What async-http-client sends as `Host` (no default port), or the signature would not match.
         let signed = self.signer.signedHeaders(
-            method: method.rawValue, host: host + port, path: path, query: query,
+            method: method.rawValue, host: StreamingGet.authority(host: host, port: url.port, scheme: url.scheme ?? "https"),
+            path: path, query: query,
             headers: headers + [("x-amz-content-sha256", payloadHash)], payloadHash: payloadHash,
             credentials: try await self.credentials(), now: now
         )
@@ -221,25 +222,61 @@ struct S3Client: Sendable {
         var headers: [(String, String)] = []
         if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
         if let ifMatch { headers.append(("if-match", ifMatch)) }
-        if let streams = self.streams, let range, Int64(range.count) >= StreamingGet.minimumSize {
-            return try await self.streamObject(key, headers: headers, through: streams, into: sink)
+        // Exactly the range's bytes reach the sink: a server that ignored the range, or a body cut
+        // short, fails the read (the reader answered with the range's length).
+        let expected = range.flatMap { Self.length(of: $0) }
+        if let streams = self.streams, let expected, expected >= StreamingGet.minimumSize {
+            return try await self.streamObject(key, headers: headers, expected: expected, through: streams, into: sink)
         }
         let response = try await self.execute(try await self.request(.GET, key: key, headers: headers), timeout: .hours(24))
         // The HTTP client hands over each socket read (often a few KiB): gathered into larger
         // buffers, a pull makes far fewer writes and event-loop hand-offs.
         var batches = Batcher(size: Self.readBatch)
+        var counted = ExactLength(expected: expected)
         for try await chunk in response.body {
-            if let batch = batches.add(chunk) { try await sink(batch) }
+            if let batch = batches.add(chunk) { try counted.add(batch); try await sink(batch) }
         }
-        if let rest = batches.rest() { try await sink(rest) }
+        if let rest = batches.rest() { try counted.add(rest); try await sink(rest) }
+        try counted.finish()
         return response.headers.first(name: "ETag") ?? ""
+    }
+
+    /// The number of bytes in `range`, nil when it does not fit in an `Int64`.
+    static func length(of range: ClosedRange<Int64>) -> Int64? {
+        let (span, overflow) = range.upperBound.subtractingReportingOverflow(range.lowerBound)
+        guard !overflow else { return nil }
+        let (length, tooLong) = span.addingReportingOverflow(1)
+        return tooLong ? nil : length
+    }
+
+    /// Counts what an object read hands on against the length asked for (nil: any).
+    struct ExactLength {
+        let expected: Int64?
+        private(set) var received: Int64 = 0
+
+        init(expected: Int64?) {
+            self.expected = expected
+        }
+
+        mutating func add(_ batch: ByteBuffer) throws {
+            self.received += Int64(batch.readableBytes)
+            if let expected, self.received > expected {
+                throw Failure(status: 502, code: "IncompleteBody", message: "more than the \(expected) bytes asked for")
+            }
+        }
+
+        func finish() throws {
+            if let expected, self.received != expected {
+                throw Failure(status: 502, code: "IncompleteBody", message: "\(self.received) of \(expected) bytes")
+            }
+        }
     }
 
     /// `getObject` on a connection of its own. Failures before the first byte reaches `sink`
     /// (no connection, a server error, throttling) are tried again like any request; after it,
     /// the read fails as a whole (the caller has already answered with part of the bytes).
     private func streamObject(
-        _ key: String, headers: [(String, String)], through streams: StreamingGet,
+        _ key: String, headers: [(String, String)], expected: Int64, through streams: StreamingGet,
         into sink: (ByteBuffer) async throws -> Void
     ) async throws -> String {
         let path = "/" + AWSSigV4.encode(self.bucket) + "/" + AWSSigV4.encode(key, keepSlash: true)
@@ -252,7 +289,9 @@ struct S3Client: Sendable {
                     headers: headers + [("x-amz-content-sha256", AWSSigV4.emptyPayloadHash)],
                     payloadHash: AWSSigV4.emptyPayloadHash, credentials: try await self.credentials()
                 )
+                var counted = ExactLength(expected: expected)
                 let answer = try await streams.get(path, headers: signed, accepted: [200, 206], batchSize: Self.readBatch) { batch in
+                    try counted.add(batch)
                     started = true
                     try await sink(batch)
                 }
@@ -261,6 +300,7 @@ struct S3Client: Sendable {
                     throw Failure(status: Int(answer.head.status.code), code: Self.element("Code", in: body) ?? "",
                                   message: Self.element("Message", in: body) ?? body)
                 }
+                try counted.finish()
                 return answer.head.headers.first(name: "ETag") ?? ""
             } catch {
                 let transient = Self.isTransient(error) || error is StreamingGet.ConnectFailure || error is StreamingGet.BrokenAnswer
