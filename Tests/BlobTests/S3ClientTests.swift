@@ -212,6 +212,25 @@ import Testing
         }
     }
 
+    /// One process holds at most `streamSlots.limit` connections of its own to S3: past them a
+    /// large read shares the pooled client's connections, with the same bytes.
+    @Test func largeReadsPastTheConnectionLimitShareThePool() async throws {
+        let bytes = ByteBuffer(bytes: (0..<Int(StreamingGet.minimumSize)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+        try await Self.withFaultyServer(bytes: bytes) { client, requests in
+            for _ in 0..<client.streamSlots.limit { #expect(client.streamSlots.take()) }
+            var pooled = ByteBuffer()
+            try await client.getObject("blobs/x", range: 0...Int64(bytes.readableBytes - 1)) { pooled.writeImmutableBuffer($0) }
+            #expect(pooled == bytes)
+            #expect(requests() == [""], "on the pooled client")
+            client.streamSlots.give()
+            var own = ByteBuffer()
+            try await client.getObject("blobs/x", range: 0...Int64(bytes.readableBytes - 1)) { own.writeImmutableBuffer($0) }
+            #expect(own == bytes)
+            #expect(requests() == ["", "close"], "on a connection of its own once one is free")
+            #expect(client.streamSlots.inUse == client.streamSlots.limit - 1, "the read gave its slot back")
+        }
+    }
+
     /// Once bytes have gone to the reader, a cut is not papered over by a second read (the reader
     /// has passed them on): the read fails as unavailable storage, after one request.
     @Test func aLargeReadCutMidwayFailsWithoutASecondTry() async throws {

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Runtime
+import Synchronization
 
 /// The S3 REST calls the blob service needs, signed with Signature V4, path-style addressing
 /// (`<endpoint>/<bucket>/<key>`, what MinIO, Ceph and moto expect; AWS accepts it too).
@@ -24,6 +25,9 @@ struct S3Client: Sendable {
     /// client's one-buffer response stream cost the blob service twice Distribution's CPU per
     /// pulled byte (docs/performance.md, "Blobs in S3"). Nil only for an endpoint it cannot parse.
     let streams: StreamingGet?
+    /// At most this many such connections at once per client (the pooled client's own limit is
+    /// 64 too); past them, large reads share the pool.
+    let streamSlots = Slots(limit: 64)
     /// Tries per request, for transient failures.
     var attempts = 3
 
@@ -225,7 +229,8 @@ struct S3Client: Sendable {
         // Exactly the range's bytes reach the sink: a server that ignored the range, or a body cut
         // short, fails the read (the reader answered with the range's length).
         let expected = range.flatMap { Self.length(of: $0) }
-        if let streams = self.streams, let expected, expected >= StreamingGet.minimumSize {
+        if let streams = self.streams, let expected, expected >= StreamingGet.minimumSize, self.streamSlots.take() {
+            defer { self.streamSlots.give() }
             return try await self.streamObject(key, headers: headers, expected: expected, through: streams, into: sink)
         }
         let response = try await self.execute(try await self.request(.GET, key: key, headers: headers), timeout: .hours(24))
@@ -239,6 +244,31 @@ struct S3Client: Sendable {
         if let rest = batches.rest() { try counted.add(rest); try await sink(rest) }
         try counted.finish()
         return response.headers.first(name: "ETag") ?? ""
+    }
+
+    /// A count of things in use with a ceiling, safe from any task.
+    final class Slots: Sendable {
+        let limit: Int
+        private let used = Mutex(0)
+
+        init(limit: Int) {
+            self.limit = limit
+        }
+
+        /// Takes one if fewer than `limit` are in use.
+        func take() -> Bool {
+            self.used.withLock { used in
+                guard used < self.limit else { return false }
+                used += 1
+                return true
+            }
+        }
+
+        func give() {
+            self.used.withLock { $0 -= 1 }
+        }
+
+        var inUse: Int { self.used.withLock { $0 } }
     }
 
     /// The number of bytes in `range`, nil when it does not fit in an `Int64`.
