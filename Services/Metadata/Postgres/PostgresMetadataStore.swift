@@ -71,42 +71,36 @@ final class PostgresMetadataStore: MetadataStore {
         let logger = self.logger
         let client = self.client
         return try await self.run {
-            var attempt = 1
-            while true {
-                do {
-                    return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
-                } catch let error as PostgresTransactionError where attempt < Self.transactionAttempts && Self.isRetryable(error) {
-                    attempt += 1
-                    logger.info("transaction rolled back by the database, run again", metadata: ["attempt": "\(attempt)"])
-                }
+            try await self.retryingVictims {
+                try await client.withTransaction(logger: logger) { connection in try await body(connection) }
             }
         }
     }
 
     static let transactionAttempts = 3
 
-    /// Runs one statement (its own transaction) again when PostgreSQL rolled it back as a
-    /// deadlock's victim or for serialization, like `transaction` does.
+    /// Runs `body` — a transaction, or one statement that is its own — again when PostgreSQL
+    /// rolled it back as a deadlock's victim or for serialization, up to `transactionAttempts` tries.
     func retryingVictims<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         var attempt = 1
         while true {
             do {
                 return try await body()
-            } catch let error as PSQLError where attempt < Self.transactionAttempts && Self.isRetryable(error) {
+            } catch where attempt < Self.transactionAttempts && Self.isRetryable(error) {
                 attempt += 1
-                self.logger.info("statement rolled back by the database, run again", metadata: ["attempt": "\(attempt)"])
+                self.logger.info("rolled back by the database, run again", metadata: ["attempt": "\(attempt)"])
             }
         }
     }
 
-    /// A deadlock victim (40P01) or a serialization failure (40001) in the transaction's statements.
-    static func isRetryable(_ error: PostgresTransactionError) -> Bool {
-        guard let cause = (error.closureError ?? error.commitError) as? PSQLError else { return false }
-        return Self.isRetryable(cause)
-    }
-
-    static func isRetryable(_ error: PSQLError) -> Bool {
-        error.code == .server && ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "")
+    /// A deadlock victim (40P01) or a serialization failure (40001): a statement's error, or the
+    /// cause of a transaction's.
+    static func isRetryable(_ error: any Error) -> Bool {
+        if let error = error as? PostgresTransactionError {
+            return (error.closureError ?? error.commitError).map(Self.isRetryable) ?? false
+        }
+        guard let error = error as? PSQLError else { return false }
+        return error.code == .server && ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "")
     }
 
     /// What the client is told of an unavailable database: a busy database is not an unreachable one.
