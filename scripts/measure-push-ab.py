@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """1 MiB monolithic pushes (POST, then PUT ?digest= with the body) through several configurations
-started side by side, in alternating rounds, so that a change too small for scripts/benchmark's
+started side by side, in alternating rounds (and with --pulls, each round's blobs pulled once
+right after, as scripts/benchmark's 1 MiB pull row does), so that a change too small for scripts/benchmark's
 three rounds shows against the machine's drift (docs/performance.md, #19). Prints, per
 configuration, the median ms per push over the rounds and its ratio to the first configuration,
 the client's median POST and PUT times, and where the servers spent a push: the mean of every
@@ -61,6 +62,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--pushes", type=int, default=32, help="pushes per configuration and round")
     parser.add_argument("--baseline", help="the binary of names containing @base")
+    parser.add_argument("--pulls", action="store_true", help="also pull each round's blobs once, timed apart")
     arguments = parser.parse_args()
     os.environ["PIERONE_BIN"] = arguments.binary
     if arguments.baseline:
@@ -79,6 +81,7 @@ def main():
     posts = {name: [] for name, _, _ in configurations}
     puts = {name: [] for name, _, _ in configurations}
     spent = {name: {} for name, _, _ in configurations}
+    pulls = {name: [] for name, _, _ in configurations}
     try:
         for name, kind, environment in configurations:
             started.append((name, *start(work, name, kind, environment)))
@@ -105,6 +108,13 @@ def main():
                         if kind == "sum":
                             key = (process, series.replace("pierone_", "").replace("_duration_seconds", ""), labels)
                             spent[name][key] = spent[name].get(key, 0) + value - before[process].get((series, labels, kind), 0)
+                if arguments.pulls:
+                    connection = b.connect(registry)
+                    began = time.perf_counter()
+                    for digest in digests:
+                        b.pull(connection, f"bench/ab-{round_}", digest)
+                    pulls[name].append(1000 * (time.perf_counter() - began) / len(data))
+                    connection.close()
     finally:
         for _, registry, _ in started:
             registry.stop()
@@ -116,6 +126,11 @@ def main():
         median = statistics.median(rounds[name])
         print(f"{name:18} {median:6.2f} ms/push ({reference / median:.2f}x)  POST {1000 * statistics.median(posts[name]):.2f} ms, "
               f"PUT {1000 * statistics.median(puts[name]):.2f} ms  rounds: {' '.join(f'{r:.1f}' for r in rounds[name])}")
+    if arguments.pulls:
+        reference = statistics.median(pulls[configurations[0][0]])
+        for name, _, _ in configurations:
+            median = statistics.median(pulls[name])
+            print(f"{name:18} {median:6.2f} ms/pull ({reference / median:.2f}x)  rounds: {' '.join(f'{r:.1f}' for r in pulls[name])}")
     total = arguments.rounds * arguments.pushes
     for name, _, _ in configurations:
         rows = sorted(((value, key) for key, value in spent[name].items() if value > 0 and "/metrics" not in key[2]), reverse=True)
