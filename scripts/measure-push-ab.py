@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """1 MiB monolithic pushes (POST, then PUT ?digest= with the body) through several configurations
 started side by side, in alternating rounds (and with --pulls, each round's blobs pulled once
-right after, as scripts/benchmark's 1 MiB pull row does), so that a change too small for scripts/benchmark's
+right after, as scripts/benchmark's 1 MiB pull row does; with --cold, from a dropped page cache), so that a change too small for scripts/benchmark's
 three rounds shows against the machine's drift (docs/performance.md, #19). Prints, per
 configuration, the median ms per push over the rounds and its ratio to the first configuration,
 the client's median POST and PUT times, and where the servers spent a push: the mean of every
@@ -63,6 +63,8 @@ def main():
     parser.add_argument("--pushes", type=int, default=32, help="pushes per configuration and round")
     parser.add_argument("--baseline", help="the binary of names containing @base")
     parser.add_argument("--pulls", action="store_true", help="also pull each round's blobs once, timed apart")
+    parser.add_argument("--cold", action="store_true",
+                        help="with --pulls: drop the page cache before each configuration's pulls (root only)")
     arguments = parser.parse_args()
     os.environ["PIERONE_BIN"] = arguments.binary
     if arguments.baseline:
@@ -109,6 +111,10 @@ def main():
                             key = (process, series.replace("pierone_", "").replace("_duration_seconds", ""), labels)
                             spent[name][key] = spent[name].get(key, 0) + value - before[process].get((series, labels, kind), 0)
                 if arguments.pulls:
+                    if arguments.cold:
+                        os.sync()
+                        with open("/proc/sys/vm/drop_caches", "w") as caches:
+                            caches.write("1\n")
                     connection = b.connect(registry)
                     began = time.perf_counter()
                     for digest in digests:
