@@ -649,6 +649,8 @@ def main():
     parser.add_argument("--only", default="distribution,pierone,pierone-pg,split,split-plain,split-pg,relay,"
                                           "distribution-s3,pierone-pg-s3")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--blob-only", action="store_true",
+                        help="only the four blob push and pull rows (no manifest GETs, concurrent pushes or memory)")
     parser.add_argument("--baseline", help="an earlier pierone binary: adds NAME@base for each --only name "
                                            "listed in --baseline-names, run with it")
     parser.add_argument("--baseline-names", default="pierone-pg,split-pg")
@@ -714,7 +716,9 @@ def main():
             ("manifest GET by digest", lambda r, d, n: manifest_get(r, d, n, duration, by_digest=True)),
             ("8 concurrent pushes (images/s)", lambda r, d, n: concurrent_pushes(r, d, n, pool, images)),
         ]
-        if any(r.tls for r in registries):
+        if options.blob_only:
+            workloads = [w for w in workloads if w[0].startswith("blob ")]
+        if any(r.tls for r in registries) and not options.blob_only:
             workloads += [("blob push 64 MiB, HTTP/2 curl (MB/s)", blob_push_64_h2),
                           ("blob pull 64 MiB, HTTP/2 curl (MB/s)", blob_pull_64_h2)]
         results = {(w, r.name): [] for w, _ in workloads for r in registries}
@@ -730,7 +734,7 @@ def main():
         peaks = {}
         for registry in registries:
             # moto holds objects in Python memory: 1 GiB through it measures moto.
-            if not registry.name.split("@")[0].endswith("-s3"):
+            if not registry.name.split("@")[0].endswith("-s3") and not options.blob_only:
                 peaks[registry.name] = memory(registry, data, 0)
         report(workloads, registries, results, peaks, data, options)
         print(f"limit, write + fsync of a 64 MiB file here (pierone fsyncs every blob, Distribution none): "
