@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """1 MiB monolithic pushes (POST, then PUT ?digest= with the body) through several configurations
-started side by side, in alternating rounds (and with --pulls, each round's blobs pulled once
-right after, as scripts/benchmark's 1 MiB pull row does; with --cold, from a dropped page cache), so that a change too small for scripts/benchmark's
+started side by side, in alternating rounds, so that a change too small for scripts/benchmark's
 three rounds shows against the machine's drift (docs/performance.md, #19). Prints, per
 configuration, the median ms per push over the rounds and its ratio to the first configuration,
 the client's median POST and PUT times, and where the servers spent a push: the mean of every
@@ -9,9 +8,12 @@ duration histogram on /metrics over the pushes (request routes, storage and data
 not for internal services behind mutual TLS).
 
   usage: swift build -c release --product pierone &&
-         python3 scripts/measure-push-ab.py .build/release/pierone [--rounds 10] \\
+         python3 scripts/measure-push-ab.py .build/release/pierone [--rounds 10] [--pulls [--cold]] \\
              distribution=distribution pierone=pierone split-plain=split-plain split=split \\
              [old@base=split-plain --baseline <an earlier binary>] [name=kind:ENV=value,ENV=value]
+  --pulls: also pull each round's blobs once, right after that round's pushes, timed apart (the
+  benchmark's 1 MiB pull row pulls blobs of the same round, but after every registry's pushes
+  and 64 MiB pulls); --cold: drop the page cache before those pulls (root only).
   kinds: distribution, pierone (all-in-one), split-plain, split (internal TLS). A name containing
   "@base" runs the --baseline binary; ENV=value pairs go to every process of the configuration.
 """
@@ -66,6 +68,8 @@ def main():
     parser.add_argument("--cold", action="store_true",
                         help="with --pulls: drop the page cache before each configuration's pulls (root only)")
     arguments = parser.parse_args()
+    if arguments.cold and not arguments.pulls:
+        parser.error("--cold drops the page cache before the pulls: it needs --pulls")
     os.environ["PIERONE_BIN"] = arguments.binary
     if arguments.baseline:
         os.environ["PIERONE_BASELINE_BIN"] = arguments.baseline
