@@ -144,10 +144,15 @@ let package = Package(
             path: "Services/CHashState",
             linkerSettings: [.linkedLibrary("crypto")]
         ),
+        // preadv2(RWF_NOWAIT): what of a blob read the page cache holds, without disk I/O.
+        .target(
+            name: "CFileReads",
+            path: "Services/CFileReads"
+        ),
         .target(
             name: "Blob",
             dependencies: [
-                "Contracts", "Runtime", "CHashState",
+                "Contracts", "Runtime", "CHashState", "CFileReads",
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -18,6 +18,10 @@ distribution-tls), plus a push and a pull through curl over HTTP/2, as Go client
 
 Each workload runs against each registry in turn (the order rotates every round), for --rounds
 rounds; the table shows the median and the ratio against Distribution measured in the same run.
+After the table, the MiB each registry's processes read from the disk during the pull rows, round
+by round (/proc/PID/io read_bytes): a pull whose blobs left the page cache measures the disk, and
+the machines here page out file pages idle for about a minute (docs/performance.md, "Seventh
+pass"). --disk-reads prints every round's result beside its disk reads, for every row.
 """
 
 import argparse
@@ -427,6 +431,18 @@ PULL_REPEATS = 4
 PULL_CPU = {}
 
 
+def disk_reads(pids):
+    """Reads that missed the page cache so far: bytes the registry's processes had fetched from
+    the disk (/proc/PID/io read_bytes, summed) and the whole system's page-ins (pgpgin), in MiB."""
+    own = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/io") as f:
+            own += next(int(line.split()[1]) for line in f if line.startswith("read_bytes:"))
+    with open("/proc/vmstat") as f:
+        system = next(int(line.split()[1]) for line in f if line.startswith("pgpgin "))
+    return own / MiB, system / 1024
+
+
 def cpu_seconds(pids):
     total = 0.0
     for pid in pids:
@@ -651,6 +667,9 @@ def main():
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--blob-only", action="store_true",
                         help="only the four blob push and pull rows (no manifest GETs, concurrent pushes or memory)")
+    parser.add_argument("--disk-reads", action="store_true",
+                        help="also report every round's result with the MiB read from the disk during it "
+                             "(by the registry's processes, by the whole system): reads the page cache missed")
     parser.add_argument("--baseline", help="an earlier pierone binary: adds NAME@base for each --only name "
                                            "listed in --baseline-names, run with it")
     parser.add_argument("--baseline-names", default="pierone-pg,split-pg")
@@ -722,6 +741,7 @@ def main():
             workloads += [("blob push 64 MiB, HTTP/2 curl (MB/s)", blob_push_64_h2),
                           ("blob pull 64 MiB, HTTP/2 curl (MB/s)", blob_pull_64_h2)]
         results = {(w, r.name): [] for w, _ in workloads for r in registries}
+        disk_counts = {(w, r.name): [] for w, _ in workloads for r in registries}
         for round_ in range(options.rounds):
             order = registries[round_ % len(registries):] + registries[:round_ % len(registries)]
             for workload, run in workloads:
@@ -729,7 +749,11 @@ def main():
                     # Write back what the previous run left dirty (Distribution does not fsync its
                     # blobs), so that no registry's run pays for another's page-cache writeback.
                     os.sync()
+                    pids = [process.pid for _, process in registry.processes]
+                    before = disk_reads(pids)
                     results[(workload, registry.name)].append(run(registry, data, round_))
+                    after = disk_reads(pids)
+                    disk_counts[(workload, registry.name)].append((after[0] - before[0], after[1] - before[1]))
             print(f"round {round_ + 1}/{options.rounds} done", file=sys.stderr)
         peaks = {}
         for registry in registries:
@@ -737,6 +761,13 @@ def main():
             if not registry.name.split("@")[0].endswith("-s3") and not options.blob_only:
                 peaks[registry.name] = memory(registry, data, 0)
         report(workloads, registries, results, peaks, data, options)
+        # Pulls whose blobs left the page cache measure the disk (this VM pages out file pages
+        # idle for about a minute): how much each registry read from it, round by round.
+        for workload in ("blob pull 64 MiB (MB/s)", "blob pull 1 MiB (blobs/s)"):
+            print(f"MiB read from the disk during {workload.split(' (')[0]}, per round: " + ", ".join(
+                f"{r.name} " + "/".join(f"{own:.0f}" for own, _ in disk_counts[(workload, r.name)]) for r in registries))
+        if options.disk_reads:
+            report_disk_reads(workloads, registries, results, disk_counts)
         print(f"limit, write + fsync of a 64 MiB file here (pierone fsyncs every blob, Distribution none): "
               f"{fsync_limit(data, work):.0f} MB/s")
         aes = aes_gcm_limit()
@@ -758,6 +789,20 @@ def main():
                 process.kill()
                 process.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def report_disk_reads(workloads, registries, results, disk_counts):
+    """Every round's result of each workload, with the MiB read from the disk during it."""
+    print()
+    print("every round: result [MiB read from the disk by the registry's processes / by the system during the run]")
+    for workload, _ in workloads:
+        print(workload)
+        for registry in registries:
+            cells = []
+            for value, (own, system) in zip(results[(workload, registry.name)], disk_counts[(workload, registry.name)]):
+                shown = f"{value['rps']:.0f} req/s" if isinstance(value, dict) else f"{value:.1f}" if value is not None else "-"
+                cells.append(f"{shown} [{own:.0f}/{system:.0f}]")
+            print(f"  {registry.name:18} " + "  ".join(cells))
 
 
 def report(workloads, registries, results, peaks, data, options):

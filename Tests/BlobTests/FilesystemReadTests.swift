@@ -9,24 +9,50 @@ import _NIOFileSystem
 /// consumer stops it with its own error.
 @Suite struct FilesystemReadTests {
     static let chunk = Int(FilesystemDriver.readChunkSize.bytes)
+    static let first = Int(FilesystemDriver.firstReadChunkSize.bytes)
+
+    /// The chunk sizes a read of `size` bytes yields, from `firstChunk` doubling up to `chunk`,
+    /// the last one what is left.
+    static func schedule(_ size: Int, firstChunk: Int) -> [Int] {
+        var sizes: [Int] = []
+        var left = size
+        var next = firstChunk
+        while left > 0 {
+            sizes.append(min(next, left))
+            left -= sizes.last!
+            next = min(next * 2, Self.chunk)
+        }
+        return sizes
+    }
+
+    /// Writes the file back and drops it from the page cache (`POSIX_FADV_DONTNEED` drops clean
+    /// pages): the next read finds it cold, as a blob not read for a while.
+    static func evict(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY)
+        #expect(descriptor >= 0)
+        defer { close(descriptor) }
+        #expect(fsync(descriptor) == 0)
+        #expect(posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) == 0)
+    }
 
     typealias Read = (String, ClosedRange<Int64>?, (ByteBuffer) async throws -> Void) async throws -> Void
 
-    static func withFile(size: Int, _ body: (String, ByteBuffer, Read) async throws -> Void) async throws {
+    /// A file of `size` bytes: `body` gets its location, its bytes, the driver's read and its path.
+    static func withFile(size: Int, _ body: (String, ByteBuffer, Read, String) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-read-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let bytes = StorageFixture.pattern(size)
         try Data(bytes.readableBytesView).write(to: directory.appendingPathComponent("blob"))
         let driver = FilesystemDriver(root: FilePath(directory.path))
-        try await body("blob", bytes) { location, range, sink in
+        try await body("blob", bytes, { location, range, sink in
             try await driver.read(location: location, range: range, into: sink)
-        }
+        }, directory.appendingPathComponent("blob").path)
     }
 
     @Test(arguments: [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 12_345])
-    func wholeFilesArriveInChunksOfAtMostTheChunkSize(size: Int) async throws {
-        try await Self.withFile(size: size) { location, bytes, read in
+    func wholeFilesArriveInChunksOfTheChunkSize(size: Int) async throws {
+        try await Self.withFile(size: size) { location, bytes, read, _ in
             var collected = ByteBuffer()
             var sizes: [Int] = []
             try await read(location, nil) { chunk in
@@ -34,14 +60,36 @@ import _NIOFileSystem
                 collected.writeImmutableBuffer(chunk)
             }
             #expect(collected == bytes)
-            #expect(sizes.allSatisfy { $0 > 0 && $0 <= Self.chunk })
-            #expect(sizes.count == (size + Self.chunk - 1) / Self.chunk)
+            // Just written, so in the page cache: whole chunks from the first.
+            #expect(sizes == Self.schedule(size, firstChunk: Self.chunk))
+        }
+    }
+
+    /// A blob out of the page cache starts with a small chunk, so that its first bytes wait for
+    /// one small disk read, then doubling to whole chunks; a warm read after it is whole chunks
+    /// again.
+    @Test(arguments: [1, first - 1, first + 1, chunk, 3 * chunk + 12_345])
+    func coldFilesStartWithASmallChunk(size: Int) async throws {
+        #expect(Self.first < Self.chunk)
+        try await Self.withFile(size: size) { location, bytes, read, path in
+            try Self.evict(path)
+            var collected = ByteBuffer()
+            var sizes: [Int] = []
+            try await read(location, nil) { chunk in
+                sizes.append(chunk.readableBytes)
+                collected.writeImmutableBuffer(chunk)
+            }
+            #expect(collected == bytes)
+            #expect(sizes == Self.schedule(size, firstChunk: Self.first))
+            sizes = []
+            try await read(location, nil) { sizes.append($0.readableBytes) }
+            #expect(sizes == Self.schedule(size, firstChunk: Self.chunk))
         }
     }
 
     @Test func rangesAcrossChunkBoundariesAreExact() async throws {
         let size = 3 * Self.chunk + 99
-        try await Self.withFile(size: size) { location, bytes, read in
+        try await Self.withFile(size: size) { location, bytes, read, _ in
             for range in [0...0, (Self.chunk - 3)...(Self.chunk + 2), 17...(size - 1), (size - 1)...(size - 1),
                           (Self.chunk / 2)...(2 * Self.chunk + Self.chunk / 2)] {
                 var collected = ByteBuffer()
@@ -54,7 +102,7 @@ import _NIOFileSystem
     struct ClientWentAway: Error {}
 
     @Test func aFailingConsumerStopsTheReadWithItsError() async throws {
-        try await Self.withFile(size: 4 * Self.chunk) { location, _, read in
+        try await Self.withFile(size: 4 * Self.chunk) { location, _, read, _ in
             var delivered = 0
             await #expect(throws: ClientWentAway.self) {
                 try await read(location, nil) { _ in
