@@ -335,6 +335,7 @@ struct FilesystemDriver: StorageDriver {
     /// The first chunk is read only if its first page is in the page cache
     /// (`pierone_pread_if_cached`). When it is not, the blob is cold: the chunks grow from
     /// `firstReadChunkSize`, so that its first bytes do not wait for a whole chunk's disk read.
+    /// Where the kernel or file system cannot tell, the chunks are whole ones, as before.
     static func readAhead(
         _ handle: ReadFileHandle, _ bounds: Range<Int64>, into sink: (ByteBuffer) async throws -> Void
     ) async throws {
@@ -350,11 +351,12 @@ struct FilesystemDriver: StorageDriver {
         var pending: Task<ByteBuffer, any Error>?
         do {
             let wanted = min(largest, bounds.upperBound - offset)
+            // Nil: the kernel cannot tell, and the read goes on in whole chunks.
             let cached = try await Self.cachedChunk(handle, at: offset, length: Int(wanted))
-            if cached.readableBytes < wanted { chunkLength = min(Int64(Self.firstReadChunkSize.bytes), largest) }
-            offset += Int64(cached.readableBytes)
+            if let cached, cached.readableBytes < wanted { chunkLength = min(Int64(Self.firstReadChunkSize.bytes), largest) }
+            offset += Int64(cached?.readableBytes ?? 0)
             if offset < bounds.upperBound { pending = read(at: offset) }
-            if cached.readableBytes > 0 { try await sink(cached) }
+            if let cached, cached.readableBytes > 0 { try await sink(cached) }
             while let reading = pending {
                 let chunk = try await reading.value
                 pending = nil
@@ -371,14 +373,15 @@ struct FilesystemDriver: StorageDriver {
         }
     }
 
-    /// `length` bytes at `offset` when their first page is in the page cache; empty when it is not
-    /// (or the kernel cannot tell), shorter when the read stopped early.
-    static func cachedChunk(_ handle: ReadFileHandle, at offset: Int64, length: Int) async throws -> ByteBuffer {
+    /// `length` bytes at `offset` when their first page is in the page cache; empty when it is
+    /// not, shorter when the read stopped early, nil when the kernel or file system cannot tell.
+    static func cachedChunk(_ handle: ReadFileHandle, at offset: Int64, length: Int) async throws -> ByteBuffer? {
         try await handle.withUnsafeDescriptor { descriptor in
             var buffer = ByteBufferAllocator().buffer(capacity: length)
             let read = buffer.withUnsafeMutableWritableBytes { bytes in
                 pierone_pread_if_cached(descriptor.rawValue, bytes.baseAddress, length, offset)
             }
+            guard read >= 0 else { return nil }
             buffer.moveWriterIndex(forwardBy: read)
             return buffer
         }

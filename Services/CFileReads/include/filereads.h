@@ -5,10 +5,11 @@
 #include <stdint.h>
 
 /// Reads `length` bytes at `offset` of `fd` when their first page is in the page cache (Linux
-/// `preadv2` with `RWF_NOWAIT` tells without disk I/O), and returns the bytes read. Returns 0 —
-/// nothing read — when that page is not cached, at the end of the file, or where the kernel or
-/// file system cannot tell; fewer than `length` when the read stopped early. Errors also return
-/// what was read before them: the caller reads the rest as usual, and an error shows there.
+/// `preadv2` with `RWF_NOWAIT` tells without disk I/O), and returns the bytes read: fewer than
+/// `length` when the read stopped early (the end of the file, an error: the caller reads the
+/// rest as usual, and an error shows there). Returns 0 when that page is not cached (or at the
+/// end of the file), and -1 when the kernel or file system cannot tell (no `RWF_NOWAIT`, another
+/// error, not Linux).
 ///
 /// Only one page is asked for without waiting: on a miss the kernel starts reading ahead as
 /// much as was asked, and the caller's next read would wait for all of it.
