@@ -370,17 +370,30 @@ class Data:
     def __init__(self, quick):
         self.large_count = 2 if quick else 4
         self.small_count = 32 if quick else 64
-        self.large = [os.urandom(64 * MiB) for _ in range(self.large_count)]
-        self.large_digests = [sha256(d) for d in self.large]
-        self.small = [os.urandom(MiB) for _ in range(self.small_count)]
-        self.small_digests = [sha256(d) for d in self.small]
-        self.files = None
+        self.fresh()
         self.memory_size = 256 * MiB if quick else 1024 * MiB
         self.memory_block = os.urandom(MiB)
         hasher = hashlib.sha256()
         for _ in range(self.memory_size // MiB):
             hasher.update(self.memory_block)
         self.memory_digest = "sha256:" + hasher.hexdigest()
+
+
+def _fresh(self):
+    """New random blobs, for the next round: a round pushes blobs no registry has stored yet and
+    pulls the ones it pushed. (With the same blobs every round, rounds after the first were
+    pushes of stored digests and pulls of the first round's files, minutes old and partly out of
+    the page cache: docs/performance.md, seventh pass.)"""
+    self.large = [os.urandom(64 * MiB) for _ in range(self.large_count)]
+    self.large_digests = [sha256(d) for d in self.large]
+    self.small = [os.urandom(MiB) for _ in range(self.small_count)]
+    self.small_digests = [sha256(d) for d in self.small]
+    if getattr(self, "files", None):
+        shutil.rmtree(os.path.dirname(self.files[0]), ignore_errors=True)
+    self.files = None
+
+
+Data.fresh = _fresh
 
 
 def _large_file(self, index):
@@ -758,6 +771,8 @@ def main():
         results = {(w, r.name): [] for w, _ in workloads for r in registries}
         disk_counts = {(w, r.name): [] for w, _ in workloads for r in registries}
         for round_ in range(options.rounds):
+            if round_ > 0:
+                data.fresh()
             order = registries[round_ % len(registries):] + registries[:round_ % len(registries)]
             for workload, run in workloads:
                 for registry in order:
