@@ -144,7 +144,7 @@ let package = Package(
             path: "Services/CHashState",
             linkerSettings: [.linkedLibrary("crypto")]
         ),
-        // preadv2(RWF_NOWAIT): what of a blob read the page cache holds, without disk I/O.
+        // preadv2(RWF_NOWAIT): whether a blob read starts in the page cache, without disk I/O.
         .target(
             name: "CFileReads",
             path: "Services/CFileReads"

@@ -378,22 +378,18 @@ class Data:
             hasher.update(self.memory_block)
         self.memory_digest = "sha256:" + hasher.hexdigest()
 
-
-def _fresh(self):
-    """New random blobs, for the next round: a round pushes blobs no registry has stored yet and
-    pulls the ones it pushed. (With the same blobs every round, rounds after the first were
-    pushes of stored digests and pulls of the first round's files, minutes old and partly out of
-    the page cache: docs/performance.md, seventh pass.)"""
-    self.large = [os.urandom(64 * MiB) for _ in range(self.large_count)]
-    self.large_digests = [sha256(d) for d in self.large]
-    self.small = [os.urandom(MiB) for _ in range(self.small_count)]
-    self.small_digests = [sha256(d) for d in self.small]
-    if getattr(self, "files", None):
-        shutil.rmtree(os.path.dirname(self.files[0]), ignore_errors=True)
-    self.files = None
-
-
-Data.fresh = _fresh
+    def fresh(self):
+        """New random blobs, for the next round: a round pushes blobs no registry has stored yet and
+        pulls the ones it pushed. (With the same blobs every round, rounds after the first were
+        pushes of stored digests and pulls of the first round's files, minutes old and partly out of
+        the page cache: docs/performance.md, seventh pass.)"""
+        self.large = [os.urandom(64 * MiB) for _ in range(self.large_count)]
+        self.large_digests = [sha256(d) for d in self.large]
+        self.small = [os.urandom(MiB) for _ in range(self.small_count)]
+        self.small_digests = [sha256(d) for d in self.small]
+        if getattr(self, "files", None):
+            shutil.rmtree(os.path.dirname(self.files[0]), ignore_errors=True)
+        self.files = None
 
 
 def _large_file(self, index):

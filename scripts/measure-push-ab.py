@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""1 MiB monolithic pushes (POST, then PUT ?digest= with the body) of new blobs every round, through
-several configurations started side by side, in alternating rounds, so that a change too small for scripts/benchmark's
-three rounds shows against the machine's drift (docs/performance.md, #19). Prints, per
+"""1 MiB monolithic pushes (POST, then PUT ?digest= with the body) of new blobs every round,
+through several configurations started side by side, in alternating rounds, so that a change too
+small for scripts/benchmark's three rounds shows against the machine's drift (docs/performance.md, #19). Prints, per
 configuration, the median ms per push over the rounds and its ratio to the first configuration,
 the client's median POST and PUT times, and where the servers spent a push: the mean of every
 duration histogram on /metrics over the pushes (request routes, storage and database operations;

@@ -41,9 +41,10 @@ struct FilesystemDriver: StorageDriver {
     static let writeBufferSize = ByteCount.mebibytes(1)
     /// Size of the chunks a blob read yields (one more is read ahead), and of upload re-reads.
     static let readChunkSize = ByteCount.mebibytes(1)
-    /// Size of the first chunk read when a blob read finds its first page out of the page cache; each next chunk is twice the last, up to `readChunkSize`. The blob then
-    /// starts going out after one small disk read, and the kernel's read-ahead fetches the rest
-    /// while the first chunks are sent (docs/performance.md, "Seventh pass").
+    /// Size of the first chunk when a blob read finds its first page out of the page cache; each
+    /// next chunk is twice the last, up to `readChunkSize`. The blob then starts going out after
+    /// one small disk read, and the kernel's read-ahead fetches the rest while the first chunks
+    /// are sent (docs/performance.md, "Seventh pass").
     static let firstReadChunkSize = ByteCount.kibibytes(64)
 
     init(root: FilePath) {

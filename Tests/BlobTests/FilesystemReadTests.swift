@@ -47,6 +47,19 @@ import _NIOFileSystem
 
     typealias Read = (String, ClosedRange<Int64>?, (ByteBuffer) async throws -> Void) async throws -> Void
 
+    /// What a read of `location` (or `range` of it) delivered: the bytes, and the size of each chunk.
+    static func collect(_ read: Read, _ location: String, _ range: ClosedRange<Int64>? = nil) async throws
+        -> (bytes: ByteBuffer, sizes: [Int])
+    {
+        var collected = ByteBuffer()
+        var sizes: [Int] = []
+        try await read(location, range) { chunk in
+            sizes.append(chunk.readableBytes)
+            collected.writeImmutableBuffer(chunk)
+        }
+        return (collected, sizes)
+    }
+
     /// A file of `size` bytes: `body` gets its location, its bytes, the driver's read and its path.
     static func withFile(size: Int, _ body: (String, ByteBuffer, Read, String) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pierone-read-\(UUID())")
@@ -63,15 +76,10 @@ import _NIOFileSystem
     @Test(arguments: [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 12_345])
     func wholeFilesArriveInChunksOfTheChunkSize(size: Int) async throws {
         try await Self.withFile(size: size) { location, bytes, read, _ in
-            var collected = ByteBuffer()
-            var sizes: [Int] = []
-            try await read(location, nil) { chunk in
-                sizes.append(chunk.readableBytes)
-                collected.writeImmutableBuffer(chunk)
-            }
-            #expect(collected == bytes)
+            let delivered = try await Self.collect(read, location)
+            #expect(delivered.bytes == bytes)
             // Just written, so in the page cache: whole chunks from the first.
-            #expect(sizes == Self.schedule(size, firstChunk: Self.chunk))
+            #expect(delivered.sizes == Self.schedule(size, firstChunk: Self.chunk))
         }
     }
 
@@ -84,17 +92,12 @@ import _NIOFileSystem
         #expect(Self.first < Self.chunk)
         try await Self.withFile(size: size) { location, bytes, read, path in
             try Self.evict(path)
-            var collected = ByteBuffer()
-            var sizes: [Int] = []
-            try await read(location, nil) { chunk in
-                sizes.append(chunk.readableBytes)
-                collected.writeImmutableBuffer(chunk)
-            }
-            #expect(collected == bytes)
-            #expect(sizes == Self.schedule(size, firstChunk: Self.first))
-            sizes = []
-            try await read(location, nil) { sizes.append($0.readableBytes) }
-            #expect(sizes == Self.schedule(size, firstChunk: Self.chunk))
+            let cold = try await Self.collect(read, location)
+            #expect(cold.bytes == bytes)
+            #expect(cold.sizes == Self.schedule(size, firstChunk: Self.first))
+            let warm = try await Self.collect(read, location)
+            #expect(warm.bytes == bytes)
+            #expect(warm.sizes == Self.schedule(size, firstChunk: Self.chunk))
         }
     }
 
@@ -105,14 +108,9 @@ import _NIOFileSystem
         try await Self.withFile(size: size) { location, bytes, read, path in
             let range = 17...(2 * Self.chunk + 5)
             try Self.evict(path)
-            var collected = ByteBuffer()
-            var sizes: [Int] = []
-            try await read(location, Int64(range.lowerBound)...Int64(range.upperBound)) { chunk in
-                sizes.append(chunk.readableBytes)
-                collected.writeImmutableBuffer(chunk)
-            }
-            #expect(collected == bytes.getSlice(at: range.lowerBound, length: range.count))
-            #expect(sizes == Self.schedule(range.count, firstChunk: Self.first))
+            let cold = try await Self.collect(read, location, Int64(range.lowerBound)...Int64(range.upperBound))
+            #expect(cold.bytes == bytes.getSlice(at: range.lowerBound, length: range.count))
+            #expect(cold.sizes == Self.schedule(range.count, firstChunk: Self.first))
         }
     }
     #endif
