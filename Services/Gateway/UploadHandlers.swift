@@ -103,7 +103,10 @@ struct UploadHandlers: Sendable {
     {
         var request = request
         let chunk = try await Self.hasBody(&request) ? try Self.chunk(request) : nil
-        _ = try await self.registry.completeUpload(id, in: name, digest: digest, appending: chunk?.body, at: chunk?.offset)
+        let length = chunk == nil ? nil : request.headers[.contentLength].flatMap { Int64($0) }
+        _ = try await self.registry.completeUpload(
+            id, in: name, digest: digest, appending: chunk?.body, at: chunk?.offset, length: length
+        )
         return Self.created(name: name, digest: digest)
     }
 

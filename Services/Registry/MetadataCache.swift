@@ -17,14 +17,7 @@ import Synchronization
 /// Not cached: answers that found nothing (a new tag must be visible at once, and nothing logs
 /// "created"), and `latest`, which may resolve to the newest tag.
 package final class MetadataCache: Sendable {
-    /// Counts for the metrics (`pierone_manifest_cache_*`).
-    package struct Observer: Sendable {
-        package var hit: @Sendable () -> Void = {}
-        package var miss: @Sendable () -> Void = {}
-        package var evicted: @Sendable (Int) -> Void = { _ in }
-        package var size: @Sendable (_ bytes: Int, _ entries: Int) -> Void = { _, _ in }
-        package init() {}
-    }
+    package typealias Observer = CacheObserver
 
     /// A lookup's claim to store what it read: valid while its repository did not change.
     package struct Ticket: Sendable {
@@ -43,7 +36,7 @@ package final class MetadataCache: Sendable {
         case blob(BlobRecord)
     }
 
-    final class Node {
+    final class Node: RecencyLinked {
         let repository: RepositoryName
         let entry: Entry
         let value: Value
@@ -62,32 +55,15 @@ package final class MetadataCache: Sendable {
 
     struct State: ~Copyable {
         var repositories: [RepositoryName: [Entry: Node]] = [:]
-        /// Least and most recently used.
-        var newest: Node?
-        var oldest: Node?
+        var recency = RecencyList<Node>()
         var bytes = 0
         var entries = 0
         var generations: [UInt64]
         var flushes: UInt64 = 0
         var freshAsOf: ContinuousClock.Instant?
 
-        mutating func unlink(_ node: Node) {
-            if let older = node.older { older.newer = node.newer } else { self.oldest = node.newer }
-            if let newer = node.newer { newer.older = node.older } else { self.newest = node.older }
-            node.newer = nil
-            node.older = nil
-        }
-
-        mutating func pushNewest(_ node: Node) {
-            node.older = self.newest
-            node.newer = nil
-            self.newest?.newer = node
-            self.newest = node
-            if self.oldest == nil { self.oldest = node }
-        }
-
         mutating func remove(_ node: Node) {
-            self.unlink(node)
+            self.recency.unlink(node)
             self.bytes -= node.cost
             self.entries -= 1
         }
@@ -146,8 +122,7 @@ package final class MetadataCache: Sendable {
             guard let fresh = state.freshAsOf, now - fresh < self.bound,
                   let node = state.repositories[repository]?[entry]
             else { return nil }
-            state.unlink(node)
-            state.pushNewest(node)
+            state.recency.touch(node)
             return node.value
         }
         if value == nil { self.observer.miss() } else { self.observer.hit() }
@@ -176,11 +151,11 @@ package final class MetadataCache: Sendable {
             if let old = state.repositories[repository]?[entry] { state.remove(old) }
             let node = Node(repository: repository, entry: entry, value: value, cost: cost)
             state.repositories[repository, default: [:]][entry] = node
-            state.pushNewest(node)
+            state.recency.pushNewest(node)
             state.bytes += cost
             state.entries += 1
             var evicted = 0
-            while state.bytes > self.budget, let oldest = state.oldest {
+            while state.bytes > self.budget, let oldest = state.recency.oldest {
                 state.remove(oldest)
                 state.repositories[oldest.repository]?[oldest.entry] = nil
                 if state.repositories[oldest.repository]?.isEmpty == true { state.repositories[oldest.repository] = nil }
@@ -215,8 +190,7 @@ package final class MetadataCache: Sendable {
     package func flush() {
         self.state.withLock { state in
             state.flushes &+= 1
-            // Unlink node by node: a long chain of strong references released at once recurses.
-            while let node = state.oldest { state.unlink(node) }
+            state.recency.removeAll()
             state.repositories = [:]
             state.bytes = 0
             state.entries = 0

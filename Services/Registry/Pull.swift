@@ -47,8 +47,24 @@ extension RegistryService {
     /// Starts reading `blob` (or the inclusive `range` of it) and returns once the storage has
     /// delivered its first bytes or failed: an unreachable blob service or storage is an error the
     /// caller can still answer with a status (503), not a response cut after its headers.
+    ///
+    /// A blob in the `blobCache` is answered from memory; a whole small blob read from the storage
+    /// is kept there once all of its bytes have arrived.
     package func open(_ blob: BlobRecord, range: ClosedRange<Int64>?) async throws -> BlobBytes {
-        try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
+        guard let blobCache else {
+            return try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
+        }
+        if let held = blobCache.bytes(of: blob, range: range) { return BlobBytes(held) }
+        guard range == nil, let capture = blobCache.capture(expecting: blob.size) else {
+            return try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
+        }
+        return try await BlobBytes.start { sink in
+            try await self.blobs.read(blob, range: nil) { chunk in
+                capture.append(chunk)
+                try await sink(chunk)
+            }
+            capture.finish(as: blob)
+        }
     }
 }
 
@@ -58,7 +74,19 @@ extension RegistryService {
 package struct BlobBytes: Sendable {
     /// The read's first chunk; nil when the read ended without bytes.
     private let first: ByteBuffer?
-    private let reading: Reading
+    /// The rest of the read; nil for bytes that were all in memory.
+    private let reading: Reading?
+
+    /// Bytes already in memory, handed over as one chunk (none for an empty blob).
+    init(_ bytes: ByteBuffer) {
+        self.first = bytes.readableBytes > 0 ? bytes : nil
+        self.reading = nil
+    }
+
+    private init(first: ByteBuffer?, reading: Reading) {
+        self.first = first
+        self.reading = reading
+    }
 
     private final class Reading: Sendable {
         let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
@@ -101,7 +129,10 @@ package struct BlobBytes: Sendable {
     /// Hands every chunk to `body`, the first one included; a throwing `body` ends the read, and
     /// so does cancelling the calling task (which throws rather than end the bytes early).
     package func forEach(_ body: (ByteBuffer) async throws -> Void) async throws {
-        let reading = self.reading
+        guard let reading = self.reading else {
+            if let first = self.first { try await body(first) }
+            return
+        }
         defer { reading.task.withLock { $0?.cancel() } }
         guard let first = self.first else { return }
         try await withTaskCancellationHandler {

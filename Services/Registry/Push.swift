@@ -31,14 +31,27 @@ extension RegistryService {
     /// to drop it leaves only an unreferenced object, never a missing one.
     ///
     /// No status call comes first: the append and the commit refuse an unknown session themselves.
+    ///
+    /// A closing request that carries the whole blob (a monolithic push) leaves a copy of a small
+    /// blob in the `blobCache`, for the pull that often follows; `length` is the body's size when
+    /// the request said it.
     package func completeUpload<Body: AsyncSequence & Sendable>(
-        _ id: UploadID, in repository: RepositoryName, digest: Digest, appending body: Body?, at offset: Int64?
+        _ id: UploadID, in repository: RepositoryName, digest: Digest, appending body: Body?, at offset: Int64?,
+        length: Int64? = nil
     ) async throws -> BlobRecord where Body.Element == ByteBuffer {
-        let blob = if let body {
+        let capture = (offset ?? 0) == 0 && body != nil ? self.blobCache?.capture(expecting: length) : nil
+        let blob = if let body, let capture {
+            try await self.blobs.commitUpload(
+                id, for: repository, digest: digest, appending: CapturedBody(base: body, capture: capture), at: offset
+            )
+        } else if let body {
             try await self.blobs.commitUpload(id, for: repository, digest: digest, appending: body, at: offset)
         } else {
             try await self.blobs.commitUpload(id, for: repository, digest: digest)
         }
+        // The blob service verified the digest of the session's bytes; they are the captured ones
+        // exactly when their count is the blob's size (no earlier chunk).
+        capture?.finish(as: blob)
         let ticket = self.cache?.ticket(repository)
         let recorded = try await self.metadata.linkBlob(blob, into: repository)
         // A pushed blob is often pulled soon after (a CI job's next step, a deploy): its lookup is
@@ -72,5 +85,27 @@ extension RegistryService {
         guard let mounted = try await self.metadata.mountBlob(digest, into: repository, from: sources) else { return false }
         if let ticket { self.cache?.store(mounted, in: repository, ticket: ticket) }
         return true
+    }
+}
+
+/// A request body that copies its chunks into a `BlobCache.Capture` as they are read.
+struct CapturedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+    let base: Base
+    let capture: BlobCache.Capture
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let capture: BlobCache.Capture
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let chunk = try await self.base.next() else { return nil }
+            self.capture.append(chunk)
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: self.base.makeAsyncIterator(), capture: self.capture)
     }
 }

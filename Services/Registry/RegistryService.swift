@@ -18,6 +18,8 @@ package struct RegistryService: Sendable {
     package let pulls: PullRecorder?
     /// Manifests and blob lookups kept in memory (`MetadataCache`); nil to always ask.
     package let cache: MetadataCache?
+    /// Small blobs' bytes kept in memory (`BlobCache`); nil to always read them from the blob service.
+    package let blobCache: BlobCache?
     /// What the storage answered about redirects, kept for the life of the process.
     let redirects = RedirectMemory()
     /// Copies of blobs that were already stored, being dropped after the push was answered.
@@ -27,10 +29,11 @@ package struct RegistryService: Sendable {
     /// before the answer (0: always before).
     package init(
         metadata: any MetadataAPI, blobs: any BlobAPI, scanner: ScmSourceScanner? = nil, pulls: PullRecorder? = nil,
-        cache: MetadataCache? = nil, backgroundDiscards: Int = BackgroundDiscards.defaultLimit
+        cache: MetadataCache? = nil, blobCache: BlobCache? = nil, backgroundDiscards: Int = BackgroundDiscards.defaultLimit
     ) {
         self.discards = BackgroundDiscards(limit: backgroundDiscards)
         self.cache = cache
+        self.blobCache = blobCache
         self.pulls = pulls
         self.metadata = metadata
         self.blobs = blobs

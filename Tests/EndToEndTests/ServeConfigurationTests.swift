@@ -10,13 +10,15 @@ import Testing
         #expect(!defaults.logJSON)
         #expect(defaults.scanLayersForScmSource)
         #expect(defaults.notifications.sinkNames.isEmpty)
+        #expect(defaults.blobCacheMB == nil, "unset: the command's own default")
         let set = try ServeConfiguration(environment: EnvironmentReader([
-            "LOG_FORMAT": "json", "SCM_SOURCE_SCAN": "false",
+            "LOG_FORMAT": "json", "SCM_SOURCE_SCAN": "false", "BLOB_CACHE_MB": "0",
             "NOTIFICATION_WEBHOOK_URLS": "https://hooks.example.com/a", "NOTIFICATION_WEBHOOK_SECRET": "sixteen-chars-long",
         ]))
         #expect(set.logJSON)
         #expect(!set.scanLayersForScmSource)
         #expect(set.notifications.sinkNames == ["webhook:https://hooks.example.com/a"])
+        #expect(set.blobCacheMB == 0)
     }
 
     @Test(arguments: [
@@ -31,6 +33,8 @@ import Testing
         (["RETENTION_DRY_RUN": "maybe"], "RETENTION_DRY_RUN"),
         (["PULL_RECORD_INTERVAL": "0"], "PULL_RECORD_INTERVAL"),
         (["GC_ORPHAN_SCAN_INTERVAL": "10s"], "GC_ORPHAN_SCAN_INTERVAL"),
+        (["BLOB_CACHE_MB": "-1"], "BLOB_CACHE_MB"),
+        (["BLOB_CACHE_MB": "lots"], "BLOB_CACHE_MB"),
         (["GC_ORPHAN_SCAN_INTERVAL": "99999999999999999999d"], "GC_ORPHAN_SCAN_INTERVAL"),
     ])
     func badSettingsNameTheVariable(_ environment: [String: String], _ variable: String) {

@@ -30,7 +30,10 @@ package func buildApplication(
     let pulls = PullRecorder(metadata: metadata.service, interval: configuration.pullRecordInterval, logger: logger)
     let cache = manifestCache(configuration, metadata: metadata.service, logger: logger)
     let router = Gateway.router(
-        registry: RegistryService(metadata: metadata.service, blobs: blobs, scanner: scanner, pulls: pulls, cache: cache.cache),
+        registry: RegistryService(
+            metadata: metadata.service, blobs: blobs, scanner: scanner, pulls: pulls, cache: cache.cache,
+            blobCache: blobCache(megabytes: configuration.blobCacheMB ?? 0, logger: logger)
+        ),
         authenticator: authenticator,
         administration: LocalGarbageAdministration(
             metadata: metadata.service, collector: collector, retention: retention, gracePeriod: configuration.gcGracePeriod
@@ -66,14 +69,26 @@ func manifestCache(_ configuration: ServeConfiguration, metadata: any MetadataAP
         logger.info("manifest cache off (MANIFEST_CACHE_MB=0): every lookup asks the metadata")
         return (nil, [])
     }
-    let metrics = ServiceMetrics.manifestCache()
-    var observer = MetadataCache.Observer()
+    let cache = MetadataCache(budget: configuration.manifestCacheMB << 20, observer: observer(ServiceMetrics.manifestCache()))
+    return (cache, [MetadataCacheRefresher(cache: cache, metadata: metadata, logger: logger)])
+}
+
+/// The gateway's copies of small blobs (`BLOB_CACHE_MB`, none at 0) with their metrics.
+func blobCache(megabytes: Int, logger: Logger) -> BlobCache? {
+    guard megabytes > 0 else { return nil }
+    let cache = BlobCache(budget: megabytes << 20, observer: observer(ServiceMetrics.blobCache()))
+    logger.info("blob cache", metadata: ["megabytes": "\(megabytes)", "largest_blob": "\(cache.maximumEntry)"])
+    return cache
+}
+
+/// A cache's counts, into its metrics.
+func observer(_ metrics: ServiceMetrics.CacheMetrics) -> CacheObserver {
+    var observer = CacheObserver()
     observer.hit = { metrics.hit() }
     observer.miss = { metrics.miss() }
     observer.evicted = { metrics.evicted($0) }
     observer.size = { metrics.size(bytes: $0, entries: $1) }
-    let cache = MetadataCache(budget: configuration.manifestCacheMB << 20, observer: observer)
-    return (cache, [MetadataCacheRefresher(cache: cache, metadata: metadata, logger: logger)])
+    return observer
 }
 
 /// The name this process holds the collector's and retention's leases under: its host and port.

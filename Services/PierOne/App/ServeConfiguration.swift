@@ -46,6 +46,10 @@ package struct ServeConfiguration: Sendable {
     package var pullRecordInterval: Duration = .seconds(10)
     /// `MANIFEST_CACHE_MB`: memory for manifests and blob lookups a gateway keeps (default 64; 0: none).
     package var manifestCacheMB = 64
+    /// `BLOB_CACHE_MB`: memory for small blobs' bytes a gateway keeps, so that pulling them again
+    /// skips the blob service (default 64 for `pierone gateway`, 0 for `pierone serve`, which reads
+    /// its own files from the page cache; nil: the command's default).
+    package var blobCacheMB: Int?
     /// `LOG_LEVEL`.
     package var logLevel: String
     /// `LOG_FORMAT`: `text` (default) or `json` (one object per line, for log collectors).
@@ -177,6 +181,9 @@ package struct ServeConfiguration: Sendable {
             throw ConfigurationError("PULL_RECORD_INTERVAL", "must be at least 1 second")
         }
         self.manifestCacheMB = try environment.integer("MANIFEST_CACHE_MB", default: 64, range: 0...65_536)
+        if environment.string("BLOB_CACHE_MB") != nil {
+            self.blobCacheMB = try environment.integer("BLOB_CACHE_MB", default: 0, range: 0...65_536)
+        }
         self.uploadSessionsPerClient = try environment.integer(
             "UPLOAD_SESSIONS_PER_CLIENT", default: BlobService.defaultSessionsPerClient, range: 1...1_000_000
         )

@@ -138,7 +138,10 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     let pulls = PullRecorder(metadata: metadata, interval: configuration.pullRecordInterval, logger: logger)
     let cache = manifestCache(configuration, metadata: metadata, logger: logger)
     let router = Gateway.router(
-        registry: RegistryService(metadata: metadata, blobs: blobs, scanner: scanner, pulls: pulls, cache: cache.cache),
+        registry: RegistryService(
+            metadata: metadata, blobs: blobs, scanner: scanner, pulls: pulls, cache: cache.cache,
+            blobCache: blobCache(megabytes: configuration.blobCacheMB ?? 64, logger: logger)
+        ),
         authenticator: authenticator,
         administration: RemoteGarbageAdministration(url: metadataURL, http: jsonClient),
         ready: {

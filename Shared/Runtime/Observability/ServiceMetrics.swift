@@ -140,7 +140,7 @@ package enum ServiceMetrics {
 
     /// The gateway's manifest cache: lookups answered from memory, lookups that asked the
     /// metadata, entries evicted for room, and what it holds.
-    package struct ManifestCacheMetrics: Sendable {
+    package struct CacheMetrics: Sendable {
         package let hits: Counter
         package let misses: Counter
         package let evictions: Counter
@@ -156,8 +156,8 @@ package enum ServiceMetrics {
         }
     }
 
-    package static func manifestCache() -> ManifestCacheMetrics {
-        ManifestCacheMetrics(
+    package static func manifestCache() -> CacheMetrics {
+        CacheMetrics(
             hits: self.registry.makeCounter(
                 descriptor: self.name("pierone_manifest_cache_hits_total", "Manifest and blob lookups answered from the gateway's cache.")
             ),
@@ -174,6 +174,22 @@ package enum ServiceMetrics {
                 descriptor: self.name("pierone_manifest_cache_bytes", "Bytes the manifest cache accounts for.")
             ),
             entries: self.registry.makeGauge(descriptor: self.name("pierone_manifest_cache_entries", "Entries in the manifest cache."))
+        )
+    }
+
+    package static func blobCache() -> CacheMetrics {
+        CacheMetrics(
+            hits: self.registry.makeCounter(
+                descriptor: self.name("pierone_blob_cache_hits_total", "Blob reads answered from the gateway's copies of small blobs.")
+            ),
+            misses: self.registry.makeCounter(
+                descriptor: self.name("pierone_blob_cache_misses_total", "Reads of blobs small enough to be held that went to the blob service.")
+            ),
+            evictions: self.registry.makeCounter(
+                descriptor: self.name("pierone_blob_cache_evictions_total", "Blobs evicted to stay within BLOB_CACHE_MB.")
+            ),
+            bytes: self.registry.makeGauge(descriptor: self.name("pierone_blob_cache_bytes", "Bytes the blob cache holds.")),
+            entries: self.registry.makeGauge(descriptor: self.name("pierone_blob_cache_entries", "Blobs in the blob cache."))
         )
     }
 

@@ -1,0 +1,218 @@
+import Contracts
+import Crypto
+import Foundation
+import InMemory
+import NIOCore
+import Registry
+import Synchronization
+import Testing
+
+/// The gateway's copies of small blobs: what is held (whole blobs only), its bounds, and that a
+/// pull answered from it still needs the repository's link.
+@Suite struct BlobCacheTests {
+    let repository = RepositoryName("team/app")!
+
+    static func digest(_ bytes: [UInt8]) -> Contracts.Digest {
+        Contracts.Digest("sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())!
+    }
+
+    static func blob(_ bytes: [UInt8]) -> BlobRecord {
+        BlobRecord(digest: Self.digest(bytes), size: Int64(bytes.count), location: "blobs/\(Self.digest(bytes).hex)")
+    }
+
+    static func bytes(_ count: Int, seed: Int) -> [UInt8] {
+        (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
+    }
+
+    /// Stores `bytes` through a capture, in chunks of `chunk`.
+    static func hold(_ bytes: [UInt8], in cache: BlobCache, chunk: Int = 1000) {
+        guard let capture = cache.capture(expecting: Int64(bytes.count)) else { return }
+        for start in stride(from: 0, to: bytes.count, by: chunk) {
+            capture.append(ByteBuffer(bytes: bytes[start..<min(start + chunk, bytes.count)]))
+        }
+        capture.finish(as: Self.blob(bytes))
+    }
+
+    static func body(_ bytes: [UInt8], chunk: Int = 1000) -> AsyncStream<ByteBuffer> {
+        AsyncStream { continuation in
+            for start in stride(from: 0, to: bytes.count, by: chunk) {
+                continuation.yield(ByteBuffer(bytes: bytes[start..<min(start + chunk, bytes.count)]))
+            }
+            continuation.finish()
+        }
+    }
+
+    /// A monolithic push: the closing request carries the whole blob.
+    func pushed(_ bytes: [UInt8], _ registry: RegistryService, length: Int64? = nil) async throws -> BlobRecord {
+        let session = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        return try await registry.completeUpload(
+            session.id, in: self.repository, digest: Self.digest(bytes), appending: Self.body(bytes), at: nil, length: length
+        )
+    }
+
+    static func read(_ registry: RegistryService, _ blob: BlobRecord, range: ClosedRange<Int64>? = nil) async throws -> [UInt8] {
+        var read = ByteBuffer()
+        try await registry.open(blob, range: range).forEach { read.writeImmutableBuffer($0) }
+        return Array(read.readableBytesView)
+    }
+
+    @Test func theCacheStaysWithinItsBudgetAndEvictsTheLeastRecentlyUsed() {
+        let evicted = Atomic<Int>(0)
+        var observer = BlobCache.Observer()
+        observer.evicted = { evicted.add($0, ordering: .relaxed) }
+        let budget = 64 * 1024
+        let cache = BlobCache(budget: budget, observer: observer)
+        #expect(cache.maximumEntry == budget / 8)
+        let kept = Self.bytes(4000, seed: -1)
+        Self.hold(kept, in: cache)
+        for index in 0..<200 {
+            Self.hold(Self.bytes(3000, seed: index), in: cache)
+            #expect(cache.size.bytes <= budget)
+            // Used all along: never the least recently used.
+            #expect(cache.bytes(of: Self.blob(kept), range: nil).map { Array($0.readableBytesView) } == kept)
+        }
+        #expect(evicted.load(ordering: .relaxed) > 150)
+        #expect(cache.bytes(of: Self.blob(Self.bytes(3000, seed: 0)), range: nil) == nil, "the oldest went first")
+        #expect(cache.bytes(of: Self.blob(Self.bytes(3000, seed: 199)), range: nil) != nil)
+        #expect(cache.size.collecting == 0, "every capture released what it reserved")
+    }
+
+    /// Only a whole blob is held: not a read that ended short, not one past the largest entry.
+    @Test func onlyWholeBlobsAreHeld() {
+        let cache = BlobCache(budget: 64 * 1024)
+        let bytes = Self.bytes(3000, seed: 1)
+        let short = cache.capture(expecting: 3000)!
+        short.append(ByteBuffer(bytes: bytes[0..<2999]))
+        short.finish(as: Self.blob(bytes))
+        #expect(cache.size.entries == 0)
+        #expect(cache.capture(expecting: Int64(cache.maximumEntry) + 1) == nil, "known to be too large")
+        // Of unknown size, the collection ends once it passes the largest entry.
+        let large = Self.bytes(cache.maximumEntry + 1, seed: 2)
+        let unknown = cache.capture()!
+        unknown.append(ByteBuffer(bytes: large[0..<cache.maximumEntry]))
+        #expect(cache.size.collecting == cache.maximumEntry)
+        unknown.append(ByteBuffer(bytes: large[cache.maximumEntry...]))
+        #expect(cache.size.collecting == 0, "given up: the reservation is released at once")
+        unknown.finish(as: Self.blob(large))
+        #expect(cache.size.entries == 0)
+        // A held blob with another size under the same digest (a lying record) is not answered.
+        Self.hold(bytes, in: cache)
+        let wrongSize = BlobRecord(digest: Self.blob(bytes).digest, size: 2999, location: "x")
+        #expect(cache.bytes(of: wrongSize, range: nil) == nil)
+        #expect(cache.bytes(of: Self.blob(bytes), range: 10...19).map { Array($0.readableBytesView) } == Array(bytes[10...19]))
+        #expect(BlobCache(budget: 0).capture() == nil)
+    }
+
+    /// Reads and pushes in flight collect at most `budget` bytes in all; a capture dropped
+    /// unfinished (a client gone) gives its bytes back.
+    @Test func bytesBeingCollectedAreBounded() {
+        let budget = 64 * 1024
+        let cache = BlobCache(budget: budget)
+        let chunk = ByteBuffer(bytes: Self.bytes(4096, seed: 3))
+        var captures: [BlobCache.Capture] = []
+        for _ in 0..<40 {
+            let capture = cache.capture()!
+            capture.append(chunk)
+            captures.append(capture)
+        }
+        #expect(cache.size.collecting == budget, "16 of the 40 collect, the rest gave up")
+        captures.removeAll()
+        #expect(cache.size.collecting == 0)
+    }
+
+    /// A monolithic push leaves the blob in memory: the pull that follows makes no read call.
+    /// Chunked pushes are held after their first pull. Ranges come from memory too.
+    @Test func aPushedOrPulledSmallBlobIsServedWithoutAReadCall() async throws {
+        let blobs = InMemoryBlobs(chunkSize: 700)
+        let cache = BlobCache(budget: 1 << 20)
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs, blobCache: cache)
+        let bytes = Self.bytes(5000, seed: 4)
+        let blob = try await self.pushed(bytes, registry, length: 5000)
+        #expect(cache.size.entries == 1)
+        let pulled = try #require(try await registry.pull(blob.digest, in: self.repository))
+        #expect(try await Self.read(registry, pulled.blob) == bytes)
+        #expect(try await Self.read(registry, pulled.blob, range: 4990...4999) == Array(bytes[4990...4999]))
+        #expect(blobs.count("read") == 0)
+
+        // PATCH, then a PUT without a body: the PUT saw no bytes, so nothing is held yet.
+        let chunked = Self.bytes(3000, seed: 5)
+        let second = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        _ = try await registry.appendUpload(second.id, in: self.repository, at: nil, body: Self.body(chunked))
+        let other = try await registry.completeUpload(
+            second.id, in: self.repository, digest: Self.digest(chunked), appending: nil as AsyncStream<ByteBuffer>?, at: nil
+        )
+        #expect(cache.size.entries == 1)
+        #expect(try await Self.read(registry, other) == chunked)
+        #expect(blobs.count("read") == 1)
+        #expect(try await Self.read(registry, other) == chunked)
+        #expect(blobs.count("read") == 1, "held after its first whole read")
+    }
+
+    /// A PUT that carries only the last part of a blob is not the blob: nothing is held.
+    @Test func aClosingChunkAfterEarlierOnesIsNotHeld() async throws {
+        let cache = BlobCache(budget: 1 << 20)
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: InMemoryBlobs(), blobCache: cache)
+        let bytes = Self.bytes(3000, seed: 6)
+        let session = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        _ = try await registry.appendUpload(session.id, in: self.repository, at: nil, body: Self.body(Array(bytes[0..<1000])))
+        let blob = try await registry.completeUpload(
+            session.id, in: self.repository, digest: Self.digest(bytes), appending: Self.body(Array(bytes[1000...])), at: 1000
+        )
+        #expect(blob.size == 3000 && cache.size.entries == 0)
+        // A push whose digest does not match stores nothing either.
+        let wrong = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        await #expect(throws: RegistryError.self) {
+            _ = try await registry.completeUpload(
+                wrong.id, in: self.repository, digest: Self.digest([1, 2, 3]), appending: Self.body(bytes), at: nil
+            )
+        }
+        #expect(cache.size.entries == 0 && cache.size.collecting == 0)
+    }
+
+    /// A read that ends short (the storage had fewer bytes than the record says) or whose
+    /// consumer stops is not held.
+    @Test func aReadThatEndsEarlyIsNotHeld() async throws {
+        let blobs = InMemoryBlobs(chunkSize: 100)
+        let cache = BlobCache(budget: 1 << 20)
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs, blobCache: cache)
+        let bytes = Self.bytes(3000, seed: 7)
+        let session = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        _ = try await registry.appendUpload(session.id, in: self.repository, at: nil, body: Self.body(bytes))
+        let blob = try await registry.completeUpload(
+            session.id, in: self.repository, digest: Self.digest(bytes), appending: nil as AsyncStream<ByteBuffer>?, at: nil
+        )
+        let lying = BlobRecord(digest: blob.digest, size: 3001, location: blob.location)
+        #expect(try await Self.read(registry, lying).count == 3000)
+        #expect(cache.size.entries == 0)
+        struct Gone: Error {}
+        await #expect(throws: Gone.self) {
+            var seen = 0
+            try await registry.open(blob, range: nil).forEach { chunk in
+                seen += chunk.readableBytes
+                if seen >= 1000 { throw Gone() }
+            }
+        }
+        #expect(cache.size.entries == 0)
+        #expect(await Self.eventually { cache.size.collecting == 0 }, "the stopped read released its bytes")
+    }
+
+    /// Held bytes are used only after the repository's link: an unlinked blob is unknown there.
+    @Test func heldBytesStillNeedTheRepositorysLink() async throws {
+        let cache = BlobCache(budget: 1 << 20)
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: InMemoryBlobs(), blobCache: cache)
+        let bytes = Self.bytes(2000, seed: 8)
+        let blob = try await self.pushed(bytes, registry)
+        #expect(cache.size.entries == 1)
+        #expect(try await registry.pull(blob.digest, in: RepositoryName("team/other")!) == nil)
+        try await registry.unlinkBlob(blob.digest, from: self.repository)
+        #expect(try await registry.pull(blob.digest, in: self.repository) == nil)
+    }
+
+    static func eventually(_ condition: () -> Bool) async -> Bool {
+        for _ in 0..<500 {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+}
