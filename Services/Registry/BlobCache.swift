@@ -13,8 +13,10 @@ import Synchronization
 /// `size` bytes, or a push whose closing request carried the whole blob and whose digest the blob
 /// service verified.
 ///
-/// Bounded twice: at most `budget` bytes held, and at most `budget` bytes more being collected by
-/// reads and pushes in flight (`Capture`); one entry takes at most `maximumEntry` bytes.
+/// Bounded twice, counting buffers at their capacity (a size rounded up to a power of two): at
+/// most `budget` bytes held, and at most `budget` bytes more being collected by reads and pushes in
+/// flight (`Capture`); one entry takes at most `maximumEntry` bytes. A response being written keeps
+/// its blob's bytes alive until it ends, evicted or not, as a streamed one keeps its chunk.
 package final class BlobCache: Sendable {
     package typealias Observer = CacheObserver
 
@@ -26,14 +28,18 @@ package final class BlobCache: Sendable {
     final class Node: RecencyLinked {
         let digest: Digest
         let bytes: ByteBuffer
-        var cost: Int { self.bytes.readableBytes + BlobCache.overhead }
+        /// Counted at the buffer's capacity: what it holds in memory.
+        var cost: Int { self.bytes.capacity + BlobCache.overhead }
         /// Toward the newest (strong: the list holds its nodes from the oldest on) and the oldest.
         var newer: Node?
         unowned var older: Node?
+        /// When it was stored or last answered.
+        var used: ContinuousClock.Instant
 
-        init(digest: Digest, bytes: ByteBuffer) {
+        init(digest: Digest, bytes: ByteBuffer, used: ContinuousClock.Instant) {
             self.digest = digest
             self.bytes = bytes
+            self.used = used
         }
     }
 
@@ -52,16 +58,39 @@ package final class BlobCache: Sendable {
     }
 
     package let budget: Int
-    /// Blobs larger than this are never held: the smaller of `largestEntry` and an eighth of the budget.
+    /// Blobs larger than this are never held: the largest power of two within `largestEntry` and an
+    /// eighth of the budget.
     package let maximumEntry: Int
     let observer: Observer
     private let state = Mutex(State())
 
     /// A cache of at most `budget` bytes (0: holds nothing).
-    package init(budget: Int, observer: Observer = Observer()) {
+    /// How long a blob answered or stored is not evicted to make room for another.
+    package let protection: Duration
+
+    /// A cache of at most `budget` bytes (0: holds nothing). A blob used within `protection` is not
+    /// evicted for a new one: when the least recently used is that recent, the new one is not
+    /// held. A plain LRU cache that is smaller than what a client reads in a cycle (a CI job
+    /// pulling more layers than fit, in the order it pushed them) evicts every blob just before it
+    /// is asked for again and answers nothing; this one keeps what it took first until it has not
+    /// been used for `protection`, and answers that part of the cycle from memory.
+    package init(budget: Int, protection: Duration = .seconds(30), observer: Observer = Observer()) {
+        self.protection = protection
         self.budget = max(0, budget)
-        self.maximumEntry = min(Self.largestEntry, self.budget / 8)
+        // A power of two: a ByteBuffer's capacity is its size rounded up to one, so every blob
+        // admitted fits a buffer of at most this.
+        self.maximumEntry = Self.powerOfTwo(atMost: min(Self.largestEntry, self.budget / 8))
         self.observer = observer
+    }
+
+    /// The largest power of two not above `value` (0 for 0).
+    static func powerOfTwo(atMost value: Int) -> Int {
+        value <= 0 ? 0 : 1 << (Int.bitWidth - 1 - value.leadingZeroBitCount)
+    }
+
+    /// The capacity NIO gives a buffer of `count` bytes: the next power of two.
+    static func capacity(for count: Int) -> Int {
+        count <= 1 ? count : 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount)
     }
 
     /// What the cache holds now.
@@ -74,31 +103,44 @@ package final class BlobCache: Sendable {
         size >= 0 && size <= Int64(self.maximumEntry)
     }
 
-    /// The bytes of `blob` (its `range`, inclusive), when held; counted as a hit or a miss for
-    /// blobs small enough to be held.
+    /// The bytes of `blob` (its `range`, inclusive), when held. Whole reads count as a hit or a
+    /// miss for blobs small enough to be held (ranges never fill the cache). A range is copied
+    /// out: a few bytes answered must not keep the whole blob alive once it is evicted.
     package func bytes(of blob: BlobRecord, range: ClosedRange<Int64>?) -> ByteBuffer? {
         guard self.admits(blob.size) else { return nil }
         let held: ByteBuffer? = self.state.withLock { state in
             guard let node = state.nodes[blob.digest] else { return nil }
             state.recency.touch(node)
+            node.used = .now
             return node.bytes
         }
         guard let held, held.readableBytes == blob.size else {
-            self.observer.miss()
+            if range == nil { self.observer.miss() }
             return nil
         }
-        self.observer.hit()
-        guard let range else { return held }
-        guard range.lowerBound >= 0, range.upperBound < blob.size, range.lowerBound <= range.upperBound else { return nil }
-        return held.getSlice(at: held.readerIndex + Int(range.lowerBound), length: Int(range.upperBound - range.lowerBound) + 1)
+        guard let range else {
+            self.observer.hit()
+            return held
+        }
+        guard range.lowerBound >= 0, range.upperBound < blob.size, range.lowerBound <= range.upperBound,
+              let slice = held.getSlice(at: held.readerIndex + Int(range.lowerBound), length: Int(range.upperBound - range.lowerBound) + 1)
+        else { return nil }
+        var copy = ByteBufferAllocator().buffer(capacity: slice.readableBytes)
+        copy.writeImmutableBuffer(slice)
+        return copy
     }
 
-    /// Starts collecting the bytes of a blob as they pass; nil when the cache holds nothing or
-    /// `expected` (the blob's size, when known) is more than one entry may take.
+    /// Starts collecting the bytes of a blob as they pass; nil when the cache holds nothing, or
+    /// `expected` (the blob's size, when known) is more than one entry may take or than the bound
+    /// on bytes being collected leaves (then reserved at once, as it is allocated at once).
     package func capture(expecting expected: Int64? = nil) -> Capture? {
         guard self.maximumEntry > 0 else { return nil }
-        if let expected, !self.admits(expected) { return nil }
-        return Capture(cache: self, capacity: expected.map { Int($0) })
+        guard let expected else { return self.hasRoom(for: 0) ? Capture(cache: self, capacity: 0) : nil }
+        guard self.admits(expected) else { return nil }
+        let capacity = Self.capacity(for: Int(expected))
+        guard self.hasRoom(for: capacity) else { return nil }
+        guard self.reserve(capacity) else { return nil }
+        return Capture(cache: self, capacity: capacity)
     }
 
     /// Reserves `count` more bytes for a capture; false past the bound on bytes in flight.
@@ -115,79 +157,112 @@ package final class BlobCache: Sendable {
         self.state.withLock { $0.collecting -= count }
     }
 
-    /// Holds `bytes` as the blob `digest`, evicting the least recently used past the budget.
+    /// Holds `bytes` as the blob `digest` (counted at its buffer's capacity), evicting the least
+    /// recently used past the budget, unless that was used within `protection`: then `bytes` are
+    /// not held.
     fileprivate func store(_ bytes: ByteBuffer, as digest: Digest) {
-        guard bytes.readableBytes <= self.maximumEntry else { return }
+        guard bytes.capacity <= self.maximumEntry else { return }
+        let now = ContinuousClock.now
         let (evicted, held, entries) = self.state.withLock { state -> (Int, Int, Int) in
-            if let old = state.nodes[digest] { state.remove(old) }
-            let node = Node(digest: digest, bytes: bytes)
-            state.nodes[digest] = node
-            state.recency.pushNewest(node)
-            state.bytes += node.cost
+            if let held = state.nodes[digest] {
+                // The same bytes (a digest's never change): used again.
+                state.recency.touch(held)
+                held.used = now
+                return (0, state.bytes, state.nodes.count)
+            }
+            let node = Node(digest: digest, bytes: bytes, used: now)
+            let cost = node.cost
             var evicted = 0
-            while state.bytes > self.budget, let oldest = state.recency.oldest {
+            while state.bytes + cost > self.budget, let oldest = state.recency.oldest {
+                guard now - oldest.used >= self.protection else { return (evicted, state.bytes, state.nodes.count) }
                 state.remove(oldest)
                 evicted += 1
             }
+            state.nodes[digest] = node
+            state.recency.pushNewest(node)
+            state.bytes += cost
             return (evicted, state.bytes, state.nodes.count)
         }
         if evicted > 0 { self.observer.evicted(evicted) }
         self.observer.size(held, entries)
     }
 
-    /// The bytes of one read or one push, collected as they pass, and stored only when they turn
-    /// out to be a whole blob (`finish`). A blob larger than the cache's largest entry, or bytes
-    /// past the bound on collecting, end the collection (the bytes still pass); dropping a capture
-    /// releases what it reserved.
-    package final class Capture: Sendable {
-        private let cache: BlobCache
-        /// The bytes so far; nil once given up.
-        private let collected: Mutex<ByteBuffer?>
+    /// Whether a blob of `capacity` bytes would be held now (there is room, or the least recently
+    /// used is old enough to give it up): a capture that could not be held is not begun.
+    private func hasRoom(for capacity: Int) -> Bool {
+        let now = ContinuousClock.now
+        return self.state.withLock { state in
+            guard state.bytes + capacity + Self.overhead > self.budget, let oldest = state.recency.oldest else { return true }
+            return now - oldest.used >= self.protection
+        }
+    }
 
-        fileprivate init(cache: BlobCache, capacity: Int?) {
+    /// The bytes of one read or one push, collected as they pass, and stored only when they turn
+    /// out to be a whole blob (`finish`). The buffer's capacity is reserved against the bound on
+    /// bytes being collected before it is allocated; a blob larger than the cache's largest
+    /// entry, or growth past that bound, ends the collection (the bytes still pass). Dropping a
+    /// capture releases what it reserved.
+    package final class Capture: Sendable {
+        struct Collected {
+            /// The bytes so far; nil once given up or finished.
+            var bytes: ByteBuffer?
+            /// Reserved against the cache's bound: the buffer's capacity.
+            var reserved: Int
+        }
+
+        private let cache: BlobCache
+        private let collected: Mutex<Collected>
+
+        /// `capacity` (a power of two, or 0) is reserved already.
+        fileprivate init(cache: BlobCache, capacity: Int) {
             self.cache = cache
-            self.collected = Mutex(ByteBufferAllocator().buffer(capacity: capacity ?? 0))
+            let bytes = ByteBufferAllocator().buffer(capacity: capacity)
+            assert(bytes.capacity == capacity)
+            self.collected = Mutex(Collected(bytes: bytes, reserved: capacity))
         }
 
         deinit {
-            let reserved = self.collected.withLock { $0?.readableBytes ?? 0 }
-            self.cache.release(reserved)
+            self.cache.release(self.collected.withLock { $0.reserved })
         }
 
         /// Copies `chunk` in, unless that would pass a bound.
         package func append(_ chunk: ByteBuffer) {
             let count = chunk.readableBytes
-            let released: Int? = self.collected.withLock { collected in
-                guard var bytes = collected else { return nil }
-                guard bytes.readableBytes + count <= self.cache.maximumEntry, self.cache.reserve(count) else {
-                    collected = nil
-                    return bytes.readableBytes
+            let released: Int = self.collected.withLock { collected in
+                guard var bytes = collected.bytes else { return 0 }
+                collected.bytes = nil  // one reference while it grows: no copy on write
+                let needed = bytes.readableBytes + count
+                if needed > bytes.capacity {
+                    // The buffer grows to the next power of two: that is reserved first, within
+                    // the largest entry (a power of two too).
+                    let capacity = BlobCache.capacity(for: needed)
+                    guard capacity <= self.cache.maximumEntry, self.cache.reserve(capacity - collected.reserved) else {
+                        defer { collected.reserved = 0 }
+                        return collected.reserved
+                    }
+                    collected.reserved = capacity
+                    bytes.reserveCapacity(needed)
+                    assert(bytes.capacity == capacity)
                 }
-                collected = nil  // one reference while it grows: no copy on write
                 bytes.writeImmutableBuffer(chunk)
-                collected = bytes
-                return nil
+                collected.bytes = bytes
+                return 0
             }
-            if let released { self.cache.release(released) }
+            self.cache.release(released)
         }
 
-        /// Stores what was collected as `blob`, if it is exactly `blob.size` bytes (the whole blob);
-        /// collects nothing more either way.
-        package func finish(as blob: BlobRecord) {
-            guard let bytes = self.collected.withLock({ collected -> ByteBuffer? in
-                defer { collected = nil }
-                return collected
-            }) else { return }
-            self.cache.release(bytes.readableBytes)
-            guard Int64(bytes.readableBytes) == blob.size else { return }
-            // A buffer that grew by doubling may hold up to twice its bytes: held, it is copied to size.
-            if bytes.capacity - bytes.readableBytes > bytes.readableBytes / 8 {
-                var exact = ByteBufferAllocator().buffer(capacity: bytes.readableBytes)
-                exact.writeImmutableBuffer(bytes)
-                self.cache.store(exact, as: blob.digest)
-            } else {
-                self.cache.store(bytes, as: blob.digest)
+        /// Stores what was collected as `blob` if it is exactly `blob.size` bytes (the whole blob),
+        /// and returns it then; collects nothing more either way.
+        @discardableResult
+        package func finish(as blob: BlobRecord) -> ByteBuffer? {
+            let (bytes, reserved) = self.collected.withLock { collected -> (ByteBuffer?, Int) in
+                defer { collected = Collected(bytes: nil, reserved: 0) }
+                return (collected.bytes, collected.reserved)
             }
+            defer { self.cache.release(reserved) }
+            guard let bytes, Int64(bytes.readableBytes) == blob.size else { return nil }
+            self.cache.store(bytes, as: blob.digest)
+            return bytes
         }
     }
 }

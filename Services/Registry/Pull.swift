@@ -48,8 +48,10 @@ extension RegistryService {
     /// delivered its first bytes or failed: an unreachable blob service or storage is an error the
     /// caller can still answer with a status (503), not a response cut after its headers.
     ///
-    /// A blob in the `blobCache` is answered from memory; a whole small blob read from the storage
-    /// is kept there once all of its bytes have arrived.
+    /// A blob in the `blobCache` is answered from memory. A whole blob small enough to be held is
+    /// read from the storage in full first, at the storage's speed rather than the client's, and
+    /// then answered from memory and kept; a read that ends short fails before any header is sent.
+    /// When the cache cannot take it now (its bound on bytes being read is reached), it streams.
     package func open(_ blob: BlobRecord, range: ClosedRange<Int64>?) async throws -> BlobBytes {
         guard let blobCache else {
             return try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
@@ -58,13 +60,15 @@ extension RegistryService {
         guard range == nil, let capture = blobCache.capture(expecting: blob.size) else {
             return try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
         }
-        return try await BlobBytes.start { sink in
-            try await self.blobs.read(blob, range: nil) { chunk in
-                capture.append(chunk)
-                try await sink(chunk)
-            }
-            capture.finish(as: blob)
+        var received: Int64 = 0
+        try await self.blobs.read(blob, range: nil) { chunk in
+            received += Int64(chunk.readableBytes)
+            capture.append(chunk)
         }
+        guard let bytes = capture.finish(as: blob) else {
+            throw RegistryError(.badGateway, "the storage returned \(received) of \(blob.size) bytes")
+        }
+        return BlobBytes(bytes)
     }
 }
 

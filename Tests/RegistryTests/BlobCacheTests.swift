@@ -61,7 +61,7 @@ import Testing
         var observer = BlobCache.Observer()
         observer.evicted = { evicted.add($0, ordering: .relaxed) }
         let budget = 64 * 1024
-        let cache = BlobCache(budget: budget, observer: observer)
+        let cache = BlobCache(budget: budget, protection: .zero, observer: observer)
         #expect(cache.maximumEntry == budget / 8)
         let kept = Self.bytes(4000, seed: -1)
         Self.hold(kept, in: cache)
@@ -75,6 +75,27 @@ import Testing
         #expect(cache.bytes(of: Self.blob(Self.bytes(3000, seed: 0)), range: nil) == nil, "the oldest went first")
         #expect(cache.bytes(of: Self.blob(Self.bytes(3000, seed: 199)), range: nil) != nil)
         #expect(cache.size.collecting == 0, "every capture released what it reserved")
+    }
+
+    /// A cache smaller than a cycle of reads keeps the blobs it took first while they are in use,
+    /// instead of evicting each just before it is asked for again (plain LRU answers nothing then);
+    /// once they have not been used for `protection`, new blobs take their place.
+    @Test func recentlyUsedBlobsAreNotEvictedForNewOnes() async throws {
+        let cache = BlobCache(budget: 64 * 1024, protection: .milliseconds(300))
+        let blobs = (0..<40).map { Self.bytes(3000, seed: 100 + $0) }
+        for _ in 0..<2 {
+            for bytes in blobs where cache.bytes(of: Self.blob(bytes), range: nil) == nil { Self.hold(bytes, in: cache) }
+        }
+        let held = blobs.filter { cache.bytes(of: Self.blob($0), range: nil) != nil }
+        let fit = (64 * 1024) / (4096 + 160)
+        #expect(held.count == fit, "as many as fit")
+        #expect(held == Array(blobs.prefix(held.count)), "the first ones, kept through the second cycle")
+        #expect(cache.capture(expecting: 3000) == nil, "no room: a read streams instead of collecting")
+        try await Task.sleep(for: .milliseconds(400))
+        Self.hold(blobs[39], in: cache)
+        #expect(cache.bytes(of: Self.blob(blobs[39]), range: nil) != nil, "unused for longer than the protection: replaced")
+        #expect(cache.bytes(of: Self.blob(blobs[0]), range: nil) == nil, "the least recently used went")
+        #expect(cache.size.bytes <= 64 * 1024)
     }
 
     /// Only a whole blob is held: not a read that ended short, not one past the largest entry.
@@ -101,6 +122,10 @@ import Testing
         #expect(cache.bytes(of: wrongSize, range: nil) == nil)
         #expect(cache.bytes(of: Self.blob(bytes), range: 10...19).map { Array($0.readableBytesView) } == Array(bytes[10...19]))
         #expect(BlobCache(budget: 0).capture() == nil)
+        // Buffers are counted at their capacity, a power of two, and so is the largest entry.
+        #expect(cache.size.bytes == 4096 + 160, "3000 bytes in a buffer of 4096")
+        #expect(BlobCache(budget: 10 << 20).maximumEntry == 1 << 20)
+        #expect(BlobCache(budget: 1 << 30).maximumEntry == BlobCache.largestEntry)
     }
 
     /// Reads and pushes in flight collect at most `budget` bytes in all; a capture dropped
@@ -169,9 +194,9 @@ import Testing
         #expect(cache.size.entries == 0 && cache.size.collecting == 0)
     }
 
-    /// A read that ends short (the storage had fewer bytes than the record says) or whose
-    /// consumer stops is not held.
-    @Test func aReadThatEndsEarlyIsNotHeld() async throws {
+    /// A small blob is read in full before its answer starts: a read that ends short fails then
+    /// (a 502 before any header, where a stream would be cut), and a cancelled one stores nothing.
+    @Test func aReadThatEndsShortOrIsCancelledIsNotHeld() async throws {
         let blobs = InMemoryBlobs(chunkSize: 100)
         let cache = BlobCache(budget: 1 << 20)
         let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs, blobCache: cache)
@@ -182,18 +207,44 @@ import Testing
             session.id, in: self.repository, digest: Self.digest(bytes), appending: nil as AsyncStream<ByteBuffer>?, at: nil
         )
         let lying = BlobRecord(digest: blob.digest, size: 3001, location: blob.location)
-        #expect(try await Self.read(registry, lying).count == 3000)
+        await #expect(throws: RegistryError.self) { _ = try await registry.open(lying, range: nil) }
+        #expect(cache.size.entries == 0 && cache.size.collecting == 0)
+        blobs.stallReads(true)
+        let waiting = Task { try await registry.open(blob, range: nil) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(cache.size.collecting == 4096, "the read reserved its buffer")
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
         #expect(cache.size.entries == 0)
-        struct Gone: Error {}
-        await #expect(throws: Gone.self) {
-            var seen = 0
-            try await registry.open(blob, range: nil).forEach { chunk in
-                seen += chunk.readableBytes
-                if seen >= 1000 { throw Gone() }
-            }
-        }
-        #expect(cache.size.entries == 0)
-        #expect(await Self.eventually { cache.size.collecting == 0 }, "the stopped read released its bytes")
+        #expect(await Self.eventually { cache.size.collecting == 0 }, "the cancelled read released its reservation")
+        blobs.stallReads(false)
+        #expect(try await Self.read(registry, blob) == bytes)
+        #expect(cache.size.entries == 1)
+    }
+
+    /// Ranges are answered from held bytes but neither fill the cache nor count as misses.
+    @Test func rangesAreServedFromMemoryButNeverCountedAsMisses() async throws {
+        let misses = Atomic<Int>(0)
+        let hits = Atomic<Int>(0)
+        var observer = BlobCache.Observer()
+        observer.miss = { misses.add(1, ordering: .relaxed) }
+        observer.hit = { hits.add(1, ordering: .relaxed) }
+        let blobs = InMemoryBlobs(chunkSize: 100)
+        let cache = BlobCache(budget: 1 << 20, observer: observer)
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: blobs, blobCache: cache)
+        let bytes = Self.bytes(3000, seed: 9)
+        let session = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        _ = try await registry.appendUpload(session.id, in: self.repository, at: nil, body: Self.body(bytes))
+        let blob = try await registry.completeUpload(
+            session.id, in: self.repository, digest: Self.digest(bytes), appending: nil as AsyncStream<ByteBuffer>?, at: nil
+        )
+        #expect(try await Self.read(registry, blob, range: 5...9) == Array(bytes[5...9]))
+        #expect(misses.load(ordering: .relaxed) == 0 && cache.size.entries == 0)
+        #expect(try await Self.read(registry, blob) == bytes)
+        #expect(misses.load(ordering: .relaxed) == 1 && cache.size.entries == 1)
+        #expect(try await Self.read(registry, blob, range: 2990...2999) == Array(bytes[2990...2999]))
+        #expect(blobs.count("read") == 2, "the range after the whole read came from memory")
+        #expect(hits.load(ordering: .relaxed) == 0, "only whole reads count")
     }
 
     /// Held bytes are used only after the repository's link: an unlinked blob is unknown there.

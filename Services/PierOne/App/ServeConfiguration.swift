@@ -47,7 +47,7 @@ package struct ServeConfiguration: Sendable {
     /// `MANIFEST_CACHE_MB`: memory for manifests and blob lookups a gateway keeps (default 64; 0: none).
     package var manifestCacheMB = 64
     /// `BLOB_CACHE_MB`: memory for small blobs' bytes a gateway keeps, so that pulling them again
-    /// skips the blob service (default 64 for `pierone gateway`, 0 for `pierone serve`, which reads
+    /// skips the blob service (default 32 for `pierone gateway`, 0 for `pierone serve`, which reads
     /// its own files from the page cache; nil: the command's default).
     package var blobCacheMB: Int?
     /// `LOG_LEVEL`.

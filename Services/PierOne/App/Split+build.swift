@@ -140,7 +140,7 @@ package func buildGatewayApplication(_ configuration: ServeConfiguration, logger
     let router = Gateway.router(
         registry: RegistryService(
             metadata: metadata, blobs: blobs, scanner: scanner, pulls: pulls, cache: cache.cache,
-            blobCache: blobCache(megabytes: configuration.blobCacheMB ?? 64, logger: logger)
+            blobCache: blobCache(megabytes: configuration.blobCacheMB ?? 32, logger: logger)
         ),
         authenticator: authenticator,
         administration: RemoteGarbageAdministration(url: metadataURL, http: jsonClient),
