@@ -74,7 +74,7 @@ package final class BlobCache: Sendable {
     /// pulling more layers than fit, in the order it pushed them) evicts every blob just before it
     /// is asked for again and answers nothing; this one keeps what it took first until it has not
     /// been used for `protection`, and answers that part of the cycle from memory.
-    package init(budget: Int, protection: Duration = .seconds(30), observer: Observer = Observer()) {
+    package init(budget: Int, protection: Duration = .seconds(10), observer: Observer = Observer()) {
         self.protection = protection
         self.budget = max(0, budget)
         // A power of two: a ByteBuffer's capacity is its size rounded up to one, so every blob
