@@ -145,16 +145,25 @@ package final class BlobCache: Sendable {
 
     /// Reserves `count` more bytes for a capture; false past the bound on bytes in flight.
     fileprivate func reserve(_ count: Int) -> Bool {
-        self.state.withLock { state in
-            guard state.collecting + count <= self.budget else { return false }
+        let collecting: Int? = self.state.withLock { state in
+            guard state.collecting + count <= self.budget else { return nil }
             state.collecting += count
-            return true
+            return state.collecting
         }
+        guard let collecting else {
+            self.observer.refused()
+            return false
+        }
+        if count > 0 { self.observer.collecting(collecting) }
+        return true
     }
 
     fileprivate func release(_ count: Int) {
         guard count > 0 else { return }
-        self.state.withLock { $0.collecting -= count }
+        self.observer.collecting(self.state.withLock { state in
+            state.collecting -= count
+            return state.collecting
+        })
     }
 
     /// Holds `bytes` as the blob `digest` (counted at its buffer's capacity), evicting the least
@@ -163,6 +172,7 @@ package final class BlobCache: Sendable {
     fileprivate func store(_ bytes: ByteBuffer, as digest: Digest) {
         guard bytes.capacity <= self.maximumEntry else { return }
         let now = ContinuousClock.now
+        var refused = false
         let (evicted, held, entries) = self.state.withLock { state -> (Int, Int, Int) in
             if let held = state.nodes[digest] {
                 // The same bytes (a digest's never change): used again.
@@ -172,9 +182,13 @@ package final class BlobCache: Sendable {
             }
             let node = Node(digest: digest, bytes: bytes, used: now)
             let cost = node.cost
+            guard Self.freeable(in: state, now: now, protection: self.protection) >= state.bytes + cost - self.budget else {
+                // Not held; nothing is evicted for it either.
+                refused = true
+                return (0, state.bytes, state.nodes.count)
+            }
             var evicted = 0
             while state.bytes + cost > self.budget, let oldest = state.recency.oldest {
-                guard now - oldest.used >= self.protection else { return (evicted, state.bytes, state.nodes.count) }
                 state.remove(oldest)
                 evicted += 1
             }
@@ -183,18 +197,34 @@ package final class BlobCache: Sendable {
             state.bytes += cost
             return (evicted, state.bytes, state.nodes.count)
         }
+        if refused { self.observer.refused() }
         if evicted > 0 { self.observer.evicted(evicted) }
         self.observer.size(held, entries)
     }
 
-    /// Whether a blob of `capacity` bytes would be held now (there is room, or the least recently
-    /// used is old enough to give it up): a capture that could not be held is not begun.
+    /// Bytes that evicting every blob unused for `protection` would free, counted from the least
+    /// recently used on (they are in order of use: the first one too recent ends the count).
+    private static func freeable(in state: borrowing State, now: ContinuousClock.Instant, protection: Duration) -> Int {
+        var freeable = 0
+        var node = state.recency.oldest
+        while let candidate = node, now - candidate.used >= protection {
+            freeable += candidate.cost
+            node = candidate.newer
+        }
+        return freeable
+    }
+
+    /// Whether a blob of `capacity` bytes would be held now (there is room, or enough of what is
+    /// held is old enough to give it up): a capture that could not be held is not begun, and is
+    /// counted as refused.
     private func hasRoom(for capacity: Int) -> Bool {
         let now = ContinuousClock.now
-        return self.state.withLock { state in
-            guard state.bytes + capacity + Self.overhead > self.budget, let oldest = state.recency.oldest else { return true }
-            return now - oldest.used >= self.protection
+        let room = self.state.withLock { state in
+            let excess = state.bytes + capacity + Self.overhead - self.budget
+            return excess <= 0 || Self.freeable(in: state, now: now, protection: self.protection) >= excess
         }
+        if !room { self.observer.refused() }
+        return room
     }
 
     /// The bytes of one read or one push, collected as they pass, and stored only when they turn

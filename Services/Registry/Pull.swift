@@ -63,7 +63,11 @@ extension RegistryService {
         var received: Int64 = 0
         try await self.blobs.read(blob, range: nil) { chunk in
             received += Int64(chunk.readableBytes)
+            guard received <= blob.size else {
+                throw RegistryError(.badGateway, "the storage returned more than the \(blob.size) bytes of \(blob.digest)")
+            }
             capture.append(chunk)
+            try Task.checkCancellation()
         }
         guard let bytes = capture.finish(as: blob) else {
             throw RegistryError(.badGateway, "the storage returned \(received) of \(blob.size) bytes")

@@ -34,12 +34,15 @@ extension RegistryService {
     ///
     /// A closing request that carries the whole blob (a monolithic push) leaves a copy of a small
     /// blob in the `blobCache`, for the pull that often follows; `length` is the body's size when
-    /// the request said it.
+    /// the request said it (a larger one is not collected at all).
     package func completeUpload<Body: AsyncSequence & Sendable>(
         _ id: UploadID, in repository: RepositoryName, digest: Digest, appending body: Body?, at offset: Int64?,
         length: Int64? = nil
     ) async throws -> BlobRecord where Body.Element == ByteBuffer {
-        let capture = (offset ?? 0) == 0 && body != nil ? self.blobCache?.capture(expecting: length) : nil
+        // The client's length only rules a blob out: a push reserves as its bytes arrive (by
+        // doubling), so a client that announces 4 MiB and trickles holds no more than it sent.
+        let wanted = (offset ?? 0) == 0 && body != nil && length.map { self.blobCache?.admits($0) ?? false } ?? true
+        let capture = wanted ? self.blobCache?.capture() : nil
         let blob = if let body, let capture {
             try await self.blobs.commitUpload(
                 id, for: repository, digest: digest, appending: CapturedBody(base: body, capture: capture), at: offset

@@ -54,5 +54,10 @@ package struct CacheObserver: Sendable {
     package var miss: @Sendable () -> Void = {}
     package var evicted: @Sendable (Int) -> Void = { _ in }
     package var size: @Sendable (_ bytes: Int, _ entries: Int) -> Void = { _, _ in }
+    /// The blob cache only: a blob not held (no room outside what was used within the protection,
+    /// or past the bound on bytes being collected).
+    package var refused: @Sendable () -> Void = {}
+    /// The blob cache only: bytes being collected by reads and pushes in flight.
+    package var collecting: @Sendable (_ bytes: Int) -> Void = { _ in }
     package init() {}
 }

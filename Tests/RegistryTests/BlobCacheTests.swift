@@ -98,6 +98,54 @@ import Testing
         #expect(cache.size.bytes <= 64 * 1024)
     }
 
+    /// A blob that would need more room than the blobs outside the protection free is refused
+    /// without evicting any of them.
+    @Test func aBlobThatCannotBeHeldEvictsNothing() async throws {
+        let refused = Atomic<Int>(0)
+        var observer = BlobCache.Observer()
+        observer.refused = { refused.add(1, ordering: .relaxed) }
+        let cache = BlobCache(budget: 64 * 1024, protection: .milliseconds(300), observer: observer)
+        let old = Self.bytes(3000, seed: 200)
+        Self.hold(old, in: cache)
+        try await Task.sleep(for: .milliseconds(400))
+        for index in 0..<14 { Self.hold(Self.bytes(3000, seed: 201 + index), in: cache) }
+        #expect(cache.size.entries == 15)
+        // 5000 bytes take a buffer of 8192: two entries' room, and only the old one may go.
+        let large = Self.bytes(5000, seed: 300)
+        #expect(cache.capture(expecting: 5000) == nil)
+        #expect(refused.load(ordering: .relaxed) == 1)
+        let unknown = try #require(cache.capture(), "of unknown size: collected, then refused")
+        unknown.append(ByteBuffer(bytes: large))
+        #expect(unknown.finish(as: Self.blob(large)) != nil)
+        #expect(refused.load(ordering: .relaxed) == 2)
+        #expect(cache.bytes(of: Self.blob(large), range: nil) == nil)
+        #expect(cache.bytes(of: Self.blob(old), range: nil) != nil, "nothing was evicted for it")
+        #expect(cache.size.entries == 15 && cache.size.collecting == 0)
+    }
+
+    /// A push that announces a blob larger than the largest entry is not collected; one that
+    /// announces a small one reserves only what has arrived.
+    @Test func aPushReservesAsItsBytesArrive() async throws {
+        let cache = BlobCache(budget: 64 * 1024)
+        let registry = RegistryService(metadata: InMemoryMetadata(), blobs: InMemoryBlobs(), blobCache: cache)
+        let large = Self.bytes(cache.maximumEntry + 1, seed: 400)
+        _ = try await self.pushed(large, registry, length: Int64(large.count))
+        #expect(cache.size.entries == 0)
+        // A body that has sent 1000 of an announced 8000 bytes holds a reservation of 1024.
+        let session = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        let (body, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        continuation.yield(ByteBuffer(bytes: Self.bytes(1000, seed: 401)))
+        let push = Task {
+            try await registry.completeUpload(
+                session.id, in: self.repository, digest: Self.digest([0]), appending: body, at: nil, length: 8000
+            )
+        }
+        #expect(await Self.eventually { cache.size.collecting == 1024 })
+        continuation.finish()
+        await #expect(throws: RegistryError.self) { _ = try await push.value }
+        #expect(await Self.eventually { cache.size.collecting == 0 })
+    }
+
     /// Only a whole blob is held: not a read that ended short, not one past the largest entry.
     @Test func onlyWholeBlobsAreHeld() {
         let cache = BlobCache(budget: 64 * 1024)
@@ -208,6 +256,9 @@ import Testing
         )
         let lying = BlobRecord(digest: blob.digest, size: 3001, location: blob.location)
         await #expect(throws: RegistryError.self) { _ = try await registry.open(lying, range: nil) }
+        #expect(cache.size.entries == 0 && cache.size.collecting == 0)
+        let long = BlobRecord(digest: blob.digest, size: 2999, location: blob.location)
+        await #expect(throws: RegistryError.self, "more bytes than the record says") { _ = try await registry.open(long, range: nil) }
         #expect(cache.size.entries == 0 && cache.size.collecting == 0)
         blobs.stallReads(true)
         let waiting = Task { try await registry.open(blob, range: nil) }

@@ -88,6 +88,8 @@ func observer(_ metrics: ServiceMetrics.CacheMetrics) -> CacheObserver {
     observer.miss = { metrics.miss() }
     observer.evicted = { metrics.evicted($0) }
     observer.size = { metrics.size(bytes: $0, entries: $1) }
+    observer.refused = { metrics.refused() }
+    observer.collecting = { metrics.collecting($0) }
     return observer
 }
 

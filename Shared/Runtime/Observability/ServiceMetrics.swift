@@ -146,8 +146,13 @@ package enum ServiceMetrics {
         package let evictions: Counter
         package let bytes: Gauge
         package let entries: Gauge
+        /// The blob cache only.
+        package var refusals: Counter?
+        package var collectingBytes: Gauge?
 
         package func hit() { self.hits.increment() }
+        package func refused() { self.refusals?.increment() }
+        package func collecting(_ bytes: Int) { self.collectingBytes?.set(Double(bytes)) }
         package func miss() { self.misses.increment() }
         package func evicted(_ count: Int) { self.evictions.increment(by: Int64(count)) }
         package func size(bytes: Int, entries: Int) {
@@ -188,8 +193,19 @@ package enum ServiceMetrics {
             evictions: self.registry.makeCounter(
                 descriptor: self.name("pierone_blob_cache_evictions_total", "Blobs evicted to stay within BLOB_CACHE_MB.")
             ),
-            bytes: self.registry.makeGauge(descriptor: self.name("pierone_blob_cache_bytes", "Bytes the blob cache holds.")),
-            entries: self.registry.makeGauge(descriptor: self.name("pierone_blob_cache_entries", "Blobs in the blob cache."))
+            bytes: self.registry.makeGauge(
+                descriptor: self.name("pierone_blob_cache_bytes", "Bytes the blob cache holds: buffer capacities (powers of two) and 160 per entry.")
+            ),
+            entries: self.registry.makeGauge(descriptor: self.name("pierone_blob_cache_entries", "Blobs in the blob cache.")),
+            refusals: self.registry.makeCounter(
+                descriptor: self.name(
+                    "pierone_blob_cache_refused_total",
+                    "Small blobs not held: everything held was used within 10 s, or reads and pushes in flight reached the bound."
+                )
+            ),
+            collectingBytes: self.registry.makeGauge(
+                descriptor: self.name("pierone_blob_cache_collecting_bytes", "Bytes reads and pushes in flight are collecting for the blob cache.")
+            )
         )
     }
 
