@@ -63,6 +63,8 @@ package final class BlobCache: Sendable {
     package let maximumEntry: Int
     let observer: Observer
     private let state = Mutex(State())
+    /// Whole reads in flight, by digest (`join`).
+    private let fills = SharedFlights<Digest, ByteBuffer>()
 
     /// A cache of at most `budget` bytes (0: holds nothing).
     /// How long a blob answered or stored is not evicted to make room for another.
@@ -133,12 +135,16 @@ package final class BlobCache: Sendable {
     /// Starts collecting the bytes of a blob as they pass; nil when the cache holds nothing, or
     /// `expected` (the blob's size, when known) is more than one entry may take or than the bound
     /// on bytes being collected leaves (then reserved at once, as it is allocated at once).
-    package func capture(expecting expected: Int64? = nil) -> Capture? {
+    ///
+    /// `evenIfNotHeld`: collect a blob of `expected` bytes even when it would not be held now (only
+    /// the bound on bytes being collected applies): a pull's read, which requests waiting for the
+    /// same blob share whether it is kept or not (`finish` still returns the bytes).
+    package func capture(expecting expected: Int64? = nil, evenIfNotHeld: Bool = false) -> Capture? {
         guard self.maximumEntry > 0 else { return nil }
         guard let expected else { return self.hasRoom(for: 0) ? Capture(cache: self, capacity: 0) : nil }
         guard self.admits(expected) else { return nil }
         let capacity = Self.capacity(for: Int(expected))
-        guard self.hasRoom(for: capacity) else { return nil }
+        guard evenIfNotHeld || self.hasRoom(for: capacity) else { return nil }
         guard self.reserve(capacity) else { return nil }
         return Capture(cache: self, capacity: capacity)
     }
@@ -227,6 +233,12 @@ package final class BlobCache: Sendable {
         return room
     }
 
+    /// Joins the whole read of the blob `digest` in flight, or begins one that the caller leads
+    /// (and `finish`es with the bytes it read, or nil).
+    package func join(_ digest: Digest) -> SharedFlights<Digest, ByteBuffer>.Role {
+        self.fills.join(digest)
+    }
+
     /// The bytes of one read or one push, collected as they pass, and stored only when they turn
     /// out to be a whole blob (`finish`). The buffer's capacity is reserved against the bound on
     /// bytes being collected before it is allocated; a blob larger than the cache's largest
@@ -282,7 +294,7 @@ package final class BlobCache: Sendable {
         }
 
         /// Stores what was collected as `blob` if it is exactly `blob.size` bytes (the whole blob),
-        /// and returns it then; collects nothing more either way.
+        /// and returns it then, held or not (no room); collects nothing more either way.
         @discardableResult
         package func finish(as blob: BlobRecord) -> ByteBuffer? {
             let (bytes, reserved) = self.collected.withLock { collected -> (ByteBuffer?, Int) in

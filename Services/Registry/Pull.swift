@@ -50,16 +50,50 @@ extension RegistryService {
     ///
     /// A blob in the `blobCache` is answered from memory. A whole blob small enough to be held is
     /// read from the storage in full first, at the storage's speed rather than the client's, and
-    /// then answered from memory and kept; a read that ends short fails before any header is sent.
-    /// When the cache cannot take it now (its bound on bytes being read is reached), it streams.
+    /// then answered from memory and kept (when there is room outside what was used within the
+    /// protection; answered from memory either way); a read that ends short fails before any
+    /// header is sent. Past the cache's bound on bytes being collected, it streams.
+    ///
+    /// Misses of one blob at the same time share one read (`BlobCache.join`): every node of a
+    /// rollout asks for the same new layers at once, and the blob service reads each once per
+    /// gateway instead of once per node. When that read fails or is given up, a waiting request
+    /// tries once more on its own (and may lead that read), then streams.
     package func open(_ blob: BlobRecord, range: ClosedRange<Int64>?) async throws -> BlobBytes {
-        guard let blobCache else {
-            return try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
-        }
+        guard let blobCache else { return try await self.stream(blob, range: range) }
         if let held = blobCache.bytes(of: blob, range: range) { return BlobBytes(held) }
-        guard range == nil, let capture = blobCache.capture(expecting: blob.size) else {
-            return try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
+        guard range == nil, blobCache.admits(blob.size) else { return try await self.stream(blob, range: range) }
+        for _ in 0..<2 {
+            switch blobCache.join(blob.digest) {
+            case .follow(let fill):
+                if let bytes = try await fill.value(), Int64(bytes.readableBytes) == blob.size {
+                    blobCache.observer.shared()
+                    return BlobBytes(bytes)
+                }
+            case .lead(let fill):
+                let bytes: ByteBuffer?
+                do {
+                    bytes = try await self.fill(blob, into: blobCache)
+                } catch {
+                    fill.finish(nil)
+                    throw error
+                }
+                fill.finish(bytes)
+                guard let bytes else { return try await self.stream(blob, range: nil) }
+                return BlobBytes(bytes)
+            }
         }
+        return try await self.stream(blob, range: nil)
+    }
+
+    private func stream(_ blob: BlobRecord, range: ClosedRange<Int64>?) async throws -> BlobBytes {
+        try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
+    }
+
+    /// Reads the whole small `blob` into memory and the cache (when it has room: the bytes are
+    /// returned either way, for the requests waiting on this read); nil past the bound on bytes
+    /// being collected.
+    private func fill(_ blob: BlobRecord, into blobCache: BlobCache) async throws -> ByteBuffer? {
+        guard let capture = blobCache.capture(expecting: blob.size, evenIfNotHeld: true) else { return nil }
         var received: Int64 = 0
         try await self.blobs.read(blob, range: nil) { chunk in
             received += Int64(chunk.readableBytes)
@@ -72,7 +106,7 @@ extension RegistryService {
         guard let bytes = capture.finish(as: blob) else {
             throw RegistryError(.badGateway, "the storage returned \(received) of \(blob.size) bytes")
         }
-        return BlobBytes(bytes)
+        return bytes
     }
 }
 

@@ -59,5 +59,7 @@ package struct CacheObserver: Sendable {
     package var refused: @Sendable () -> Void = {}
     /// The blob cache only: bytes being collected by reads and pushes in flight.
     package var collecting: @Sendable (_ bytes: Int) -> Void = { _ in }
+    /// The blob cache only: a miss answered by another request's read of the same blob.
+    package var shared: @Sendable () -> Void = {}
     package init() {}
 }

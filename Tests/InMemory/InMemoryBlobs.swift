@@ -23,6 +23,7 @@ package final class InMemoryBlobs: BlobAPI {
         var readsStall = false
         var redirectBase: String?
         var discardsHeld = false
+        var readsHeld = false
     }
 
     private let state = Mutex(State())
@@ -41,6 +42,9 @@ package final class InMemoryBlobs: BlobAPI {
     package func failReads(with error: RegistryError?) { self.state.withLock { $0.readFailure = error } }
     /// Makes every read wait (until its task is cancelled) before its first byte.
     package func stallReads(_ stall: Bool) { self.state.withLock { $0.readsStall = stall } }
+    /// Makes every read wait before its first byte until this is switched off again (it is counted
+    /// when it starts; a cancelled one throws).
+    package func holdReads(_ hold: Bool) { self.state.withLock { $0.readsHeld = hold } }
     /// Makes every `discard` wait until this is switched off again (it is counted when it starts).
     package func holdDiscards(_ hold: Bool) { self.state.withLock { $0.discardsHeld = hold } }
     /// Makes `externalURL` answer `base` + location (nil: no redirects).
@@ -128,6 +132,9 @@ package final class InMemoryBlobs: BlobAPI {
             return (bytes, state.readsStall)
         }
         if stall { try await Task.sleep(for: .seconds(3600)) }
+        while self.state.withLock({ $0.readsHeld }) {
+            try await Task.sleep(for: .milliseconds(1))
+        }
         guard bytes.readableBytes > 0 else { return }
         let range = range ?? 0...(Int64(bytes.readableBytes) - 1)
         var offset = Int(range.lowerBound)

@@ -90,7 +90,7 @@ import Testing
         let fit = (64 * 1024) / (4096 + 160)
         #expect(held.count == fit, "as many as fit")
         #expect(held == Array(blobs.prefix(held.count)), "the first ones, kept through the second cycle")
-        #expect(cache.capture(expecting: 3000) == nil, "no room: a read streams instead of collecting")
+        #expect(cache.capture(expecting: 3000) == nil, "no room: a push passes its bytes on without a copy")
         try await Task.sleep(for: .milliseconds(400))
         Self.hold(blobs[39], in: cache)
         #expect(cache.bytes(of: Self.blob(blobs[39]), range: nil) != nil, "unused for longer than the protection: replaced")
@@ -308,6 +308,100 @@ import Testing
         #expect(try await registry.pull(blob.digest, in: RepositoryName("team/other")!) == nil)
         try await registry.unlinkBlob(blob.digest, from: self.repository)
         #expect(try await registry.pull(blob.digest, in: self.repository) == nil)
+    }
+
+    /// A registry over `blobs` with a 1 MiB cache, and a blob pushed in chunks (nothing held).
+    func chunkedPush(
+        _ bytes: [UInt8], blobs: InMemoryBlobs, observer: BlobCache.Observer? = nil, cache: BlobCache? = nil
+    ) async throws -> (RegistryService, BlobRecord) {
+        let registry = RegistryService(
+            metadata: InMemoryMetadata(), blobs: blobs,
+            blobCache: cache ?? BlobCache(budget: 1 << 20, observer: observer ?? BlobCache.Observer())
+        )
+        let session = try await registry.startUpload(for: self.repository, algorithm: .sha256, client: "test")
+        _ = try await registry.appendUpload(session.id, in: self.repository, at: nil, body: Self.body(bytes))
+        let blob = try await registry.completeUpload(
+            session.id, in: self.repository, digest: Self.digest(bytes), appending: nil as AsyncStream<ByteBuffer>?, at: nil
+        )
+        return (registry, blob)
+    }
+
+    /// Every node of a rollout pulls the same new layers at once: misses of one blob at the same
+    /// time make one read of the blob service, and every request gets the whole blob.
+    @Test func concurrentMissesOfOneBlobShareOneRead() async throws {
+        let blobs = InMemoryBlobs(chunkSize: 700)
+        let bytes = Self.bytes(5000, seed: 11)
+        let shared = Atomic<Int>(0)
+        var observer = BlobCache.Observer()
+        observer.shared = { shared.add(1, ordering: .relaxed) }
+        let (registry, blob) = try await self.chunkedPush(bytes, blobs: blobs, observer: observer)
+        blobs.holdReads(true)
+        let readers = (0..<8).map { _ in Task { try await Self.read(registry, blob) } }
+        #expect(await Self.eventually { blobs.count("read") >= 1 })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(blobs.count("read") == 1, "the others wait for the read in flight")
+        blobs.holdReads(false)
+        for reader in readers { #expect(try await reader.value == bytes) }
+        #expect(blobs.count("read") == 1)
+        #expect(shared.load(ordering: .relaxed) == 7)
+        #expect(try await Self.read(registry, blob) == bytes)
+        #expect(blobs.count("read") == 1, "held afterwards")
+    }
+
+    /// A waiting request whose client goes away stops waiting; the shared read goes on. When the
+    /// shared read is given up (its own client went away), a waiting request reads for itself.
+    @Test func waitersAndTheSharedReadEndApart() async throws {
+        let blobs = InMemoryBlobs(chunkSize: 700)
+        let bytes = Self.bytes(4000, seed: 12)
+        let shared = Atomic<Int>(0)
+        var observer = BlobCache.Observer()
+        observer.shared = { shared.add(1, ordering: .relaxed) }
+        let (registry, blob) = try await self.chunkedPush(bytes, blobs: blobs, observer: observer)
+        blobs.holdReads(true)
+        let leader = Task { try await Self.read(registry, blob) }
+        #expect(await Self.eventually { blobs.count("read") == 1 })
+        let waiter = Task { try await Self.read(registry, blob) }
+        try await Task.sleep(for: .milliseconds(50))
+        waiter.cancel()
+        await #expect(throws: CancellationError.self, "it stops waiting while the read is held") { _ = try await waiter.value }
+        blobs.holdReads(false)
+        #expect(try await leader.value == bytes)
+        #expect(blobs.count("read") == 1 && shared.load(ordering: .relaxed) == 0)
+
+        let other = Self.bytes(3000, seed: 13)
+        let (registry2, blob2) = try await self.chunkedPush(other, blobs: blobs, observer: observer)
+        let before = blobs.count("read")
+        blobs.holdReads(true)
+        let givenUp = Task { try await Self.read(registry2, blob2) }
+        #expect(await Self.eventually { blobs.count("read") == before + 1 })
+        let survivor = Task { try await Self.read(registry2, blob2) }
+        try await Task.sleep(for: .milliseconds(50))
+        givenUp.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await givenUp.value }
+        #expect(await Self.eventually { blobs.count("read") == before + 2 }, "the waiter began a read of its own")
+        blobs.holdReads(false)
+        #expect(try await survivor.value == other)
+        #expect(shared.load(ordering: .relaxed) == 0, "the waiter read for itself")
+    }
+
+    /// A cache with no room (all it holds used within the protection) still shares one read among
+    /// the requests of a burst; the bytes are answered and not kept.
+    @Test func aBurstSharesOneReadWhenTheCacheHasNoRoom() async throws {
+        let cache = BlobCache(budget: 64 * 1024, protection: .seconds(600))
+        for index in 0..<15 { Self.hold(Self.bytes(3000, seed: 400 + index), in: cache) }
+        #expect(cache.capture(expecting: 3000) == nil, "no room")
+        let blobs = InMemoryBlobs(chunkSize: 700)
+        let bytes = Self.bytes(3000, seed: 450)
+        let (registry, blob) = try await self.chunkedPush(bytes, blobs: blobs, cache: cache)
+        blobs.holdReads(true)
+        let readers = (0..<6).map { _ in Task { try await Self.read(registry, blob) } }
+        #expect(await Self.eventually { blobs.count("read") >= 1 })
+        try await Task.sleep(for: .milliseconds(100))
+        blobs.holdReads(false)
+        for reader in readers { #expect(try await reader.value == bytes) }
+        #expect(blobs.count("read") == 1)
+        #expect(cache.bytes(of: blob, range: nil) == nil, "not kept")
+        #expect(cache.size.entries == 15 && cache.size.collecting == 0)
     }
 
     static func eventually(_ condition: () -> Bool) async -> Bool {

@@ -90,6 +90,7 @@ func observer(_ metrics: ServiceMetrics.CacheMetrics) -> CacheObserver {
     observer.size = { metrics.size(bytes: $0, entries: $1) }
     observer.refused = { metrics.refused() }
     observer.collecting = { metrics.collecting($0) }
+    observer.shared = { metrics.shared() }
     return observer
 }
 

@@ -149,7 +149,9 @@ package enum ServiceMetrics {
         /// The blob cache only.
         package var refusals: Counter?
         package var collectingBytes: Gauge?
+        package var shares: Counter?
 
+        package func shared() { self.shares?.increment() }
         package func hit() { self.hits.increment() }
         package func refused() { self.refusals?.increment() }
         package func collecting(_ bytes: Int) { self.collectingBytes?.set(Double(bytes)) }
@@ -188,7 +190,10 @@ package enum ServiceMetrics {
                 descriptor: self.name("pierone_blob_cache_hits_total", "Blob reads answered from the gateway's copies of small blobs.")
             ),
             misses: self.registry.makeCounter(
-                descriptor: self.name("pierone_blob_cache_misses_total", "Reads of blobs small enough to be held that went to the blob service.")
+                descriptor: self.name(
+                    "pierone_blob_cache_misses_total",
+                    "Reads of blobs small enough to be held that found them not held: each read the blob service, or waited for a read of the same blob (pierone_blob_cache_shared_total)."
+                )
             ),
             evictions: self.registry.makeCounter(
                 descriptor: self.name("pierone_blob_cache_evictions_total", "Blobs evicted to stay within BLOB_CACHE_MB.")
@@ -205,6 +210,12 @@ package enum ServiceMetrics {
             ),
             collectingBytes: self.registry.makeGauge(
                 descriptor: self.name("pierone_blob_cache_collecting_bytes", "Bytes reads and pushes in flight are collecting for the blob cache.")
+            ),
+            shares: self.registry.makeCounter(
+                descriptor: self.name(
+                    "pierone_blob_cache_shared_total",
+                    "Misses answered by another request's read of the same blob instead of a read of their own."
+                )
             )
         )
     }
