@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -387,6 +388,8 @@ class Data:
         self.large_digests = [sha256(d) for d in self.large]
         self.small = [os.urandom(MiB) for _ in range(self.small_count)]
         self.small_digests = [sha256(d) for d in self.small]
+        self.rollout = [os.urandom(MiB) for _ in range(ROLLOUT_LAYERS)]
+        self.rollout_digests = [sha256(d) for d in self.rollout]
         if getattr(self, "files", None):
             shutil.rmtree(os.path.dirname(self.files[0]), ignore_errors=True)
         self.files = None
@@ -484,6 +487,70 @@ def blob_pull_1(registry, data, round_):
     for digest in data.small_digests:
         pull(connection, f"bench/small-{round_}", digest)
     return data.small_count / (time.perf_counter() - started)
+
+
+# A rollout: this many clients, released together, resolve a new tag and pull its layers (new
+# 1 MiB blobs pushed in chunks, as docker pushes layers) in order, as the nodes of a deploy do.
+ROLLOUT_CLIENTS = 16
+ROLLOUT_LAYERS = 8
+
+
+def push_rollout_image(registry, repository, tag, layers, digests):
+    connection = connect(registry)
+    for blob, digest in zip(layers, digests):
+        push_streamed(connection, repository, blob, digest)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": digests}}).encode()
+    config_digest = sha256(config)
+    push_monolithic(connection, repository, config, config_digest)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": len(b)} for b, d in zip(layers, digests)],
+    }).encode()
+    connection.request("PUT", f"/v2/{repository}/manifests/{tag}", body=manifest,
+                       headers={"Content-Type": OCI_MANIFEST, "Content-Length": str(len(manifest))})
+    check(connection.getresponse(), (201,), "manifest put")
+    connection.close()
+
+
+def rollout_burst(registry, repository, tag, digests, clients):
+    """`clients` threads, released together, each GETting the manifest by tag and every layer in
+    order; the seconds until the last one is done."""
+    barrier = threading.Barrier(clients + 1)
+    failures = []
+
+    def client():
+        connection = connect(registry)
+        try:
+            barrier.wait()
+            connection.request("GET", f"/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+            manifest = json.loads(check(connection.getresponse(), (200,), "manifest get"))
+            if [layer["digest"] for layer in manifest["layers"]] != digests:
+                failures.append("another manifest")
+            for digest in digests:
+                pull(connection, repository, digest)
+        except Exception as error:  # noqa: BLE001 - reported below
+            failures.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{registry.name}: {failures[:3]}")
+    return elapsed
+
+
+def rollout(registry, data, round_):
+    repository = f"bench/rollout-{round_}"
+    push_rollout_image(registry, repository, "v1", data.rollout, data.rollout_digests)
+    return 1 / rollout_burst(registry, repository, "v1", data.rollout_digests, ROLLOUT_CLIENTS)
 
 
 def blob_pull_1_cold(registry, data, round_):
@@ -754,6 +821,7 @@ def main():
         ]
         if os.access("/proc/sys/vm/drop_caches", os.W_OK):
             workloads.append(("blob pull 1 MiB, cold (blobs/s)", blob_pull_1_cold))
+        workloads.append((f"blob pull, rollout: {ROLLOUT_CLIENTS} clients, new tag + {ROLLOUT_LAYERS} MiB (bursts/s)", rollout))
         workloads += [
             ("manifest GET", lambda r, d, n: manifest_get(r, d, n, duration)),
             ("manifest GET by digest", lambda r, d, n: manifest_get(r, d, n, duration, by_digest=True)),

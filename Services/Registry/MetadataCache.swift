@@ -20,7 +20,7 @@ package final class MetadataCache: Sendable {
     package typealias Observer = CacheObserver
 
     /// A lookup's claim to store what it read: valid while its repository did not change.
-    package struct Ticket: Sendable {
+    package struct Ticket: Sendable, Hashable {
         let bucket: Int
         let generation: UInt64
         let flushes: UInt64

@@ -39,9 +39,13 @@ extension RegistryService {
         guard let cache = self.cache else { return try await self.metadata.blob(digest, in: repository) }
         if let blob = cache.blob(digest, in: repository) { return blob }
         let ticket = cache.ticket(repository)
-        guard let blob = try await self.metadata.blob(digest, in: repository) else { return nil }
-        cache.store(blob, in: repository, ticket: ticket)
-        return blob
+        // Shared as manifest lookups are (`cachedManifest`): a rollout's nodes pull the same layers.
+        let key = CachedLookup(repository: repository, item: "blob " + digest.description, ticket: ticket)
+        return try await self.shared(self.blobLookups, key, cache: cache) {
+            guard let blob = try await self.metadata.blob(digest, in: repository) else { return nil }
+            cache.store(blob, in: repository, ticket: ticket)
+            return blob
+        }
     }
 
     /// Starts reading `blob` (or the inclusive `range` of it) and returns once the storage has

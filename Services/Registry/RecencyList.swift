@@ -59,7 +59,7 @@ package struct CacheObserver: Sendable {
     package var refused: @Sendable () -> Void = {}
     /// The blob cache only: bytes being collected by reads and pushes in flight.
     package var collecting: @Sendable (_ bytes: Int) -> Void = { _ in }
-    /// The blob cache only: a miss answered by another request's read of the same blob.
+    /// A miss answered by another request's read of the same blob or lookup of the same manifest.
     package var shared: @Sendable () -> Void = {}
     package init() {}
 }

@@ -22,6 +22,9 @@ package struct RegistryService: Sendable {
     package let blobCache: BlobCache?
     /// What the storage answered about redirects, kept for the life of the process.
     let redirects = RedirectMemory()
+    /// Metadata lookups in flight (`cachedManifest`).
+    let manifestLookups = SharedFlights<CachedLookup, ManifestRecord>()
+    let blobLookups = SharedFlights<CachedLookup, BlobRecord>()
     /// Copies of blobs that were already stored, being dropped after the push was answered.
     package let discards: BackgroundDiscards
 

@@ -14,6 +14,7 @@ package final class InMemoryMetadata: MetadataAPI {
         var tags: [RepositoryName: [String: Digest]] = [:]
         var calls: [String: Int] = [:]
         var pulls: [PullRecord] = []
+        var lookupsHeld = false
     }
 
     private let state = Mutex(State())
@@ -80,7 +81,9 @@ package final class InMemoryMetadata: MetadataAPI {
     }
 
     package func blob(_ digest: Digest, in repository: RepositoryName) async throws -> BlobRecord? {
-        self.called("blob") { $0.links[repository]?.contains(digest) == true ? $0.blobs[digest] : nil }
+        let found = self.called("blob") { $0.links[repository]?.contains(digest) == true ? $0.blobs[digest] : nil }
+        try await self.waitWhileLookupsHeld()
+        return found
     }
 
     @discardableResult
@@ -105,12 +108,24 @@ package final class InMemoryMetadata: MetadataAPI {
     }
 
     package func manifest(_ reference: Reference, in repository: RepositoryName) async throws -> ManifestRecord? {
-        self.called("manifest") { state in
+        let found = self.called("manifest") { state in
             let digest: Digest? = switch reference {
             case .digest(let digest): digest
             case .tag(let tag): state.tags[repository]?[tag.value]
             }
             return digest.flatMap { state.manifests[repository]?[$0]?.record }
+        }
+        try await self.waitWhileLookupsHeld()
+        return found
+    }
+
+    /// Makes every manifest and blob lookup wait, after it has read (and been counted), until this
+    /// is switched off again: an answer read before a change arrives after it.
+    package func holdLookups(_ hold: Bool) { self.state.withLock { $0.lookupsHeld = hold } }
+
+    private func waitWhileLookupsHeld() async throws {
+        while self.state.withLock({ $0.lookupsHeld }) {
+            try await Task.sleep(for: .milliseconds(1))
         }
     }
 

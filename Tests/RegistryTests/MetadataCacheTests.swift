@@ -231,6 +231,94 @@ import Testing
         #expect(try await registry.manifest(.digest(first.digest), in: self.repository) == nil)
     }
 
+    func put(_ record: ManifestRecord, tags: [String], through registry: RegistryService) async throws {
+        try await registry.putManifest(self.manifestPut(record, tags: tags), client: "test")
+    }
+
+    func manifestPut(_ record: ManifestRecord, tags: [String]) -> ManifestPut {
+        let document = ManifestDocument(mediaType: MediaType.ociManifest, blobs: [], manifests: [], subject: nil, artifactType: nil, annotations: nil)
+        return ManifestPut(
+            repository: self.repository, digest: record.digest, bytes: record.bytes, document: document,
+            tags: tags.map { Tag($0)! }, pushedBy: nil
+        )
+    }
+
+    /// Every node of a rollout resolves the same tag at once: lookups of one reference at the same
+    /// time make one metadata call, and each gets the manifest.
+    @Test func concurrentLookupsOfOneTagShareOneCall() async throws {
+        let metadata = InMemoryMetadata()
+        let shared = Atomic<Int>(0)
+        var observer = MetadataCache.Observer()
+        observer.shared = { shared.add(1, ordering: .relaxed) }
+        let cache = MetadataCache(budget: 1 << 20, bound: .seconds(60), observer: observer)
+        cache.confirm(freshAsOf: .now)
+        let registry = RegistryService(metadata: metadata, blobs: InMemoryBlobs(), cache: cache)
+        let first = Self.record(#"{"schemaVersion":2,"rollout":1}"#)
+        try await self.put(first, tags: ["1.0"], through: registry)
+        let tag = Reference.tag(Tag("1.0")!)
+        metadata.holdLookups(true)
+        let lookups = (0..<8).map { _ in Task { try await registry.manifest(tag, in: self.repository) } }
+        #expect(await BlobCacheTests.eventually { metadata.count("manifest") >= 1 })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(metadata.count("manifest") == 1, "the others wait for the call in flight")
+        metadata.holdLookups(false)
+        for lookup in lookups { #expect(try await lookup.value == first) }
+        #expect(metadata.count("manifest") == 1)
+        #expect(shared.load(ordering: .relaxed) == 7)
+    }
+
+    /// A rollout's nodes pull the same layers, whose links a manifest push dropped from the cache:
+    /// their lookups share one metadata call too.
+    @Test func concurrentBlobLookupsShareOneCall() async throws {
+        let metadata = InMemoryMetadata()
+        let registry = RegistryService(metadata: metadata, blobs: InMemoryBlobs(), cache: Self.fresh())
+        let blob = BlobRecord(digest: Self.record("layer").digest, size: 5, location: "blobs/layer")
+        try await metadata.linkBlob(blob, into: self.repository)
+        metadata.holdLookups(true)
+        let pulls = (0..<8).map { _ in Task { try await registry.pull(blob.digest, in: self.repository)?.blob } }
+        #expect(await BlobCacheTests.eventually { metadata.count("blob") >= 1 })
+        try await Task.sleep(for: .milliseconds(100))
+        metadata.holdLookups(false)
+        for pull in pulls { #expect(try await pull.value == blob) }
+        #expect(metadata.count("blob") == 1)
+    }
+
+    /// Only answers that cannot be stale are shared: a lookup that starts after this process moved
+    /// the tag never waits for one that read before the move, and when the shared call found
+    /// nothing, each waiting lookup asks again (the tag may have been pushed through another
+    /// gateway meanwhile, and nothing found is never kept either).
+    @Test func onlyAnswersThatCannotBeStaleAreShared() async throws {
+        let metadata = InMemoryMetadata()
+        let registry = RegistryService(metadata: metadata, blobs: InMemoryBlobs(), cache: Self.fresh())
+        let first = Self.record(#"{"schemaVersion":2,"move":1}"#)
+        let second = Self.record(#"{"schemaVersion":2,"move":2}"#)
+        try await self.put(first, tags: ["1.0"], through: registry)
+        try await self.put(second, tags: [], through: registry)
+        let tag = Reference.tag(Tag("1.0")!)
+        metadata.holdLookups(true)
+        let before = Task { try await registry.manifest(tag, in: self.repository) }
+        #expect(await BlobCacheTests.eventually { metadata.count("manifest") == 1 })
+        try await self.put(second, tags: ["1.0"], through: registry)
+        let after = Task { try await registry.manifest(tag, in: self.repository) }
+        #expect(await BlobCacheTests.eventually { metadata.count("manifest") == 2 }, "a call of its own")
+        metadata.holdLookups(false)
+        #expect(try await before.value == first, "read before the move")
+        #expect(try await after.value == second)
+
+        let next = Reference.tag(Tag("2.0")!)
+        metadata.holdLookups(true)
+        let missing = Task { try await registry.manifest(next, in: self.repository) }
+        #expect(await BlobCacheTests.eventually { metadata.count("manifest") == 3 })
+        // Pushed through another gateway: nothing here is invalidated.
+        try await metadata.putManifest(self.manifestPut(second, tags: ["2.0"]))
+        let later = Task { try await registry.manifest(next, in: self.repository) }
+        try await Task.sleep(for: .milliseconds(50))
+        metadata.holdLookups(false)
+        #expect(try await missing.value == nil)
+        #expect(try await later.value == second, "asked again, not given the shared call's nothing")
+        #expect(metadata.count("manifest") == 4)
+    }
+
     /// A blob pushed (or mounted) through the registry is pulled next without asking the metadata,
     /// and an unlink through the registry is seen at once.
     @Test func aPushedBlobIsPulledWithoutAskingTheMetadata() async throws {

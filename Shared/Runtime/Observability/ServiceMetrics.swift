@@ -180,7 +180,13 @@ package enum ServiceMetrics {
             bytes: self.registry.makeGauge(
                 descriptor: self.name("pierone_manifest_cache_bytes", "Bytes the manifest cache accounts for.")
             ),
-            entries: self.registry.makeGauge(descriptor: self.name("pierone_manifest_cache_entries", "Entries in the manifest cache."))
+            entries: self.registry.makeGauge(descriptor: self.name("pierone_manifest_cache_entries", "Entries in the manifest cache.")),
+            shares: self.registry.makeCounter(
+                descriptor: self.name(
+                    "pierone_manifest_cache_shared_total",
+                    "Manifest lookups answered by another request's metadata call for the same reference, made at the same time."
+                )
+            )
         )
     }
 
