@@ -937,7 +937,7 @@ def report(workloads, registries, results, peaks, data, options):
         else:
             add(workload, {n: statistics.median(results[(workload, n)]) if None not in results[(workload, n)] else None
                            for n in names},
-                unit_format="{:.1f}" if "images" in workload else "{:.0f}")
+                unit_format="{:.1f}" if "images" in workload or "bursts" in workload else "{:.0f}")
     memory_label = f"RSS MiB before -> peak, {data.memory_size // MiB} MiB push+pull"
     rows.append([memory_label] + [", ".join(f"{k} {v[0]}->{v[1]}" for k, v in peaks[n].items()) if n in peaks else "-"
                                   for n in names])

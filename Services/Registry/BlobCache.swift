@@ -15,8 +15,9 @@ import Synchronization
 ///
 /// Bounded twice, counting buffers at their capacity (a size rounded up to a power of two): at
 /// most `budget` bytes held, and at most `budget` bytes more being collected by reads and pushes in
-/// flight (`Capture`); one entry takes at most `maximumEntry` bytes. A response being written keeps
-/// its blob's bytes alive until it ends, evicted or not, as a streamed one keeps its chunk.
+/// flight (`Capture`) or read but not held and still being answered (`Reservation`); one entry
+/// takes at most `maximumEntry` bytes. A response being written keeps a held blob's bytes alive
+/// until it ends, evicted meanwhile or not, as a streamed one keeps its chunk.
 package final class BlobCache: Sendable {
     package typealias Observer = CacheObserver
 
@@ -64,11 +65,13 @@ package final class BlobCache: Sendable {
     let observer: Observer
     private let state = Mutex(State())
     /// Whole reads in flight, by digest (`join`).
-    private let fills = SharedFlights<Digest, ByteBuffer>()
+    private let fills = SharedFlights<Digest, Read>()
 
-    /// A cache of at most `budget` bytes (0: holds nothing).
     /// How long a blob answered or stored is not evicted to make room for another.
     package let protection: Duration
+    /// How long after it began a read is joined, and how long a request waits for it at most.
+    package let sharedFor: Duration
+    package let waitedFor: Duration
 
     /// A cache of at most `budget` bytes (0: holds nothing). A blob used within `protection` is not
     /// evicted for a new one: when the least recently used is that recent, the new one is not
@@ -76,8 +79,17 @@ package final class BlobCache: Sendable {
     /// pulling more layers than fit, in the order it pushed them) evicts every blob just before it
     /// is asked for again and answers nothing; this one keeps what it took first until it has not
     /// been used for `protection`, and answers that part of the cycle from memory.
-    package init(budget: Int, protection: Duration = .seconds(10), observer: Observer = Observer()) {
+    ///
+    /// A read in flight is joined for `sharedFor` after it began, and waited for at most
+    /// `waitedFor` before a request reads for itself: a read of 4 MiB takes milliseconds, and one
+    /// storage hiccup must not stall every later pull of the blob on the gateway.
+    package init(
+        budget: Int, protection: Duration = .seconds(10), sharedFor: Duration = .seconds(1), waitedFor: Duration = .seconds(5),
+        observer: Observer = Observer()
+    ) {
         self.protection = protection
+        self.sharedFor = sharedFor
+        self.waitedFor = waitedFor
         self.budget = max(0, budget)
         // A power of two: a ByteBuffer's capacity is its size rounded up to one, so every blob
         // admitted fits a buffer of at most this.
@@ -175,8 +187,9 @@ package final class BlobCache: Sendable {
     /// Holds `bytes` as the blob `digest` (counted at its buffer's capacity), evicting the least
     /// recently used past the budget, unless that was used within `protection`: then `bytes` are
     /// not held.
-    fileprivate func store(_ bytes: ByteBuffer, as digest: Digest) {
-        guard bytes.capacity <= self.maximumEntry else { return }
+    @discardableResult
+    fileprivate func store(_ bytes: ByteBuffer, as digest: Digest) -> Bool {
+        guard bytes.capacity <= self.maximumEntry else { return false }
         let now = ContinuousClock.now
         var refused = false
         let (evicted, held, entries) = self.state.withLock { state -> (Int, Int, Int) in
@@ -206,6 +219,7 @@ package final class BlobCache: Sendable {
         if refused { self.observer.refused() }
         if evicted > 0 { self.observer.evicted(evicted) }
         self.observer.size(held, entries)
+        return !refused
     }
 
     /// Bytes that evicting every blob unused for `protection` would free, counted from the least
@@ -233,10 +247,10 @@ package final class BlobCache: Sendable {
         return room
     }
 
-    /// Joins the whole read of the blob `digest` in flight, or begins one that the caller leads
-    /// (and `finish`es with the bytes it read, or nil).
-    package func join(_ digest: Digest) -> SharedFlights<Digest, ByteBuffer>.Role {
-        self.fills.join(digest)
+    /// Joins the whole read of the blob `digest` begun in the last `sharedFor`, or begins one that
+    /// the caller leads (and `finish`es with what it read, or nil).
+    package func join(_ digest: Digest) -> SharedFlights<Digest, Read>.Role {
+        self.fills.join(digest, youngerThan: self.sharedFor)
     }
 
     /// The bytes of one read or one push, collected as they pass, and stored only when they turn
@@ -297,14 +311,50 @@ package final class BlobCache: Sendable {
         /// and returns it then, held or not (no room); collects nothing more either way.
         @discardableResult
         package func finish(as blob: BlobRecord) -> ByteBuffer? {
+            self.finishKeepingReservation(as: blob)?.bytes
+        }
+
+        /// As `finish`, and bytes that were not held keep their reservation against the bound on
+        /// bytes being collected for as long as the returned `Reservation` lives: a pull's read
+        /// answers them, to every request that waited for it, without holding more memory than
+        /// that bound allows (past it, pulls stream).
+        package func finishKeepingReservation(as blob: BlobRecord) -> (bytes: ByteBuffer, reservation: Reservation?)? {
             let (bytes, reserved) = self.collected.withLock { collected -> (ByteBuffer?, Int) in
                 defer { collected = Collected(bytes: nil, reserved: 0) }
                 return (collected.bytes, collected.reserved)
             }
-            defer { self.cache.release(reserved) }
-            guard let bytes, Int64(bytes.readableBytes) == blob.size else { return nil }
-            self.cache.store(bytes, as: blob.digest)
-            return bytes
+            guard let bytes, Int64(bytes.readableBytes) == blob.size else {
+                self.cache.release(reserved)
+                return nil
+            }
+            if self.cache.store(bytes, as: blob.digest) {
+                self.cache.release(reserved)
+                return (bytes, nil)
+            }
+            return (bytes, Reservation(cache: self.cache, count: reserved))
         }
+    }
+
+    /// Bytes counted against the bound on bytes being collected until this is released.
+    package final class Reservation: Sendable {
+        private let cache: BlobCache
+        private let count: Int
+
+        fileprivate init(cache: BlobCache, count: Int) {
+            self.cache = cache
+            self.count = count
+        }
+
+        deinit {
+            self.cache.release(self.count)
+        }
+    }
+
+    /// A pull's read of a whole blob, as the requests that waited for it share it: its bytes,
+    /// and the reservation that counts them while they are answered when the cache did not keep
+    /// them.
+    package struct Read: Sendable {
+        package let bytes: ByteBuffer
+        package let reservation: Reservation?
     }
 }

@@ -25,7 +25,8 @@ extension RegistryService {
         // the key: a lookup that starts after this process's own delete or tag move never waits
         // for an answer read before it) and the shared call began less than
         // `CachedLookup.sharedFor` ago. Only what was found is shared: a tag pushed through
-        // another gateway meanwhile is looked up again, as nothing found is never cached.
+        // another gateway meanwhile must be found at once (answers that found nothing are not
+        // cached either), so a lookup given "not found" asks again.
         let key = CachedLookup(repository: repository, item: "manifest " + reference.description, ticket: ticket)
         return try await self.shared(self.manifestLookups, key, cache: cache) {
             try await self.lookUpManifest(reference, in: repository, cache: cache, ticket: ticket)
@@ -119,7 +120,8 @@ struct CachedLookup: Hashable, Sendable {
     /// What is looked up: "manifest <reference>" or "blob <digest>".
     let item: String
     let ticket: MetadataCache.Ticket
-    /// How long after it began a lookup is still shared: well within the second in which other
-    /// gateways' changes must be seen, and far longer than a lookup takes.
+    /// How long after it began a lookup may still be joined: well within the second in which
+    /// other gateways' changes must be seen, and far longer than a lookup takes. (A lookup that
+    /// joined waits for the answer however long it takes, as it would for its own call.)
     static let sharedFor = Duration.milliseconds(250)
 }

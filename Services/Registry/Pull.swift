@@ -53,15 +53,17 @@ extension RegistryService {
     /// caller can still answer with a status (503), not a response cut after its headers.
     ///
     /// A blob in the `blobCache` is answered from memory. A whole blob small enough to be held is
-    /// read from the storage in full first, at the storage's speed rather than the client's, and
-    /// then answered from memory and kept (when there is room outside what was used within the
-    /// protection; answered from memory either way); a read that ends short fails before any
-    /// header is sent. Past the cache's bound on bytes being collected, it streams.
+    /// read from the storage in full first, at the storage's speed rather than the client's, then
+    /// answered from memory; a read that ends short fails before any header is sent. The cache
+    /// keeps it if it has room (it may evict only blobs unused for its protection); if not, the
+    /// bytes still count against the bound on bytes being collected until the answers end. Past
+    /// that bound, it streams.
     ///
     /// Misses of one blob at the same time share one read (`BlobCache.join`): every node of a
     /// rollout asks for the same new layers at once, and the blob service reads each once per
-    /// gateway instead of once per node. When that read fails or is given up, a waiting request
-    /// tries once more on its own (and may lead that read), then streams.
+    /// gateway instead of once per node. A request waits at most the cache's `waitedFor` for a read
+    /// begun at most its `sharedFor` before it; when that read fails, is cancelled or takes
+    /// longer, it tries once more (and may lead that read), then streams.
     package func open(_ blob: BlobRecord, range: ClosedRange<Int64>?) async throws -> BlobBytes {
         guard let blobCache else { return try await self.stream(blob, range: range) }
         if let held = blobCache.bytes(of: blob, range: range) { return BlobBytes(held) }
@@ -69,21 +71,23 @@ extension RegistryService {
         for _ in 0..<2 {
             switch blobCache.join(blob.digest) {
             case .follow(let fill):
-                if let bytes = try await fill.value(), Int64(bytes.readableBytes) == blob.size {
+                if let read = try await fill.value(waitingAtMost: blobCache.waitedFor),
+                   Int64(read.bytes.readableBytes) == blob.size
+                {
                     blobCache.observer.shared()
-                    return BlobBytes(bytes)
+                    return BlobBytes(read.bytes, keeping: read.reservation)
                 }
             case .lead(let fill):
-                let bytes: ByteBuffer?
+                let read: BlobCache.Read?
                 do {
-                    bytes = try await self.fill(blob, into: blobCache)
+                    read = try await self.fill(blob, into: blobCache)
                 } catch {
                     fill.finish(nil)
                     throw error
                 }
-                fill.finish(bytes)
-                guard let bytes else { return try await self.stream(blob, range: nil) }
-                return BlobBytes(bytes)
+                fill.finish(read)
+                guard let read else { return try await self.stream(blob, range: nil) }
+                return BlobBytes(read.bytes, keeping: read.reservation)
             }
         }
         return try await self.stream(blob, range: nil)
@@ -93,10 +97,9 @@ extension RegistryService {
         try await BlobBytes.start { sink in try await self.blobs.read(blob, range: range, into: sink) }
     }
 
-    /// Reads the whole small `blob` into memory and the cache (when it has room: the bytes are
-    /// returned either way, for the requests waiting on this read); nil past the bound on bytes
-    /// being collected.
-    private func fill(_ blob: BlobRecord, into blobCache: BlobCache) async throws -> ByteBuffer? {
+    /// Reads the whole small `blob` into memory and the cache (when it has room; answered either
+    /// way, to the requests waiting on this read too); nil past the bound on bytes being collected.
+    private func fill(_ blob: BlobRecord, into blobCache: BlobCache) async throws -> BlobCache.Read? {
         guard let capture = blobCache.capture(expecting: blob.size, evenIfNotHeld: true) else { return nil }
         var received: Int64 = 0
         try await self.blobs.read(blob, range: nil) { chunk in
@@ -107,10 +110,10 @@ extension RegistryService {
             capture.append(chunk)
             try Task.checkCancellation()
         }
-        guard let bytes = capture.finish(as: blob) else {
+        guard let read = capture.finishKeepingReservation(as: blob) else {
             throw RegistryError(.badGateway, "the storage returned \(received) of \(blob.size) bytes")
         }
-        return bytes
+        return BlobCache.Read(bytes: read.bytes, reservation: read.reservation)
     }
 }
 
@@ -122,16 +125,20 @@ package struct BlobBytes: Sendable {
     private let first: ByteBuffer?
     /// The rest of the read; nil for bytes that were all in memory.
     private let reading: Reading?
+    /// What counts bytes in memory that the cache did not keep, while they are answered.
+    private let reservation: BlobCache.Reservation?
 
     /// Bytes already in memory, handed over as one chunk (none for an empty blob).
-    init(_ bytes: ByteBuffer) {
+    init(_ bytes: ByteBuffer, keeping reservation: BlobCache.Reservation? = nil) {
         self.first = bytes.readableBytes > 0 ? bytes : nil
         self.reading = nil
+        self.reservation = reservation
     }
 
     private init(first: ByteBuffer?, reading: Reading) {
         self.first = first
         self.reading = reading
+        self.reservation = nil
     }
 
     private final class Reading: Sendable {

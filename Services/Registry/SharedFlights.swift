@@ -3,9 +3,10 @@ import Synchronization
 /// Work in flight, by key, that callers asking for the same thing at the same time wait on
 /// instead of doing again: every node of a rollout resolves the same tag and pulls the same new
 /// layers at once. The first caller leads (does the work and `finish`es the flight however it
-/// ends); the others follow (wait for its value). A follower that is cancelled stops waiting; the
-/// work goes on. A flight that ends without a value (failed, given up, nothing usable) leaves
-/// each follower to do the work itself.
+/// ends); the others follow (wait for its value). A follower that is cancelled, or waits longer
+/// than it was willing to, stops waiting, and the leader's work goes on; a leader that is
+/// cancelled ends the work. A flight that ends without a value (failed, cancelled, nothing
+/// usable) leaves each follower to do the work itself.
 package final class SharedFlights<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private let flights = Mutex<[Key: Flight]>([:])
 
@@ -58,12 +59,21 @@ package final class SharedFlights<Key: Hashable & Sendable, Value: Sendable>: Se
             self.started = started
         }
 
-        /// Waits for the leader's value; nil when it gave none. Throws when the caller is cancelled.
-        package func value() async throws -> Value? {
+        /// Waits for the leader's value; nil when it gave none, or none within `limit`. Throws
+        /// when the caller is cancelled.
+        package func value(waitingAtMost limit: Duration? = nil) async throws -> Value? {
             let id = self.state.withLock { state in
                 defer { state.next += 1 }
                 return state.next
             }
+            // Weak: a flight's value (and what it holds) must not outlive its waiters by a timer.
+            let timer = limit.map { limit in
+                Task { [weak self] in
+                    try? await Task.sleep(for: limit)
+                    if !Task.isCancelled { self?.abandon(id) }
+                }
+            }
+            defer { timer?.cancel() }
             let value = await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
                     let now: Value?? = self.state.withLock { state in
@@ -75,15 +85,20 @@ package final class SharedFlights<Key: Hashable & Sendable, Value: Sendable>: Se
                     if let now { continuation.resume(returning: now) }
                 }
             } onCancel: {
-                let waiter = self.state.withLock { state -> CheckedContinuation<Value?, Never>? in
-                    if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
-                    if state.outcome == nil { state.cancelled.insert(id) }
-                    return nil
-                }
-                waiter?.resume(returning: nil)
+                self.abandon(id)
             }
             try Task.checkCancellation()
             return value
+        }
+
+        /// Ends the wait of `id` with nil (before it began waiting, too).
+        private func abandon(_ id: Int) {
+            let waiter = self.state.withLock { state -> CheckedContinuation<Value?, Never>? in
+                if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
+                if state.outcome == nil { state.cancelled.insert(id) }
+                return nil
+            }
+            waiter?.resume(returning: nil)
         }
 
         /// Ends the flight (the leader's duty, however the work ended): hands `value` to every

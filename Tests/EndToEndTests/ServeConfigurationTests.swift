@@ -11,6 +11,12 @@ import Testing
         #expect(defaults.scanLayersForScmSource)
         #expect(defaults.notifications.sinkNames.isEmpty)
         #expect(defaults.blobCacheMB == nil, "unset: the command's own default")
+        #expect(defaults.serveBlobCacheMB == 0, "serve on the filesystem reads its files from the page cache")
+        let s3 = ["STORAGE_S3_BUCKET": "blobs", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"]
+        #expect(try ServeConfiguration(environment: EnvironmentReader(s3)).serveBlobCacheMB == 32, "serve on S3 keeps small blobs")
+        #expect(try ServeConfiguration(environment: EnvironmentReader(s3.merging(["STORAGE_S3_EXTERNAL_STORE": "true"]) { $1 }))
+            .serveBlobCacheMB == 0, "pulls redirected to S3 never read")
+        #expect(try ServeConfiguration(environment: EnvironmentReader(s3.merging(["BLOB_CACHE_MB": "8"]) { $1 })).serveBlobCacheMB == 8)
         let set = try ServeConfiguration(environment: EnvironmentReader([
             "LOG_FORMAT": "json", "SCM_SOURCE_SCAN": "false", "BLOB_CACHE_MB": "0",
             "NOTIFICATION_WEBHOOK_URLS": "https://hooks.example.com/a", "NOTIFICATION_WEBHOOK_SECRET": "sixteen-chars-long",

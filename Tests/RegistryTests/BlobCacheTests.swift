@@ -402,6 +402,40 @@ import Testing
         #expect(blobs.count("read") == 1)
         #expect(cache.bytes(of: blob, range: nil) == nil, "not kept")
         #expect(cache.size.entries == 15 && cache.size.collecting == 0)
+        // Not kept, the bytes are still counted against the bound on bytes being collected while
+        // they are answered: slow clients cannot hold more than that bound allows.
+        do {
+            let answer = try await registry.open(blob, range: nil)
+            withExtendedLifetime(answer) { #expect(cache.size.collecting == 4096) }
+        }
+        #expect(cache.size.collecting == 0)
+        // Answers still being written: 16 of 4096 bytes fill the bound (the budget), the 17th streams.
+        let reads = blobs.count("read")
+        var answers: [BlobBytes] = []
+        for _ in 0..<17 { answers.append(try await registry.open(blob, range: nil)) }
+        #expect(cache.size.collecting == 64 * 1024)
+        #expect(blobs.count("read") == reads + 17, "one after the other: nothing to share")
+        answers.removeAll()
+        #expect(cache.size.collecting == 0)
+    }
+
+    /// One storage hiccup does not stall every later pull of the blob: a request waits at most
+    /// `waitedFor` for a read in flight, and a read older than `sharedFor` is not joined.
+    @Test func aStalledReadIsWaitedForOnlySoLong() async throws {
+        let blobs = InMemoryBlobs(chunkSize: 700)
+        let cache = BlobCache(budget: 1 << 20, sharedFor: .milliseconds(150), waitedFor: .milliseconds(100))
+        let bytes = Self.bytes(3000, seed: 14)
+        let (registry, blob) = try await self.chunkedPush(bytes, blobs: blobs, cache: cache)
+        blobs.holdReads(true)
+        let stalled = Task { try await Self.read(registry, blob) }
+        #expect(await Self.eventually { blobs.count("read") == 1 })
+        let waiter = Task { try await Self.read(registry, blob) }
+        #expect(await Self.eventually { blobs.count("read") == 2 }, "it gave up waiting and read for itself")
+        try await Task.sleep(for: .milliseconds(200))
+        let late = Task { try await Self.read(registry, blob) }
+        #expect(await Self.eventually { blobs.count("read") >= 3 }, "a read older than sharedFor is not joined")
+        blobs.holdReads(false)
+        for task in [stalled, waiter, late] { #expect(try await task.value == bytes) }
     }
 
     static func eventually(_ condition: () -> Bool) async -> Bool {

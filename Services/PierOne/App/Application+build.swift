@@ -32,7 +32,7 @@ package func buildApplication(
     let router = Gateway.router(
         registry: RegistryService(
             metadata: metadata.service, blobs: blobs, scanner: scanner, pulls: pulls, cache: cache.cache,
-            blobCache: blobCache(megabytes: configuration.blobCacheMB ?? 0, logger: logger)
+            blobCache: blobCache(megabytes: configuration.serveBlobCacheMB, logger: logger)
         ),
         authenticator: authenticator,
         administration: LocalGarbageAdministration(

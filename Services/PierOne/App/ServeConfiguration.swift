@@ -47,9 +47,19 @@ package struct ServeConfiguration: Sendable {
     /// `MANIFEST_CACHE_MB`: memory for manifests and blob lookups a gateway keeps (default 64; 0: none).
     package var manifestCacheMB = 64
     /// `BLOB_CACHE_MB`: memory for small blobs' bytes a gateway keeps, so that pulling them again
-    /// skips the blob service (default 32 for `pierone gateway`, 0 for `pierone serve`, which reads
-    /// its own files from the page cache; nil: the command's default).
+    /// skips the blob service (default 32 for `pierone gateway`; for `pierone serve`, see
+    /// `serveBlobCacheMB`; nil: the command's default).
     package var blobCacheMB: Int?
+
+    /// The blob cache of `pierone serve`: `BLOB_CACHE_MB` when set; else 32 MiB when its blobs
+    /// are in S3 and pulls are not redirected there (every read is a request to S3, and a rollout's
+    /// nodes share one), and none on the filesystem (the page cache holds its files) or with
+    /// `STORAGE_S3_EXTERNAL_STORE` (pulls are redirected and never read).
+    package var serveBlobCacheMB: Int {
+        if let blobCacheMB { return blobCacheMB }
+        guard let s3, !s3.externalStore else { return 0 }
+        return 32
+    }
     /// `LOG_LEVEL`.
     package var logLevel: String
     /// `LOG_FORMAT`: `text` (default) or `json` (one object per line, for log collectors).
