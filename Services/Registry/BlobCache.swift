@@ -120,7 +120,8 @@ package final class BlobCache: Sendable {
     /// The bytes of `blob` (its `range`, inclusive), when held. Whole reads count as a hit or a
     /// miss for blobs small enough to be held (ranges never fill the cache). A range is copied
     /// out: a few bytes answered must not keep the whole blob alive once it is evicted.
-    package func bytes(of blob: BlobRecord, range: ClosedRange<Int64>?) -> ByteBuffer? {
+    /// `counting: false` for a second look by the same request (not another hit or miss).
+    package func bytes(of blob: BlobRecord, range: ClosedRange<Int64>?, counting: Bool = true) -> ByteBuffer? {
         guard self.admits(blob.size) else { return nil }
         let held: ByteBuffer? = self.state.withLock { state in
             guard let node = state.nodes[blob.digest] else { return nil }
@@ -129,11 +130,11 @@ package final class BlobCache: Sendable {
             return node.bytes
         }
         guard let held, held.readableBytes == blob.size else {
-            if range == nil { self.observer.miss() }
+            if range == nil, counting { self.observer.miss() }
             return nil
         }
         guard let range else {
-            self.observer.hit()
+            if counting { self.observer.hit() }
             return held
         }
         guard range.lowerBound >= 0, range.upperBound < blob.size, range.lowerBound <= range.upperBound,
@@ -187,16 +188,20 @@ package final class BlobCache: Sendable {
     /// Holds `bytes` as the blob `digest` (counted at its buffer's capacity), evicting the least
     /// recently used past the budget, unless that was used within `protection`: then `bytes` are
     /// not held.
+    /// The bytes held for `digest` afterwards (these, or the copy held before: a digest's bytes
+    /// never change); nil when not held.
     @discardableResult
-    fileprivate func store(_ bytes: ByteBuffer, as digest: Digest) -> Bool {
-        guard bytes.capacity <= self.maximumEntry else { return false }
+    fileprivate func store(_ bytes: ByteBuffer, as digest: Digest) -> ByteBuffer? {
+        guard bytes.capacity <= self.maximumEntry else { return nil }
         let now = ContinuousClock.now
         var refused = false
+        var earlier: ByteBuffer?
         let (evicted, held, entries) = self.state.withLock { state -> (Int, Int, Int) in
             if let held = state.nodes[digest] {
                 // The same bytes (a digest's never change): used again.
                 state.recency.touch(held)
                 held.used = now
+                earlier = held.bytes
                 return (0, state.bytes, state.nodes.count)
             }
             let node = Node(digest: digest, bytes: bytes, used: now)
@@ -219,7 +224,7 @@ package final class BlobCache: Sendable {
         if refused { self.observer.refused() }
         if evicted > 0 { self.observer.evicted(evicted) }
         self.observer.size(held, entries)
-        return !refused
+        return refused ? nil : earlier ?? bytes
     }
 
     /// Bytes that evicting every blob unused for `protection` would free, counted from the least
@@ -327,9 +332,10 @@ package final class BlobCache: Sendable {
                 self.cache.release(reserved)
                 return nil
             }
-            if self.cache.store(bytes, as: blob.digest) {
+            // Held: answered from the held copy (counted in the budget), not from a second one.
+            if let held = self.cache.store(bytes, as: blob.digest) {
                 self.cache.release(reserved)
-                return (bytes, nil)
+                return (held, nil)
             }
             return (bytes, Reservation(cache: self.cache, count: reserved))
         }

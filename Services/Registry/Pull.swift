@@ -68,7 +68,9 @@ extension RegistryService {
         guard let blobCache else { return try await self.stream(blob, range: range) }
         if let held = blobCache.bytes(of: blob, range: range) { return BlobBytes(held) }
         guard range == nil, blobCache.admits(blob.size) else { return try await self.stream(blob, range: range) }
-        for _ in 0..<2 {
+        for attempt in 0..<2 {
+            // Held meanwhile by a read this request did not wait for (one older than `sharedFor`).
+            if attempt > 0, let held = blobCache.bytes(of: blob, range: nil, counting: false) { return BlobBytes(held) }
             switch blobCache.join(blob.digest) {
             case .follow(let fill):
                 if let read = try await fill.value(waitingAtMost: blobCache.waitedFor),

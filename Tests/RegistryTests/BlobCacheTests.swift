@@ -419,6 +419,20 @@ import Testing
         #expect(cache.size.collecting == 0)
     }
 
+    /// A read that ends after another one stored the same blob answers from the held copy: no
+    /// second copy escapes the bounds.
+    @Test func aSecondReadOfAHeldBlobAnswersFromTheHeldCopy() throws {
+        let cache = BlobCache(budget: 1 << 20)
+        let bytes = Self.bytes(3000, seed: 15)
+        let capture = try #require(cache.capture(expecting: 3000, evenIfNotHeld: true))
+        capture.append(ByteBuffer(bytes: bytes))
+        Self.hold(bytes, in: cache)
+        let read = try #require(capture.finishKeepingReservation(as: Self.blob(bytes)))
+        let held = try #require(cache.bytes(of: Self.blob(bytes), range: nil))
+        #expect(read.reservation == nil && cache.size.collecting == 0)
+        #expect(read.bytes.withUnsafeReadableBytes { $0.baseAddress } == held.withUnsafeReadableBytes { $0.baseAddress })
+    }
+
     /// One storage hiccup does not stall every later pull of the blob: a request waits at most
     /// `waitedFor` for a read in flight, and a read older than `sharedFor` is not joined.
     @Test func aStalledReadIsWaitedForOnlySoLong() async throws {
