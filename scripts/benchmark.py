@@ -513,11 +513,20 @@ def push_rollout_image(registry, repository, tag, layers, digests):
     connection.close()
 
 
-def rollout_burst(registry, repository, tag, digests, clients):
+def rollout_burst(registry, repository, tag, digests, clients, aborting=0):
     """`clients` threads, released together, each GETting the manifest by tag and every layer in
-    order; the seconds until the last one is done."""
-    barrier = threading.Barrier(clients + 1)
+    order; the seconds until the last one is done. `aborting` more threads, released with them,
+    request every layer and hang up as soon as the answer begins (nodes that die mid-rollout):
+    the others must still get every byte, none waiting longer than a minute."""
+    barrier = threading.Barrier(clients + aborting + 1)
     failures = []
+
+    def aborter():
+        barrier.wait()
+        for digest in digests:
+            with socket.create_connection(("127.0.0.1", registry.port)) as raw:
+                raw.sendall(f"GET /v2/{repository}/blobs/{digest} HTTP/1.1\r\nHost: registry\r\n\r\n".encode())
+                raw.recv(100)
 
     def client():
         connection = connect(registry)
@@ -535,13 +544,16 @@ def rollout_burst(registry, repository, tag, digests, clients):
             connection.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads += [threading.Thread(target=aborter, daemon=True) for _ in range(aborting)]
     for thread in threads:
         thread.start()
     barrier.wait()
     started = time.perf_counter()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
     elapsed = time.perf_counter() - started
+    if any(thread.is_alive() for thread in threads):
+        failures.append("a client still waits after 60 s")
     if failures:
         raise RuntimeError(f"{registry.name}: {failures[:3]}")
     return elapsed

@@ -10,9 +10,13 @@ docs/performance.md, #19 ninth pass).
 
   usage: swift build -c release --product pierone &&
          python3 scripts/measure-pull-burst.py .build/release/pierone [--clients 16] [--blobs 8] \\
-             [--rounds 5] [distribution=distribution split-plain=split-plain split=split ...] \\
+             [--rounds 5] [--aborting 16] [distribution=distribution split-plain=split-plain split=split ...] \\
              [old@base=split-plain --baseline <an earlier binary>]
   kinds: distribution, pierone (all-in-one), split-plain, split (internal TLS).
+  --aborting N: N more clients, released with the others, hang up on every layer as its answer
+  begins; the burst fails if a client gets a short or wrong answer or still waits after 60 s, and
+  the gateway's pierone_blob_cache_collecting_bytes is printed after each burst (it must return
+  to 0).
 """
 import argparse
 import os
@@ -21,6 +25,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +48,12 @@ def manifest_calls(port):
     return counters.get("pierone_manifest_cache_misses_total", 0) - counters.get("pierone_manifest_cache_shared_total", 0)
 
 
+def gauge(port, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    found = re.search(r"^" + name + r"(?:\{[^}]*\})? (\S+)$", text, re.M)
+    return float(found.group(1)) if found else float("nan")
+
+
 def cache_counters(port):
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     return {m.group(1): float(m.group(2)) for m in map(CACHE.match, text.splitlines()) if m}
@@ -63,6 +74,8 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("configurations", nargs="*", default=["distribution=distribution", "split-plain=split-plain", "split=split"])
     parser.add_argument("--clients", type=int, default=b.ROLLOUT_CLIENTS)
+    parser.add_argument("--aborting", type=int, default=0,
+                        help="more clients that request every layer and hang up as its answer begins")
     parser.add_argument("--blobs", type=int, default=b.ROLLOUT_LAYERS)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", help="the binary of names containing @base")
@@ -79,6 +92,7 @@ def main():
         times = {name: [] for name, _, _ in registries}
         reads = {name: [] for name, _, _ in registries}
         lookups = {name: [] for name, _, _ in registries}
+        collecting = {name: [] for name, _, _ in registries}
         for round_ in range(arguments.rounds):
             data = [os.urandom(b.MiB) for _ in range(arguments.blobs)]
             digests = [b.sha256(d) for d in data]
@@ -87,12 +101,15 @@ def main():
                 repository, tag = "burst/app", f"r{round_}"
                 b.push_rollout_image(registry, repository, tag, data, digests)
                 before = None if kind == "distribution" else (blob_reads(registry.port), manifest_calls(registry.port))
-                times[name].append(b.rollout_burst(registry, repository, tag, digests, arguments.clients))
+                times[name].append(b.rollout_burst(registry, repository, tag, digests, arguments.clients, arguments.aborting))
                 if before is not None:
                     reads[name].append((blob_reads(registry.port) - before[0]) / arguments.blobs)
-                    # Each layer's lookup misses once per gateway too (the chunked push's link is
-                    # kept, so usually not): what is left is the tag's.
+                    # The tag's lookup and each layer's link (the manifest push dropped the links
+                    # the chunked pushes left): 1 + blobs when every miss is shared.
                     lookups[name].append(manifest_calls(registry.port) - before[1])
+                    if arguments.aborting:
+                        time.sleep(0.5)
+                        collecting[name].append(gauge(registry.port, "pierone_blob_cache_collecting_bytes"))
             print(f"round {round_ + 1}/{arguments.rounds} done", file=sys.stderr)
         reference = statistics.median(times[registries[0][0]])
         print(f"{arguments.rounds} rounds: {arguments.clients} clients resolve the same new tag and pull its {arguments.blobs}"
@@ -104,6 +121,8 @@ def main():
             if reads[name]:
                 line += "\n    metadata calls per burst: " + " ".join(f"{r:.0f}" for r in lookups[name])
                 line += "; blob-service reads per layer: " + " ".join(f"{r:.1f}" for r in reads[name])
+                if collecting[name]:
+                    line += "; bytes collecting after each burst: " + " ".join(f"{c:.0f}" for c in collecting[name])
                 counters = cache_counters(registry.port)
                 line += "\n    cache: " + ", ".join(f"{k.removeprefix('pierone_blob_cache_')}={v:.0f}" for k, v in sorted(counters.items()))
             print(line)
