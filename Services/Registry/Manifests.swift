@@ -74,7 +74,8 @@ extension RegistryService {
     /// the layer scan (counted against `client`), which runs after the answer.
     package func putManifest(_ put: ManifestPut, client: String) async throws {
         // Tags may have moved: this process's lookups see them at once, others' through the log.
-        defer { self.cache?.invalidate(put.repository) }
+        // No blob is unlinked: the links the layers' pushes stored stay for the pulls that follow.
+        defer { self.cache?.invalidateManifests(put.repository) }
         try await self.metadata.putManifest(put)
         if put.scmSource == nil {
             self.scanner?.enqueue(put.repository, manifest: put.digest, document: put.document, client: client)
@@ -82,12 +83,12 @@ extension RegistryService {
     }
 
     package func deleteTag(_ tag: Tag, in repository: RepositoryName) async throws {
-        defer { self.cache?.invalidate(repository) }
+        defer { self.cache?.invalidateManifests(repository) }
         try await self.metadata.deleteTag(tag, in: repository)
     }
 
     package func deleteManifest(_ digest: Digest, in repository: RepositoryName) async throws {
-        defer { self.cache?.invalidate(repository) }
+        defer { self.cache?.invalidateManifests(repository) }
         try await self.metadata.deleteManifest(digest, in: repository)
     }
 

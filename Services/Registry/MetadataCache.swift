@@ -187,6 +187,23 @@ package final class MetadataCache: Sendable {
         self.invalidate(CollectionOfOne(repository))
     }
 
+    /// Drops the manifest entries of `repository` (its blob links stay: pushing or deleting a
+    /// manifest or a tag unlinks no blob) and refuses what lookups started before read of it.
+    /// After a push, the links its layers' uploads stored answer the pulls that follow.
+    package func invalidateManifests(_ repository: RepositoryName) {
+        let (bytes, entries) = self.state.withLock { state -> (Int, Int) in
+            state.generations[Self.bucket(repository)] &+= 1
+            guard let nodes = state.repositories[repository] else { return (state.bytes, state.entries) }
+            var kept: [Entry: Node] = [:]
+            for (entry, node) in nodes {
+                if case .manifest = entry { state.remove(node) } else { kept[entry] = node }
+            }
+            state.repositories[repository] = kept.isEmpty ? nil : kept
+            return (state.bytes, state.entries)
+        }
+        self.observer.size(bytes, entries)
+    }
+
     /// Drops everything (the change log could not say what changed).
     package func flush() {
         self.state.withLock { state in

@@ -335,6 +335,14 @@ import Testing
         #expect(try await registry.pull(digest, in: self.repository)?.blob == pushed)
         #expect(try await registry.pull(digest, in: self.repository)?.blob == pushed)
         #expect(metadata.count("blob") == 0, "the push's link is the lookup")
+        // Pushing a manifest (or deleting a tag or a manifest) unlinks no blob: the link stays.
+        let manifest = Self.record(#"{"schemaVersion":2,"layers":1}"#)
+        try await self.put(manifest, tags: ["1.0"], through: registry)
+        #expect(try await registry.manifest(.tag(Tag("1.0")!), in: self.repository) == manifest)
+        try await registry.deleteTag(Tag("1.0")!, in: self.repository)
+        #expect(try await registry.manifest(.tag(Tag("1.0")!), in: self.repository) == nil, "the tag's deletion is seen at once")
+        #expect(try await registry.pull(digest, in: self.repository)?.blob == pushed)
+        #expect(metadata.count("blob") == 0, "the link outlived the manifest push and the tag's deletion")
 
         #expect(try await registry.mount(digest, into: self.other, from: .anyRepository))
         #expect(try await registry.pull(digest, in: self.other)?.blob == pushed)
