@@ -323,7 +323,7 @@ package final class BlobCache: Sendable {
         /// bytes being collected for as long as the returned `Reservation` lives: a pull's read
         /// answers them, to every request that waited for it, without holding more memory than
         /// that bound allows (past it, pulls stream).
-        package func finishKeepingReservation(as blob: BlobRecord) -> (bytes: ByteBuffer, reservation: Reservation?)? {
+        package func finishKeepingReservation(as blob: BlobRecord) -> Read? {
             let (bytes, reserved) = self.collected.withLock { collected -> (ByteBuffer?, Int) in
                 defer { collected = Collected(bytes: nil, reserved: 0) }
                 return (collected.bytes, collected.reserved)
@@ -335,9 +335,9 @@ package final class BlobCache: Sendable {
             // Held: answered from the held copy (counted in the budget), not from a second one.
             if let held = self.cache.store(bytes, as: blob.digest) {
                 self.cache.release(reserved)
-                return (held, nil)
+                return Read(bytes: held, reservation: nil)
             }
-            return (bytes, Reservation(cache: self.cache, count: reserved))
+            return Read(bytes: bytes, reservation: Reservation(cache: self.cache, count: reserved))
         }
     }
 

@@ -18,44 +18,11 @@ extension RegistryService {
         }
         if let record = cache.manifest(reference, in: repository) { return record }
         let ticket = cache.ticket(repository)
-        // Every node of a rollout resolves the same tag at once, and each miss would be a metadata
-        // call (after every push or move of the tag, all of them miss; its layers' links too, as a
-        // manifest push drops the repository's entries). Lookups of one item share one call when
-        // nothing changed the repository through this process in between (the ticket is part of
-        // the key: a lookup that starts after this process's own delete or tag move never waits
-        // for an answer read before it) and the shared call began less than
-        // `CachedLookup.sharedFor` ago. Only what was found is shared: a tag pushed through
-        // another gateway meanwhile must be found at once (answers that found nothing are not
-        // cached either), so a lookup given "not found" asks again.
+        // Every node of a rollout resolves the same tag at once, and after every push or move of
+        // the tag each of them would miss and ask: they share one call (`shared`).
         let key = CachedLookup(repository: repository, item: "manifest " + reference.description, ticket: ticket)
         return try await self.shared(self.manifestLookups, key, cache: cache) {
             try await self.lookUpManifest(reference, in: repository, cache: cache, ticket: ticket)
-        }
-    }
-
-    /// Runs `lookUp` for `key`, or waits for the same lookup in flight and takes its answer when
-    /// it found something (else looks up itself): see `cachedManifest`.
-    func shared<Value: Sendable>(
-        _ lookups: SharedFlights<CachedLookup, Value>, _ key: CachedLookup, cache: MetadataCache,
-        _ lookUp: () async throws -> Value?
-    ) async throws -> Value? {
-        switch lookups.join(key, youngerThan: CachedLookup.sharedFor) {
-        case .follow(let lookup):
-            if let value = try await lookup.value() {
-                cache.observer.shared()
-                return value
-            }
-            return try await lookUp()
-        case .lead(let lookup):
-            let value: Value?
-            do {
-                value = try await lookUp()
-            } catch {
-                lookup.finish(nil)
-                throw error
-            }
-            lookup.finish(value)
-            return value
         }
     }
 
@@ -113,16 +80,4 @@ extension RegistryService {
     ) async throws -> Page<Descriptor> {
         try await self.metadata.referrers(of: subject, in: repository, artifactType: artifactType, page: page)
     }
-}
-
-/// A metadata lookup that concurrent ones of the same item may share (`cachedManifest`).
-struct CachedLookup: Hashable, Sendable {
-    let repository: RepositoryName
-    /// What is looked up: "manifest <reference>" or "blob <digest>".
-    let item: String
-    let ticket: MetadataCache.Ticket
-    /// How long after it began a lookup may still be joined: well within the second in which
-    /// other gateways' changes must be seen, and far longer than a lookup takes. (A lookup that
-    /// joined waits for the answer however long it takes, as it would for its own call.)
-    static let sharedFor = Duration.milliseconds(250)
 }

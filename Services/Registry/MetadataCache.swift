@@ -9,11 +9,11 @@ import Synchronization
 /// (`MetadataCacheRefresher`), and answers from memory only while it is fresh: every change
 /// committed more than `bound` ago has been applied (`confirm(freshAsOf:)`). A refresher that
 /// cannot reach the log stops confirming, and within `bound` every lookup asks the metadata again
-/// (concurrent ones of one item share a call: `RegistryService.shared`)
-/// — a lost channel costs speed, never correctness. Writes made through this process drop their
-/// repository's entries as soon as they return (`invalidate`), so a client sees its own delete or
-/// tag move at once; an answer read before a change and stored after it is refused by the
-/// repository's generation (`Ticket`).
+/// (concurrent ones of one item share a call: `RegistryService.shared`) — a lost channel costs
+/// speed, never correctness. Writes made through this process drop their repository's entries as
+/// soon as they return (`invalidate`; `invalidateManifests` for writes that unlink no blob), so a
+/// client sees its own delete or tag move at once; an answer read before a change and stored
+/// after it is refused by the repository's generation (`Ticket`).
 ///
 /// Not cached: answers that found nothing (a new tag must be visible at once, and nothing logs
 /// "created"), and `latest`, which may resolve to the newest tag.

@@ -39,7 +39,7 @@ extension RegistryService {
         guard let cache = self.cache else { return try await self.metadata.blob(digest, in: repository) }
         if let blob = cache.blob(digest, in: repository) { return blob }
         let ticket = cache.ticket(repository)
-        // Shared as manifest lookups are (`cachedManifest`): a rollout's nodes pull the same layers.
+        // Shared as manifest lookups are (`shared`): a rollout's nodes pull the same layers.
         let key = CachedLookup(repository: repository, item: "blob " + digest.description, ticket: ticket)
         return try await self.shared(self.blobLookups, key, cache: cache) {
             guard let blob = try await self.metadata.blob(digest, in: repository) else { return nil }
@@ -115,7 +115,7 @@ extension RegistryService {
         guard let read = capture.finishKeepingReservation(as: blob) else {
             throw RegistryError(.badGateway, "the storage returned \(received) of \(blob.size) bytes")
         }
-        return BlobCache.Read(bytes: read.bytes, reservation: read.reservation)
+        return read
     }
 }
 

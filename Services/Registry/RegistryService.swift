@@ -22,7 +22,7 @@ package struct RegistryService: Sendable {
     package let blobCache: BlobCache?
     /// What the storage answered about redirects, kept for the life of the process.
     let redirects = RedirectMemory()
-    /// Metadata lookups in flight (`cachedManifest`).
+    /// Metadata lookups in flight (`shared`).
     let manifestLookups = SharedFlights<CachedLookup, ManifestRecord>()
     let blobLookups = SharedFlights<CachedLookup, BlobRecord>()
     /// Copies of blobs that were already stored, being dropped after the push was answered.
@@ -42,6 +42,52 @@ package struct RegistryService: Sendable {
         self.blobs = blobs
         self.scanner = scanner
     }
+}
+
+extension RegistryService {
+    /// Runs `lookUp` for `key`, or waits for the same lookup in flight and takes its answer when
+    /// it found something (else looks up itself). Concurrent misses of one item (a rollout's nodes
+    /// resolving a new tag and looking up its layers) make one metadata call. A lookup waits only
+    /// for one under the same ticket (the ticket is part of the key: a lookup that starts after
+    /// this process's own delete or tag move never waits for an answer read before it) begun less
+    /// than `CachedLookup.sharedFor` ago, and takes only an answer that found something: a tag
+    /// pushed through another gateway meanwhile must be found at once (answers that found nothing
+    /// are not cached either), so a lookup given "not found" asks again.
+    func shared<Value: Sendable>(
+        _ lookups: SharedFlights<CachedLookup, Value>, _ key: CachedLookup, cache: MetadataCache,
+        _ lookUp: () async throws -> Value?
+    ) async throws -> Value? {
+        switch lookups.join(key, youngerThan: CachedLookup.sharedFor) {
+        case .follow(let lookup):
+            if let value = try await lookup.value() {
+                cache.observer.shared()
+                return value
+            }
+            return try await lookUp()
+        case .lead(let lookup):
+            let value: Value?
+            do {
+                value = try await lookUp()
+            } catch {
+                lookup.finish(nil)
+                throw error
+            }
+            lookup.finish(value)
+            return value
+        }
+    }
+}
+
+/// A metadata lookup that concurrent ones of the same item may share (`RegistryService.shared`).
+struct CachedLookup: Hashable, Sendable {
+    let repository: RepositoryName
+    /// What is looked up: "manifest <reference>" or "blob <digest>".
+    let item: String
+    let ticket: MetadataCache.Ticket
+    /// How long after it began a lookup may still be joined: well within the second in which
+    /// other gateways' changes must be seen, and far longer than a lookup takes. (A lookup that
+    /// joined waits for the answer however long it takes, as it would for its own call.)
+    static let sharedFor = Duration.milliseconds(250)
 }
 
 /// Whether the storage redirects reads: unknown until the first GET asks, then fixed (it is a

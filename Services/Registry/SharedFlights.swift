@@ -29,9 +29,6 @@ package final class SharedFlights<Key: Hashable & Sendable, Value: Sendable>: Se
         }
     }
 
-    /// Flights in progress.
-    package var count: Int { self.flights.withLock { $0.count } }
-
     fileprivate func remove(_ flight: Flight, for key: Key) {
         self.flights.withLock { flights in
             if flights[key] === flight { flights[key] = nil }

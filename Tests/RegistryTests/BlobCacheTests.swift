@@ -310,6 +310,19 @@ import Testing
         #expect(try await registry.pull(blob.digest, in: self.repository) == nil)
     }
 
+    /// Counts the misses an observer reports as answered by another request's work.
+    final class SharedCount: Sendable {
+        private let count = Atomic<Int>(0)
+        var value: Int { self.count.load(ordering: .relaxed) }
+
+        /// An observer that counts into this.
+        var observer: CacheObserver {
+            var observer = CacheObserver()
+            observer.shared = { self.count.add(1, ordering: .relaxed) }
+            return observer
+        }
+    }
+
     /// A registry over `blobs` with a 1 MiB cache, and a blob pushed in chunks (nothing held).
     func chunkedPush(
         _ bytes: [UInt8], blobs: InMemoryBlobs, observer: BlobCache.Observer? = nil, cache: BlobCache? = nil
@@ -331,10 +344,8 @@ import Testing
     @Test func concurrentMissesOfOneBlobShareOneRead() async throws {
         let blobs = InMemoryBlobs(chunkSize: 700)
         let bytes = Self.bytes(5000, seed: 11)
-        let shared = Atomic<Int>(0)
-        var observer = BlobCache.Observer()
-        observer.shared = { shared.add(1, ordering: .relaxed) }
-        let (registry, blob) = try await self.chunkedPush(bytes, blobs: blobs, observer: observer)
+        let shared = SharedCount()
+        let (registry, blob) = try await self.chunkedPush(bytes, blobs: blobs, observer: shared.observer)
         blobs.holdReads(true)
         let readers = (0..<8).map { _ in Task { try await Self.read(registry, blob) } }
         #expect(await Self.eventually { blobs.count("read") >= 1 })
@@ -343,7 +354,7 @@ import Testing
         blobs.holdReads(false)
         for reader in readers { #expect(try await reader.value == bytes) }
         #expect(blobs.count("read") == 1)
-        #expect(shared.load(ordering: .relaxed) == 7)
+        #expect(shared.value == 7)
         #expect(try await Self.read(registry, blob) == bytes)
         #expect(blobs.count("read") == 1, "held afterwards")
     }
@@ -353,10 +364,8 @@ import Testing
     @Test func waitersAndTheSharedReadEndApart() async throws {
         let blobs = InMemoryBlobs(chunkSize: 700)
         let bytes = Self.bytes(4000, seed: 12)
-        let shared = Atomic<Int>(0)
-        var observer = BlobCache.Observer()
-        observer.shared = { shared.add(1, ordering: .relaxed) }
-        let (registry, blob) = try await self.chunkedPush(bytes, blobs: blobs, observer: observer)
+        let shared = SharedCount()
+        let (registry, blob) = try await self.chunkedPush(bytes, blobs: blobs, observer: shared.observer)
         blobs.holdReads(true)
         let leader = Task { try await Self.read(registry, blob) }
         #expect(await Self.eventually { blobs.count("read") == 1 })
@@ -366,10 +375,10 @@ import Testing
         await #expect(throws: CancellationError.self, "it stops waiting while the read is held") { _ = try await waiter.value }
         blobs.holdReads(false)
         #expect(try await leader.value == bytes)
-        #expect(blobs.count("read") == 1 && shared.load(ordering: .relaxed) == 0)
+        #expect(blobs.count("read") == 1 && shared.value == 0)
 
         let other = Self.bytes(3000, seed: 13)
-        let (registry2, blob2) = try await self.chunkedPush(other, blobs: blobs, observer: observer)
+        let (registry2, blob2) = try await self.chunkedPush(other, blobs: blobs, observer: shared.observer)
         let before = blobs.count("read")
         blobs.holdReads(true)
         let givenUp = Task { try await Self.read(registry2, blob2) }
@@ -381,7 +390,7 @@ import Testing
         #expect(await Self.eventually { blobs.count("read") == before + 2 }, "the waiter began a read of its own")
         blobs.holdReads(false)
         #expect(try await survivor.value == other)
-        #expect(shared.load(ordering: .relaxed) == 0, "the waiter read for itself")
+        #expect(shared.value == 0, "the waiter read for itself")
     }
 
     /// A cache with no room (all it holds used within the protection) still shares one read among

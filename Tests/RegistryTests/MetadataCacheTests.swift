@@ -247,10 +247,8 @@ import Testing
     /// time make one metadata call, and each gets the manifest.
     @Test func concurrentLookupsOfOneTagShareOneCall() async throws {
         let metadata = InMemoryMetadata()
-        let shared = Atomic<Int>(0)
-        var observer = MetadataCache.Observer()
-        observer.shared = { shared.add(1, ordering: .relaxed) }
-        let cache = MetadataCache(budget: 1 << 20, bound: .seconds(60), observer: observer)
+        let shared = BlobCacheTests.SharedCount()
+        let cache = MetadataCache(budget: 1 << 20, bound: .seconds(60), observer: shared.observer)
         cache.confirm(freshAsOf: .now)
         let registry = RegistryService(metadata: metadata, blobs: InMemoryBlobs(), cache: cache)
         let first = Self.record(#"{"schemaVersion":2,"rollout":1}"#)
@@ -264,7 +262,7 @@ import Testing
         metadata.holdLookups(false)
         for lookup in lookups { #expect(try await lookup.value == first) }
         #expect(metadata.count("manifest") == 1)
-        #expect(shared.load(ordering: .relaxed) == 7)
+        #expect(shared.value == 7)
     }
 
     /// A rollout's nodes pull the same layers, whose links a manifest push dropped from the cache:

@@ -184,7 +184,7 @@ package enum ServiceMetrics {
             shares: self.registry.makeCounter(
                 descriptor: self.name(
                     "pierone_manifest_cache_shared_total",
-                    "Manifest lookups answered by another request's metadata call for the same reference, made at the same time."
+                    "Manifest and blob-link lookups answered by another request's metadata call for the same item, made at the same time."
                 )
             )
         )
